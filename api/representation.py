@@ -1,0 +1,88 @@
+"""Acknowledged and found resources as SCIM JSON, with `meta` built from the acknowledged row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import falcon
+
+from pipeline.accept import Accepted
+from pipeline.reads import Found, SearchPage
+from pipeline.scim.render import Meta, Projection, list_response, render_resource
+from pipeline.scim.schema import ResourceType
+from pipeline.store.acknowledged import MEMBERS, Acknowledged
+
+
+def scim_datetime(moment: datetime) -> str:
+    """An RFC 7643 §2.3.5 dateTime in UTC with a 'Z' (SQLite returns naive UTC datetimes)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Representer:
+    """Renders resources whose `meta.location` is absolute under `base_url` (RFC 7643 §3.1)."""
+
+    def __init__(self, base_url: str) -> None:
+        self._base_url = base_url
+
+    def location(self, resource_type: ResourceType, resource_id: str) -> str:
+        return f"{self._base_url}{resource_type.endpoint}/{quote(resource_id, safe='')}"
+
+    def meta(self, resource: Acknowledged, resource_type: ResourceType) -> Meta:
+        return Meta(
+            resource_type=resource_type.name,
+            created=scim_datetime(resource.created_at),
+            last_modified=scim_datetime(resource.updated_at),
+            location=self.location(resource_type, resource.id),
+            version=resource.version,
+        )
+
+    def found(
+        self, found: Found, resource_type: ResourceType, projection: Projection
+    ) -> dict[str, Any]:
+        return self._render(found.data(), found.resource, resource_type, projection)
+
+    def accepted(
+        self, accepted: Accepted, resource_type: ResourceType, projection: Projection
+    ) -> dict[str, Any]:
+        data = dict(accepted.resource.data)
+        if accepted.members:
+            data[MEMBERS] = accepted.members
+        return self._render(data, accepted.resource, resource_type, projection)
+
+    def page(
+        self, page: SearchPage, resource_type: ResourceType, projection: Projection
+    ) -> dict[str, Any]:
+        return list_response(
+            (self.found(found, resource_type, projection) for found in page.items),
+            total_results=page.total_results,
+            start_index=page.start_index,
+        )
+
+    def _render(
+        self,
+        data: dict[str, Any],
+        resource: Acknowledged,
+        resource_type: ResourceType,
+        projection: Projection,
+    ) -> dict[str, Any]:
+        meta = self.meta(resource, resource_type)
+        return render_resource(
+            data, resource_type, resource_id=resource.id, meta=meta, projection=projection
+        )
+
+
+def send_resource(
+    resp: falcon.Response,
+    body: dict[str, Any],
+    meta: Meta,
+    *,
+    status: int = 200,
+) -> None:
+    """A single resource, with its `ETag` (RFC 7644 §3.14) and `Location` (§3.1)."""
+    resp.status = status
+    resp.media = body
+    resp.set_header("ETag", meta.etag)
+    resp.set_header("Location", meta.location)

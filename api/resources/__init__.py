@@ -1,0 +1,1 @@
+"""Falcon resources: each responder parses, calls one service method and renders."""

@@ -1,0 +1,112 @@
+"""`/{endpoint}` and `/{endpoint}/{id}` of one resource type (RFC 7644 §3.3 to §3.6).
+
+Users and Groups differ only in their type name and in what a PATCH answers, so one class
+serves both; `users.py` and `groups.py` declare the two instances.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from api.media import read_json
+from api.middleware import request_id_of, tenant_of
+from api.query import has_projection, projection, renders_memberships, search_from_params
+from api.representation import Representer, send_resource
+from api.services import ApiServices
+from pipeline.accept import Accepted
+from pipeline.scim.render import Projection
+
+
+class ResourceEndpoint:
+    """Collection responders (`on_get`, `on_post`) and item responders (suffix `item`)."""
+
+    def __init__(
+        self, services: ApiServices, type_name: str, *, patch_returns_resource: bool
+    ) -> None:
+        self.resource_type = services.registry.resource_type(type_name)
+        self._services = services
+        self._render = Representer(services.base_url)
+        self._patch_returns_resource = patch_returns_resource
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Query (RFC 7644 §3.4.2): a ListResponse, empty when nothing matches."""
+        search = search_from_params(req, self._services.settings.filter_max_results)
+        query, shown = search.for_type(self.resource_type)
+        page = self._services.reads.search(tenant_of(req), self.resource_type.name, query)
+        resp.media = self._render.page(page, self.resource_type, shown)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Create (§3.3): 201 with the resource, also for a replay of the same POST.
+
+        A replay (`Accepted.created` is False) means the IdP's earlier attempt did create the
+        resource and the IdP never saw the answer; 201 with the original lets it record that
+        create as done, where a 409 would stop Okta's job and send Entra into a re-match.
+        """
+        accepted = self._services.writes.create(
+            tenant_of(req), self.resource_type.name, self._body(req), request_id=request_id_of(req)
+        )
+        self._send(req, resp, accepted, status=201)
+
+    def on_get_item(self, req: falcon.Request, resp: falcon.Response, resource_id: str) -> None:
+        """Retrieve (§3.4.1); memberships are loaded only when they will be rendered."""
+        shown = projection(req, self.resource_type)
+        found = self._services.reads.get(
+            tenant_of(req),
+            self.resource_type.name,
+            resource_id,
+            with_memberships=renders_memberships(shown, self.resource_type),
+        )
+        body = self._render.found(found, self.resource_type, shown)
+        send_resource(resp, body, self._render.meta(found.resource, self.resource_type))
+
+    def on_put_item(self, req: falcon.Request, resp: falcon.Response, resource_id: str) -> None:
+        """Replace (§3.5.1): 200 with the resource."""
+        accepted = self._services.writes.replace(
+            tenant_of(req),
+            self.resource_type.name,
+            resource_id,
+            self._body(req),
+            if_match=req.get_header("If-Match"),
+            request_id=request_id_of(req),
+        )
+        self._send(req, resp, accepted)
+
+    def on_patch_item(self, req: falcon.Request, resp: falcon.Response, resource_id: str) -> None:
+        """Modify (§3.5.2): 200 with the resource, or 204 where the type's IdPs expect it."""
+        accepted = self._services.writes.patch(
+            tenant_of(req),
+            self.resource_type.name,
+            resource_id,
+            self._body(req),
+            if_match=req.get_header("If-Match"),
+            request_id=request_id_of(req),
+        )
+        if self._patch_returns_resource or has_projection(req):
+            self._send(req, resp, accepted)
+        else:
+            resp.status = falcon.HTTP_204
+            resp.set_header("ETag", self._render.meta(accepted.resource, self.resource_type).etag)
+
+    def on_delete_item(self, req: falcon.Request, resp: falcon.Response, resource_id: str) -> None:
+        """Delete (§3.6): 204."""
+        self._services.writes.delete(
+            tenant_of(req),
+            self.resource_type.name,
+            resource_id,
+            if_match=req.get_header("If-Match"),
+            request_id=request_id_of(req),
+        )
+        resp.status = falcon.HTTP_204
+
+    def _body(self, req: falcon.Request) -> Any:
+        return read_json(req, self._services.settings.max_body_bytes)
+
+    def _send(
+        self, req: falcon.Request, resp: falcon.Response, accepted: Accepted, *, status: int = 200
+    ) -> None:
+        shown: Projection = projection(req, self.resource_type)
+        body = self._render.accepted(accepted, self.resource_type, shown)
+        meta = self._render.meta(accepted.resource, self.resource_type)
+        send_resource(resp, body, meta, status=status)

@@ -1,0 +1,10 @@
+"""`/Users`: PATCH answers 200 with the user, which Okta reads back after (de)activation."""
+
+from __future__ import annotations
+
+from api.resources.collection import ResourceEndpoint
+from api.services import ApiServices
+
+
+def users_endpoint(services: ApiServices) -> ResourceEndpoint:
+    return ResourceEndpoint(services, "User", patch_returns_resource=True)

@@ -1,0 +1,80 @@
+"""Composition root: builds the services and the Falcon app from Settings.
+
+`app` is what gunicorn serves in production (`api.wsgi:app`): PostgreSQL, and a Celery
+dispatcher ringing Redis. `build_app` is also used by `scimflow serve` with the in-process
+worker as its dispatcher. This is the only module of `api/` that may import `workers/`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import text
+
+from api.app import create_app
+from api.middleware import RequestIdLogFilter
+from api.services import ApiServices, WsgiApp
+from pipeline.accept import WriteService
+from pipeline.passwords import PasswordPolicy, make_hasher
+from pipeline.ports import Dispatcher
+from pipeline.reads import ReadService
+from pipeline.scim.discovery import Capabilities
+from pipeline.scim.engine import ProtocolEngine
+from pipeline.scim.registry import default_registry
+from pipeline.settings import Settings
+from pipeline.store.db import make_engine, make_sessions, unit_of_work
+from pipeline.tenancy import Tenancy
+
+
+def protocol_engine(settings: Settings) -> ProtocolEngine:
+    hasher = None
+    if settings.password_policy is PasswordPolicy.HASH:
+        hasher = make_hasher(settings.password_iterations)
+    return ProtocolEngine(default_registry(), hash_password=hasher)
+
+
+def build_app(settings: Settings, dispatcher: Dispatcher) -> WsgiApp:
+    sessions = make_sessions(make_engine(settings, "api"))
+    engine = protocol_engine(settings)
+
+    def ready() -> None:
+        with unit_of_work(sessions) as session:
+            session.execute(text("SELECT 1"))
+
+    services = ApiServices(
+        settings=settings,
+        tenancy=Tenancy(sessions),
+        writes=WriteService(sessions, engine, dispatcher),
+        reads=ReadService(sessions, engine, max_results=settings.filter_max_results),
+        registry=engine.registry,
+        capabilities=Capabilities(filter_max_results=settings.filter_max_results, bulk=False),
+        ready=ready,
+    )
+    return create_app(services)
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdLogFilter())
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s [request_id=%(request_id)s] %(message)s"
+    ))
+    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
+
+
+def production_app() -> WsgiApp:
+    from workers.celery_app import make_celery  # noqa: PLC0415 - production only
+    from workers.dispatch import CeleryDispatcher  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    configure_logging(settings)
+    return build_app(settings, CeleryDispatcher(make_celery(settings)))
+
+
+def __getattr__(name: str) -> Any:
+    # Built on first access, in each gunicorn worker process (after fork), never at import.
+    if name == "app":
+        globals()["app"] = production_app()
+        return globals()["app"]
+    raise AttributeError(name)

@@ -1,0 +1,115 @@
+"""The `scimflow` command line: run the service, administer tenants, inspect the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from ops import admin, processes, validate
+from pipeline.errors import ScimError
+from pipeline.settings import Settings
+
+Handler = Callable[[Settings, argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(Settings.from_env(), args)
+    except ScimError as ex:
+        print(f"error: {ex.detail}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scimflow", description=__doc__)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_serve(commands)
+    _add_production(commands)
+    _add_tenants(commands)
+    _add_operations(commands)
+    validate.add_parser(commands)
+    return parser
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser(
+        "serve", help="API and workers in one process on the embedded SQLite database"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=_serve)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from ops.serve import serve  # noqa: PLC0415 - the composition root loads the API
+
+    return serve(settings, host=args.host, port=args.port)
+
+
+def _add_production(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    commands.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
+        handler=processes.migrate
+    )
+    api = commands.add_parser("api", help="run the API under gunicorn (production)")
+    api.add_argument("--bind", default="0.0.0.0:8000")
+    api.add_argument("--workers", type=int, default=2)
+    api.add_argument("--threads", type=int, default=4)
+    api.set_defaults(handler=processes.run_api)
+    worker = commands.add_parser("worker", help="run a Celery worker (production)")
+    worker.add_argument("--concurrency", type=int, default=2)
+    worker.add_argument("--hostname", default="worker@%h")
+    worker.set_defaults(handler=processes.run_worker)
+    beat = commands.add_parser("beat", help="run Celery beat: the sweeper schedule")
+    beat.add_argument("--schedule", default="/tmp/scimflow-beat-schedule")
+    beat.set_defaults(handler=processes.run_beat)
+
+
+def _add_tenants(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tenant = commands.add_parser("tenant", help="create and list tenants")
+    tenant_commands = tenant.add_subparsers(title="tenant commands", metavar="COMMAND")
+    create = tenant_commands.add_parser("create", help="create a tenant and its first token")
+    create.add_argument("name")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(handler=admin.tenant_create)
+    listing = tenant_commands.add_parser("list", help="list tenants")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=admin.tenant_list)
+    token = commands.add_parser("token", help="rotate or revoke bearer tokens")
+    token_commands = token.add_subparsers(title="token commands", metavar="COMMAND")
+    rotate = token_commands.add_parser("rotate", help="issue a new token for a tenant")
+    rotate.add_argument("tenant", help="tenant name or id")
+    rotate.add_argument("--revoke-others", action="store_true",
+                        help="revoke every older token of the tenant")
+    rotate.add_argument("--json", action="store_true")
+    rotate.set_defaults(handler=admin.token_rotate)
+    revoke = token_commands.add_parser("revoke", help="revoke a tenant's tokens")
+    revoke.add_argument("tenant", help="tenant name or id")
+    revoke.add_argument("--token-id", help="revoke only this token")
+    revoke.add_argument("--json", action="store_true")
+    revoke.set_defaults(handler=admin.token_revoke)
+
+
+def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    status = commands.add_parser("status", help="backlog, lag and dead letters per tenant")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=admin.status)
+    dead = commands.add_parser("dead-letters", help="inspect and replay dead letters")
+    dead_commands = dead.add_subparsers(title="dead-letter commands", metavar="COMMAND")
+    listing = dead_commands.add_parser("list", help="list dead letters")
+    listing.add_argument("--all", action="store_true", help="include replayed ones")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=admin.dead_letter_list)
+    replay = dead_commands.add_parser("replay", help="journal a dead command again")
+    replay.add_argument("id", type=int)
+    replay.set_defaults(handler=admin.dead_letter_replay)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""`scimflow validate`: run a captured IdP request through the protocol engine, offline.
+
+Prints the canonical command (or the SCIM error the IdP would get), answering "what did
+scimflow make of this request?" without a running service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ScimError
+from pipeline.scim.engine import ProtocolEngine, default_engine
+from pipeline.settings import Settings
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    validate = commands.add_parser(
+        "validate", help="run a SCIM request body through the protocol engine"
+    )
+    validate.add_argument("resource_type", choices=["User", "Group"])
+    validate.add_argument("body", type=Path, help="JSON request body ('-' for stdin)")
+    mode = validate.add_mutually_exclusive_group()
+    mode.add_argument("--patch", action="store_true", help="the body is a PATCH request")
+    mode.add_argument("--replace", action="store_true", help="the body is a PUT request")
+    validate.add_argument(
+        "--current", type=Path, help="canonical resource the PATCH/PUT applies to"
+    )
+    validate.set_defaults(handler=run)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        outcome = _validate(default_engine(), args)
+    except ScimError as ex:
+        print(json.dumps({"status": ex.status, "error": ex.to_body()}, indent=2))
+        return 1
+    print(json.dumps(outcome, indent=2))
+    return 0
+
+
+def _validate(engine: ProtocolEngine, args: argparse.Namespace) -> dict[str, Any]:
+    body = _load(args.body)
+    current = _load(args.current) if args.current else {}
+    resource_id = str(current.pop("id", None) or uuid.uuid4())
+    if args.patch:
+        command, new, changed = engine.validate_patch(
+            args.resource_type, resource_id, body, current
+        )
+        return {"command": command.to_json(), "resource": new, "changed": changed}
+    if args.replace:
+        command = engine.validate_replace(args.resource_type, resource_id, body, current)
+    else:
+        command = engine.validate_create(args.resource_type, resource_id, body)
+    return {"command": command.to_json()}
+
+
+def _load(path: Path) -> Any:
+    text = sys.stdin.read() if str(path) == "-" else path.read_text("utf-8")
+    return json.loads(text)

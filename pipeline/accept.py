@@ -1,0 +1,258 @@
+"""The write path: validate, reserve unique keys, journal, commit, then ring the workers.
+
+Each write is one short transaction: the acknowledged state (`resources`) takes the new
+version and its unique keys, and the canonical command is appended to the journal. Only after
+the commit is the doorbell rung, so a worker never looks for work that is not there yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from pipeline.commands import Command
+from pipeline.errors import InvalidValue, NotFound, PreconditionFailed, Uniqueness
+from pipeline.ports import Clock, Dispatcher, utc_now
+from pipeline.scim.engine import ProtocolEngine
+from pipeline.store import acknowledged, journal
+from pipeline.store.acknowledged import MEMBERS, Acknowledged
+from pipeline.store.db import unit_of_work
+from pipeline.store.tenants import TenantRef
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An acknowledged write: the resource as acknowledged, and group members if known."""
+
+    resource: Acknowledged
+    members: list[dict[str, Any]] | None = None
+    created: bool = True
+
+
+def new_resource_id() -> str:
+    return str(uuid.uuid4())
+
+
+class WriteService:
+    """Accepts SCIM writes for the API."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        engine: ProtocolEngine,
+        dispatcher: Dispatcher,
+        *,
+        clock: Clock = utc_now,
+        new_id: Callable[[], str] = new_resource_id,
+    ) -> None:
+        self._sessions = sessions
+        self._engine = engine
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._new_id = new_id
+
+    def create(
+        self, tenant: TenantRef, type_name: str, payload: Any, *, request_id: str
+    ) -> Accepted:
+        """POST: a new resource, or the original one when the IdP retries the same POST."""
+        command = self._engine.validate_create(type_name, self._new_id(), payload)
+        resource = command.resource or {}
+        digest = create_digest(resource)
+        now = self._clock()
+        with self._transaction() as session:
+            _check_member_references(session, tenant, resource.get(MEMBERS))
+            head = _without_members(resource)
+            if not acknowledged.insert_new(
+                session,
+                tenant.id,
+                command.resource_id,
+                type_name,
+                head,
+                now=now,
+                create_digest=digest,
+            ):
+                return _replayed(session, tenant, type_name, resource, digest)
+            journal.append(session, tenant.id, command, now=now, request_id=request_id)
+        self._ring(tenant, command)
+        ack = Acknowledged(command.resource_id, type_name, 1, head, now, now, digest)
+        return Accepted(ack, resource.get(MEMBERS))
+
+    def replace(
+        self,
+        tenant: TenantRef,
+        type_name: str,
+        resource_id: str,
+        payload: Any,
+        *,
+        if_match: str | None,
+        request_id: str,
+    ) -> Accepted:
+        """PUT: replace the resource's writable attributes (RFC 7644 §3.5.1)."""
+        with self._transaction() as session:
+            current = self._current(session, tenant, type_name, resource_id, if_match)
+            command = self._engine.validate_replace(type_name, resource_id, payload, current.data)
+            resource = command.resource or {}
+            _check_member_references(session, tenant, resource.get(MEMBERS))
+            saved = self._save(
+                session,
+                tenant,
+                current=current,
+                command=command,
+                head=_without_members(resource),
+                request_id=request_id,
+            )
+        self._ring(tenant, command)
+        return Accepted(saved, resource.get(MEMBERS))
+
+    def patch(
+        self,
+        tenant: TenantRef,
+        type_name: str,
+        resource_id: str,
+        payload: Any,
+        *,
+        if_match: str | None,
+        request_id: str,
+    ) -> Accepted:
+        """PATCH (RFC 7644 §3.5.2); a PATCH that changes nothing is not journaled."""
+        with self._transaction() as session:
+            current = self._current(session, tenant, type_name, resource_id, if_match)
+            command, new, changed = self._engine.validate_patch(
+                type_name, resource_id, payload, current.data
+            )
+            member_values = _patched_member_values(command)
+            if not changed and member_values is None:
+                return Accepted(current)
+            _check_member_references(session, tenant, member_values)
+            saved = self._save(
+                session,
+                tenant,
+                current=current,
+                command=command,
+                head=_without_members(new),
+                request_id=request_id,
+            )
+        self._ring(tenant, command)
+        return Accepted(saved)
+
+    def delete(
+        self,
+        tenant: TenantRef,
+        type_name: str,
+        resource_id: str,
+        *,
+        if_match: str | None,
+        request_id: str,
+    ) -> None:
+        """DELETE (RFC 7644 §3.6): the resource is gone for readers at once."""
+        command = self._engine.delete(type_name, resource_id)
+        with self._transaction() as session:
+            self._current(session, tenant, type_name, resource_id, if_match)
+            acknowledged.remove(session, tenant.id, resource_id)
+            journal.append(session, tenant.id, command, now=self._clock(), request_id=request_id)
+        self._ring(tenant, command)
+
+    def _current(
+        self,
+        session: Session,
+        tenant: TenantRef,
+        type_name: str,
+        resource_id: str,
+        if_match: str | None,
+    ) -> Acknowledged:
+        current = acknowledged.get(session, tenant.id, type_name, resource_id, for_update=True)
+        if current is None:
+            raise NotFound(f"{type_name} {resource_id} not found.")
+        check_if_match(if_match, current.version)
+        return current
+
+    def _save(
+        self,
+        session: Session,
+        tenant: TenantRef,
+        *,
+        current: Acknowledged,
+        command: Command,
+        head: dict[str, Any],
+        request_id: str,
+    ) -> Acknowledged:
+        now = self._clock()
+        saved = acknowledged.save(session, tenant.id, current, head, now=now)
+        journal.append(session, tenant.id, command, now=now, request_id=request_id)
+        return saved
+
+    def _transaction(self) -> AbstractContextManager[Session]:
+        return unit_of_work(self._sessions)
+
+    def _ring(self, tenant: TenantRef, command: Command) -> None:
+        self._dispatcher.ring(tenant.id, urgent=command.deprovisions)
+
+
+def create_digest(resource: Mapping[str, Any]) -> str:
+    """Digest of a created resource's content, to recognise a retried POST.
+
+    The password is left out: its hash is salted, so two identical POSTs never share it.
+    """
+    content = {k: v for k, v in resource.items() if k != "password"}
+    encoded = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+def check_if_match(if_match: str | None, version: int) -> None:
+    """RFC 7644 §3.14: a write with a stale `If-Match` ETag fails with 412."""
+    if if_match is None or if_match.strip() == "*":
+        return
+    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    if str(version) not in wanted:
+        raise PreconditionFailed(f'The resource is at version W/"{version}".')
+
+
+def _replayed(
+    session: Session,
+    tenant: TenantRef,
+    type_name: str,
+    resource: Mapping[str, Any],
+    digest: str,
+) -> Accepted:
+    existing = acknowledged.find_conflict(session, tenant.id, type_name, resource)
+    if existing is not None and existing.create_digest == digest:
+        return Accepted(existing, resource.get(MEMBERS), created=False)
+    raise Uniqueness(f"{acknowledged.describe_keys(type_name, resource)} is already in use.")
+
+
+def _without_members(resource: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resource.items() if k != MEMBERS}
+
+
+def _patched_member_values(command: Command) -> list[dict[str, Any]] | None:
+    """Member values a group PATCH adds or sets; None when it does not touch members."""
+    touched = [op for op in command.operations if op["path"].split("[")[0] == MEMBERS]
+    if not touched:
+        return None
+    values: list[dict[str, Any]] = []
+    for op in touched:
+        if op["op"] != "remove" and isinstance(op.get("value"), list):
+            values.extend(op["value"])
+    return values
+
+
+def _check_member_references(
+    session: Session, tenant: TenantRef, members: list[dict[str, Any]] | None
+) -> None:
+    """Members must be resources of this tenant (acknowledged, applied or not)."""
+    wanted = {m["value"] for m in members or () if "value" in m}
+    found = acknowledged.existing_types(session, tenant.id, wanted)
+    missing = sorted(wanted - found.keys())
+    if missing:
+        raise InvalidValue(f"Members do not exist: {', '.join(missing[:5])}.")
+    for member in members or ():
+        declared = member.get("type")
+        if declared is not None and found.get(member.get("value", "")) != declared:
+            raise InvalidValue(f"Member {member.get('value')} is not a {declared}.")

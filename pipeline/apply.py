@@ -1,0 +1,256 @@
+"""Applying journal entries to one resource: pure, in `seq` order, with effects as data.
+
+`apply_resource` takes the applied state of one resource and its pending entries and returns
+what to write: the final state, the membership changes (as a set-based plan, never a loaded
+member list unless a filter demands it), the effects (events, session revocation) and which
+entries were applied or are blocked on a member that has not landed yet. It does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.commands import Command, CommandKind
+from pipeline.errors import ScimError
+from pipeline.scim.engine import ProtocolEngine
+from pipeline.scim.filters import Compare, Or
+from pipeline.scim.patch import decode_operations
+from pipeline.scim.schema import ResourceType
+from pipeline.store.journal import Entry
+
+MEMBERS = "members"
+
+
+@dataclass(slots=True)
+class MemberPlan:
+    """Membership changes of one group, composed in order (later changes win)."""
+
+    reset: bool = False
+    adds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    removes: set[str] = field(default_factory=set)
+
+    def add(self, values: Sequence[dict[str, Any]]) -> None:
+        for value in values:
+            self.adds.setdefault(value["value"], value)
+            self.removes.discard(value["value"])
+
+    def remove(self, member_ids: Collection[str]) -> None:
+        for member_id in member_ids:
+            self.adds.pop(member_id, None)
+            if not self.reset:
+                self.removes.add(member_id)
+
+    def replace(self, values: Sequence[dict[str, Any]]) -> None:
+        self.reset, self.removes = True, set()
+        self.adds = {}
+        self.add(values)
+
+    @property
+    def changed(self) -> bool:
+        return self.reset or bool(self.adds) or bool(self.removes)
+
+
+@dataclass(slots=True)
+class Blocked:
+    entry: Entry
+    reason: str
+    permanent: bool = False
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What applying a resource's pending entries produced."""
+
+    resource_type: str
+    existed: bool
+    state: dict[str, Any] | None
+    applied: list[int] = field(default_factory=list)
+    blocked: Blocked | None = None
+    members: MemberPlan | None = None
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    deprovisioned: bool = False
+    previous_version: int = 0
+
+    @property
+    def exists(self) -> bool:
+        return self.state is not None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.applied)
+
+
+MemberLoader = Callable[[], list[dict[str, Any]]]
+
+
+def apply_resource(
+    engine: ProtocolEngine,
+    resource_type: str,
+    current: dict[str, Any] | None,
+    entries: Sequence[Entry],
+    *,
+    known_ids: Collection[str],
+    load_members: MemberLoader,
+) -> Outcome:
+    """Apply entries in order until one is blocked; report what changed.
+
+    `known_ids` are the users and groups a membership may reference right now (applied, or
+    created earlier in this batch). A membership naming anything else blocks its entry, and
+    the entries after it wait: order per resource is never given up.
+    """
+    outcome = Outcome(resource_type, current is not None, current)
+    group_type = engine.resource_type("Group")
+    is_group = resource_type == "Group"
+    full_members = is_group and _needs_member_list(entries, group_type)
+    members = (load_members() if current is not None else []) if full_members else None
+    if is_group:
+        outcome.members = MemberPlan()
+    for entry in entries:
+        try:
+            members = _apply_entry(
+                engine,
+                outcome,
+                entry,
+                members=members,
+                known_ids=known_ids,
+                group_type=group_type,
+            )
+        except ScimError as ex:
+            # The API validated this command against the same state, so a failure here is a
+            # command that cannot apply any more (e.g. its resource was deleted and recreated).
+            outcome.blocked = Blocked(entry, f"{type(ex).__name__}: {ex.detail}", permanent=True)
+        if outcome.blocked is not None:
+            break
+        outcome.applied.append(entry.seq)
+    if full_members and members is not None and outcome.members is not None:
+        outcome.members.replace(members)
+    return outcome
+
+
+def _apply_entry(
+    engine: ProtocolEngine,
+    outcome: Outcome,
+    entry: Entry,
+    *,
+    members: list[dict[str, Any]] | None,
+    known_ids: Collection[str],
+    group_type: ResourceType,
+) -> list[dict[str, Any]] | None:
+    command = entry.command
+    unknown = _unknown_members(command, known_ids)
+    if unknown:
+        outcome.blocked = Blocked(entry, f"waiting for members: {', '.join(sorted(unknown)[:5])}")
+        return members
+    before = outcome.state
+    if members is not None and before is not None:
+        before = {**before, MEMBERS: members}
+    after, _ = engine.apply(command, before)
+    if members is not None:
+        members = list(after.get(MEMBERS, [])) if after is not None else []
+    elif outcome.members is not None:
+        _plan_members(outcome.members, command, group_type)
+    outcome.state = None if after is None else {k: v for k, v in after.items() if k != MEMBERS}
+    _record_effects(outcome, command, before, after)
+    return members
+
+
+def _plan_members(plan: MemberPlan, command: Command, group_type: ResourceType) -> None:
+    if command.kind in (CommandKind.CREATE, CommandKind.REPLACE):
+        plan.replace((command.resource or {}).get(MEMBERS, []))
+        return
+    if command.kind is CommandKind.DELETE:
+        plan.replace([])
+        return
+    for op in command.operations:
+        path = op["path"]
+        if path == MEMBERS:
+            if op["op"] == "add":
+                plan.add(op["value"])
+            elif op["op"] == "replace":
+                plan.replace(op["value"])
+            else:
+                plan.replace([])
+        elif path.startswith(MEMBERS + "["):
+            plan.remove(_member_ids_of_filter(op, group_type))
+
+
+def _member_ids_of_filter(op: dict[str, Any], group_type: ResourceType) -> list[str]:
+    ids = _value_eq_ids(_filter_of(op, group_type))
+    assert ids is not None  # guaranteed by _needs_member_list
+    return ids
+
+
+def _value_eq_ids(value_filter: Any) -> list[str] | None:
+    """`value eq "a"` or `value eq "a" or value eq "b"`: the ids, else None."""
+    if isinstance(value_filter, Compare):
+        if (
+            value_filter.op == "eq"
+            and value_filter.path.name.lower() == "value"
+            and isinstance(value_filter.value, str)
+        ):
+            return [value_filter.value]
+        return None
+    if isinstance(value_filter, Or):
+        left, right = _value_eq_ids(value_filter.left), _value_eq_ids(value_filter.right)
+        return None if left is None or right is None else left + right
+    return None
+
+
+def _needs_member_list(entries: Sequence[Entry], group_type: ResourceType) -> bool:
+    """Whether some member operation can only be applied to the loaded member list.
+
+    Whole-list add/replace/remove and `remove` by `value eq` ids are set operations; any other
+    filter or sub-attribute on `members` needs the members themselves.
+    """
+    for entry in entries:
+        for op in entry.command.operations:
+            path = op["path"]
+            if not path.startswith(MEMBERS) or path == MEMBERS:
+                continue
+            if op["op"] != "remove" or not path.startswith(MEMBERS + "[") or not path.endswith("]"):
+                return True
+            if _value_eq_ids(_filter_of(op, group_type)) is None:
+                return True
+    return False
+
+
+def _filter_of(op: dict[str, Any], group_type: ResourceType) -> Any:
+    return decode_operations([op], group_type)[0].target.value_filter
+
+
+def _unknown_members(command: Command, known_ids: Collection[str]) -> set[str]:
+    referenced: list[dict[str, Any]] = []
+    if command.resource is not None:
+        referenced = command.resource.get(MEMBERS, [])
+    for op in command.operations:
+        if op["path"].startswith(MEMBERS) and op["op"] != "remove":
+            value = op.get("value")
+            referenced.extend(value if isinstance(value, list) else [])
+    return {m["value"] for m in referenced if isinstance(m, dict) and "value" in m} - set(known_ids)
+
+
+def _record_effects(
+    outcome: Outcome,
+    command: Command,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    kind = outcome.resource_type.lower()
+    if after is None:
+        outcome.events.append((f"{kind}.deleted", {}))
+    elif before is None:
+        outcome.events.append((f"{kind}.created", {}))
+    else:
+        outcome.events.append((f"{kind}.updated", {"command": command.kind.value}))
+    if outcome.resource_type == "User" and _takes_access_away(before, after):
+        outcome.deprovisioned = True
+        outcome.events.append(("user.deprovisioned", {"deleted": after is None}))
+
+
+def _takes_access_away(before: dict[str, Any] | None, after: dict[str, Any] | None) -> bool:
+    if before is None:
+        return False
+    was_active = before.get("active", True) is not False
+    return was_active and (after is None or after.get("active", True) is False)

@@ -1,0 +1,317 @@
+"""The worker side: claim ready resources, apply their journal entries, write set-based SQL.
+
+One `drain_once` is one transaction over a batch of resources: claim them (advisory locks on
+PostgreSQL, so concurrent workers split the work), load their applied state in one query per
+table, apply every pending entry in `seq` order with the pure `apply_resource`, then write the
+whole batch with one statement per table and kind of change, and mark the entries applied.
+A redelivered doorbell finds nothing pending; a worker killed mid-batch rolls back and loses
+its locks with its connection, so the next drain applies the batch again from the start.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from pipeline.apply import MEMBERS, Blocked, Outcome, apply_resource
+from pipeline.ports import Clock, utc_now
+from pipeline.scim.engine import ProtocolEngine
+from pipeline.store import dead_letters, directory, journal
+from pipeline.store.db import unit_of_work
+from pipeline.store.directory import Key, MemberRow
+from pipeline.store.journal import Entry
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter for entries waiting on a reference."""
+
+    base_seconds: float = 1.0
+    max_seconds: float = 300.0
+    limit: int = 10
+
+    def delay(self, attempts: int, rng: Callable[[], float] = random.random) -> timedelta:
+        ceiling = min(self.max_seconds, self.base_seconds * 2**attempts)
+        return timedelta(seconds=ceiling * (0.5 + rng() / 2))
+
+
+@dataclass(slots=True)
+class DrainReport:
+    resources: int = 0
+    applied: int = 0
+    postponed: int = 0
+    dead: int = 0
+    deprovisioned: int = 0
+    woken_tenants: set[str] = field(default_factory=set)
+    full_batch: bool = False
+    # Seconds until the soonest postponed entry is due again (None: nothing postponed).
+    retry_in: float | None = None
+
+
+class Drainer:
+    """Applies pending journal entries in batches."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        engine: ProtocolEngine,
+        *,
+        batch_size: int = 200,
+        retry: RetryPolicy | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._sessions = sessions
+        self._engine = engine
+        self._batch_size = batch_size
+        self._retry = retry or RetryPolicy()
+        self._clock = clock
+
+    def drain_once(self, tenant_id: str | None = None) -> DrainReport:
+        """Apply one batch; `full_batch` says more work is probably waiting."""
+        now = self._clock()
+        with unit_of_work(self._sessions) as session:
+            claimed = journal.ready_resources(
+                session, now=now, limit=self._batch_size, tenant_id=tenant_id
+            )
+            if not claimed:
+                return DrainReport()
+            batch = self._apply(session, journal.pending_entries(session, claimed))
+            report = self._write(session, batch, now)
+        report.resources = len(claimed)
+        report.full_batch = len(claimed) >= self._batch_size
+        return report
+
+    def drain(self, tenant_id: str | None = None, *, max_batches: int = 1000) -> DrainReport:
+        """Drain until nothing is ready (or `max_batches`), summing the reports."""
+        total = DrainReport()
+        for _ in range(max_batches):
+            report = self.drain_once(tenant_id)
+            _add(total, report)
+            if report.resources == 0 or (not report.full_batch and not report.woken_tenants):
+                break
+        return total
+
+    def _apply(self, session: Session, entries: list[Entry]) -> Batch:
+        by_resource: dict[Key, list[Entry]] = defaultdict(list)
+        for entry in entries:
+            by_resource[(entry.tenant_id, entry.resource_id)].append(entry)
+        batch = Batch(entries=by_resource)
+        # Users first, so a group in the same batch may reference a user created in it.
+        for resource_type in ("User", "Group"):
+            keys = [
+                k for k, e in by_resource.items() if e[0].command.resource_type == resource_type
+            ]
+            current = directory.load(session, resource_type, keys)
+            self._learn_references(session, batch, [by_resource[k] for k in keys])
+            for key in keys:
+                applied = current.get(key)
+                outcome = apply_resource(
+                    self._engine,
+                    resource_type,
+                    applied.data if applied else None,
+                    by_resource[key],
+                    known_ids=batch.known.get(key[0], {}),
+                    load_members=partial(directory.members_of, session, key[0], key[1]),
+                )
+                outcome.previous_version = applied.version if applied else 0
+                batch.outcomes[key] = outcome
+                if outcome.exists:
+                    batch.known.setdefault(key[0], {})[key[1]] = resource_type
+        return batch
+
+    def _learn_references(
+        self, session: Session, batch: Batch, resources: list[list[Entry]]
+    ) -> None:
+        """Find which referenced members already exist, with one query per tenant."""
+        referenced: dict[str, set[str]] = defaultdict(set)
+        for entries in resources:
+            for entry in entries:
+                referenced[entry.tenant_id].update(_referenced_members(entry))
+        for tenant_id, ids in referenced.items():
+            known = batch.known.setdefault(tenant_id, {})
+            known.update(directory.existing_types(session, tenant_id, ids - known.keys()))
+
+    def _write(self, session: Session, batch: Batch, now: datetime) -> DrainReport:
+        try:
+            with session.begin_nested():
+                return self._write_all(session, batch, batch.outcomes, now)
+        except IntegrityError:
+            # Two resources of the batch swap a unique key (a renames to b's old name while b
+            # is renamed): write them one by one, and let a conflicting one wait and retry.
+            return self._write_one_by_one(session, batch, now)
+
+    def _write_one_by_one(self, session: Session, batch: Batch, now: datetime) -> DrainReport:
+        report = DrainReport()
+        for key, outcome in batch.outcomes.items():
+            try:
+                with session.begin_nested():
+                    _add(report, self._write_all(session, batch, {key: outcome}, now))
+            except IntegrityError as ex:
+                first = outcome.applied[0] if outcome.applied else None
+                entry = next((e for e in batch.entries_of(key) if e.seq == first), None)
+                if entry is not None:
+                    self._settle_blocked(
+                        session, Blocked(entry, f"unique key conflict: {ex.orig}"), now, report
+                    )
+        return report
+
+    def _write_all(
+        self, session: Session, batch: Batch, outcomes: dict[Key, Outcome], now: datetime
+    ) -> DrainReport:
+        report = DrainReport()
+        for resource_type in ("User", "Group"):
+            chosen = {k: o for k, o in outcomes.items() if o.resource_type == resource_type}
+            _write_resources(session, resource_type, chosen, now)
+        _write_members(session, batch, outcomes)
+        deprovisioned = [key for key, o in outcomes.items() if o.deprovisioned]
+        directory.revoke_sessions(session, deprovisioned, now=now)
+        directory.add_events(session, _events(outcomes, now))
+        applied = [seq for o in outcomes.values() for seq in o.applied]
+        journal.mark_applied(session, applied, now=now)
+        for outcome in outcomes.values():
+            if outcome.blocked is not None:
+                self._settle_blocked(session, outcome.blocked, now, report)
+        for tenant_id in {k[0] for k, o in outcomes.items() if o.exists and not o.existed}:
+            if journal.wake_blocked(session, tenant_id, now=now):
+                report.woken_tenants.add(tenant_id)
+        report.applied += len(applied)
+        report.deprovisioned += len(deprovisioned)
+        return report
+
+    def _settle_blocked(
+        self, session: Session, blocked: Blocked, now: datetime, report: DrainReport
+    ) -> None:
+        entry = blocked.entry
+        if blocked.permanent or entry.attempts + 1 >= self._retry.limit:
+            dead_letters.record(session, entry, reason=blocked.reason, now=now)
+            report.dead += 1
+            return
+        delay = self._retry.delay(entry.attempts)
+        journal.postpone(session, entry, now=now, delay=delay, reason=blocked.reason)
+        report.postponed += 1
+        report.retry_in = _soonest(report.retry_in, delay.total_seconds())
+
+
+@dataclass(slots=True)
+class Batch:
+    """The outcomes of one drain, and the member ids known to exist, per tenant."""
+
+    outcomes: dict[Key, Outcome] = field(default_factory=dict)
+    known: dict[str, dict[str, str]] = field(default_factory=dict)
+    entries: dict[Key, list[Entry]] = field(default_factory=dict)
+
+    def entries_of(self, key: Key) -> list[Entry]:
+        return self.entries.get(key, [])
+
+
+def _write_resources(
+    session: Session, resource_type: str, outcomes: dict[Key, Outcome], now: datetime
+) -> None:
+    rows = [
+        _row(resource_type, key, o, now)
+        for key, o in outcomes.items()
+        if o.changed and o.state is not None
+    ]
+    gone = [key for key, o in outcomes.items() if o.changed and o.existed and o.state is None]
+    if resource_type == "User":
+        directory.upsert_users(session, rows)
+    else:
+        directory.upsert_groups(session, rows)
+    directory.delete_resources(session, resource_type, gone)
+
+
+def _row(resource_type: str, key: Key, outcome: Outcome, now: datetime) -> dict[str, Any]:
+    state = outcome.state or {}
+    row: dict[str, Any] = {
+        "tenant_id": key[0],
+        "id": key[1],
+        "external_id": state.get("externalId"),
+        "data": state,
+        "version": outcome.previous_version + len(outcome.applied),
+        "journal_seq": outcome.applied[-1],
+        "created_at": now,
+        "updated_at": now,
+    }
+    if resource_type == "User":
+        row.update(
+            user_name=state["userName"],
+            display_name=state.get("displayName"),
+            active=state.get("active", True) is not False,
+        )
+    else:
+        row["display_name"] = state["displayName"]
+    return row
+
+
+def _write_members(session: Session, batch: Batch, outcomes: dict[Key, Outcome]) -> None:
+    reset: list[Key] = []
+    removes: list[tuple[str, str, str]] = []
+    adds: list[MemberRow] = []
+    for key, outcome in outcomes.items():
+        plan = outcome.members
+        if plan is None or not plan.changed or outcome.state is None:
+            continue
+        if plan.reset:
+            reset.append(key)
+        removes.extend((key[0], key[1], member_id) for member_id in plan.removes)
+        known = batch.known.get(key[0], {})
+        adds.extend(
+            MemberRow(
+                key[0],
+                key[1],
+                value["value"],
+                value.get("type") or known.get(value["value"], "User"),
+                value.get("display"),
+            )
+            for value in plan.adds.values()
+        )
+    directory.clear_members(session, reset)
+    directory.remove_members(session, removes)
+    directory.add_members(session, adds)
+
+
+def _events(outcomes: dict[Key, Outcome], now: datetime) -> Iterable[dict[str, Any]]:
+    for key, outcome in outcomes.items():
+        for event_type, payload in outcome.events:
+            yield {
+                "tenant_id": key[0],
+                "event_type": event_type,
+                "resource_type": outcome.resource_type,
+                "resource_id": key[1],
+                "journal_seq": outcome.applied[-1] if outcome.applied else 0,
+                "payload": payload,
+                "created_at": now,
+            }
+
+
+def _referenced_members(entry: Entry) -> set[str]:
+    command = entry.command
+    values: list[Any] = list((command.resource or {}).get(MEMBERS, []))
+    for op in command.operations:
+        if op["path"].startswith(MEMBERS) and isinstance(op.get("value"), list):
+            values.extend(op["value"])
+    return {v["value"] for v in values if isinstance(v, dict) and "value" in v}
+
+
+def _soonest(current: float | None, candidate: float | None) -> float | None:
+    if current is None:
+        return candidate
+    return current if candidate is None else min(current, candidate)
+
+
+def _add(total: DrainReport, report: DrainReport) -> None:
+    total.resources += report.resources
+    total.applied += report.applied
+    total.postponed += report.postponed
+    total.dead += report.dead
+    total.deprovisioned += report.deprovisioned
+    total.woken_tenants |= report.woken_tenants
+    total.retry_in = _soonest(total.retry_in, report.retry_in)

@@ -1,0 +1,23 @@
+"""The ports the domain depends on; adapters in `workers/` and `api/` implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Dispatcher(Protocol):
+    """Wakes the workers: work is waiting in the journal for this tenant.
+
+    A ring is a doorbell, not the work: losing one costs latency (the sweeper rings again) and
+    ringing twice costs nothing (the second drain finds nothing left to do).
+    """
+
+    def ring(self, tenant_id: str, *, urgent: bool = False) -> None: ...

@@ -1,0 +1,376 @@
+"""The read path: resources by id and searches, with read-your-writes.
+
+Reads are served from the acknowledged state (`resources`), so a client that has just written
+a resource finds it by id, by `userName eq`, `externalId eq` or `displayName eq` whether or
+not a worker has applied it yet. Group members and users' `groups` come from the applied
+memberships, loaded for a whole page in one query.
+
+Searches (RFC 7644 §3.4.2) run in the database when it can decide the filter exactly
+(`pipeline.store.search`): one `count(*)` and one paged query. Otherwise the candidates the
+database narrows down are streamed in order and the filter is evaluated in memory on the
+canonical resource, with `id` and `meta` added so those attributes filter as they render.
+
+Membership attributes in filters: `members` (Group) and `groups` (User) are not in the
+resource's data. A filter or sortBy naming them is evaluated against the *applied*
+memberships, loaded for each chunk of candidates with one query, which is what a GET of the
+same resource would show. A membership written but not yet applied is therefore not found by
+`members[value eq "..."]` until a worker has applied it, exactly as it is not rendered yet.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+from itertools import islice
+from typing import Any, Final, Literal
+
+from sqlalchemy import Select
+from sqlalchemy.orm import Session, sessionmaker
+
+from pipeline.errors import NotFound
+from pipeline.scim.engine import ProtocolEngine
+from pipeline.scim.evaluate import check_filter, matches
+from pipeline.scim.filters import And, Filter, Not, Or, chain_operands, parse_filter
+from pipeline.scim.paths import AttrPath
+from pipeline.scim.schema import ResourceType
+from pipeline.store import acknowledged, directory
+from pipeline.store import search as store_search
+from pipeline.store.acknowledged import Acknowledged
+from pipeline.store.db import is_postgres, unit_of_work
+from pipeline.store.search import Sort
+from pipeline.store.tenants import TenantRef
+
+# Rows fetched per round trip while a filter is evaluated in memory.
+SCAN_CHUNK: Final = 500
+
+MembershipLoader = Callable[[Session, str, Collection[str]], dict[str, list[dict[str, Any]]]]
+
+# The read-only attribute each resource type derives from the applied memberships.
+MEMBERSHIP_ATTRIBUTES: Final[dict[str, tuple[str, MembershipLoader]]] = {
+    "Group": ("members", directory.members_by_group),
+    "User": ("groups", directory.groups_of_users),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A resource to render: acknowledged data plus the membership attributes asked for."""
+
+    resource: Acknowledged
+    members: list[dict[str, Any]] | None = None  # Group.members, when requested
+    groups: list[dict[str, Any]] | None = None  # User.groups, when requested
+
+    def data(self) -> dict[str, Any]:
+        """The canonical resource, membership attributes included."""
+        out = dict(self.resource.data)
+        if self.members:
+            out["members"] = self.members
+        if self.groups:
+            out["groups"] = self.groups
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """RFC 7644 §3.4.2 query parameters, already parsed from the request."""
+
+    filter: str | None = None
+    start_index: int = 1
+    count: int | None = None
+    sort_by: str | None = None
+    sort_order: Literal["ascending", "descending"] = "ascending"
+    with_memberships: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    total_results: int
+    start_index: int
+    items: list[Found]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The page asked for (RFC 7644 §3.4.2.4), normalised: `start` is 1-based."""
+
+    start: int
+    count: int
+
+    @property
+    def offset(self) -> int:
+        return self.start - 1
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.count
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A resource being searched, and the view the filter and the sort see."""
+
+    resource: Acknowledged
+    view: dict[str, Any]
+
+
+class ReadService:
+    """Serves GET by id and searches for the API."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], engine: ProtocolEngine, *, max_results: int = 1000
+    ) -> None:
+        self._sessions = sessions
+        self._engine = engine
+        self._max_results = max_results
+
+    def get(
+        self,
+        tenant: TenantRef,
+        type_name: str,
+        resource_id: str,
+        *,
+        with_memberships: bool = True,
+    ) -> Found:
+        """GET /{type}/{id} (RFC 7644 §3.4.1): 404 if absent, of another type or tenant."""
+        resource_type = self._engine.resource_type(type_name)
+        with unit_of_work(self._sessions) as session:
+            resource = acknowledged.get(session, tenant.id, resource_type.name, resource_id)
+            if resource is None:
+                raise NotFound(f"{resource_type.name} {resource_id} not found.")
+            found = _with_memberships(
+                session, tenant.id, resource_type.name, [_in_utc(resource)], with_memberships
+            )
+        return found[0]
+
+    def search(self, tenant: TenantRef, type_name: str, query: SearchQuery) -> SearchPage:
+        """GET /{type}?filter=... (RFC 7644 §3.4.2), with an exact `totalResults`.
+
+        Raises InvalidFilter for a filter that does not parse or names what the resource type
+        lacks, and InvalidValue for an unknown `sortBy`.
+        """
+        resource_type = self._engine.resource_type(type_name)
+        parsed = _checked_filter(query.filter, resource_type)
+        sort = store_search.resolve_sort(query.sort_by, query.sort_order, resource_type)
+        window = self.window(query)
+        with unit_of_work(self._sessions) as session:
+            _read_one_snapshot(session)
+            total, resources = _matching_page(
+                session,
+                tenant_id=tenant.id,
+                resource_type=resource_type,
+                parsed=parsed,
+                sort=sort,
+                window=window,
+            )
+            items = _with_memberships(
+                session, tenant.id, resource_type.name, resources, query.with_memberships
+            )
+        return SearchPage(total, window.start, items)
+
+    def window(self, query: SearchQuery) -> Window:
+        """RFC 7644 §3.4.2.4: startIndex < 1 is 1; count absent is the maximum, negative is 0,
+        and no page is larger than `max_results`."""
+        wanted = self._max_results if query.count is None else query.count
+        return Window(max(1, query.start_index), max(0, min(wanted, self._max_results)))
+
+
+def _checked_filter(text: str | None, resource_type: ResourceType) -> Filter | None:
+    if text is None:
+        return None
+    parsed = parse_filter(text)
+    check_filter(parsed, resource_type)
+    return parsed
+
+
+def _read_one_snapshot(session: Session) -> None:
+    """Count and page from one snapshot, so `totalResults` agrees with the page.
+
+    REPEATABLE READ costs a read-only transaction nothing on PostgreSQL (only writers can
+    fail to serialise). On SQLite, the single-machine mode, a write committed between the
+    count and the page can still make them differ by that write; a scan counts and pages
+    from one statement on both.
+    """
+    if is_postgres(session):
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def _matching_page(
+    session: Session,
+    *,
+    tenant_id: str,
+    resource_type: ResourceType,
+    parsed: Filter | None,
+    sort: Sort,
+    window: Window,
+) -> tuple[int, list[Acknowledged]]:
+    """totalResults and the page: in SQL when it decides the filter and the order exactly."""
+    dialect = session.get_bind().dialect.name
+    translation = (
+        store_search.NO_FILTER
+        if parsed is None
+        else store_search.translate(parsed, resource_type, dialect=dialect)
+    )
+    statement = store_search.candidates(tenant_id, resource_type.name, translation.condition)
+    statement = statement.order_by(*sort.order_by(dialect))
+    if translation.exact and sort.in_sql:
+        return _page_in_sql(session, statement, window)
+    scan = _Scan(
+        session,
+        tenant_id=tenant_id,
+        resource_type=resource_type,
+        filter_=None if translation.exact else parsed,
+        sort=sort,
+    )
+    return scan.page(statement, window)
+
+
+def _page_in_sql(
+    session: Session, statement: Select[Any], window: Window
+) -> tuple[int, list[Acknowledged]]:
+    total = store_search.count(session, statement)
+    if window.count == 0 or window.offset >= total:
+        return total, []
+    return total, store_search.page(session, statement, offset=window.offset, limit=window.count)
+
+
+class _Scan:
+    """Streams candidates in order and keeps the page of those the filter really matches."""
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        tenant_id: str,
+        resource_type: ResourceType,
+        filter_: Filter | None,
+        sort: Sort,
+    ) -> None:
+        self._session = session
+        self._tenant_id = tenant_id
+        self._resource_type = resource_type
+        self._filter = filter_  # None when the SQL condition already is the exact match set
+        self._sort = sort
+        self._membership_loader = self._loader_if_needed()
+
+    def page(self, statement: Select[Any], window: Window) -> tuple[int, list[Acknowledged]]:
+        matching = _Tally(self._matching(statement))
+        if self._sort.in_sql:
+            kept = list(islice(matching, window.offset, window.end))
+        else:
+            kept = self._best(matching, window.end)[window.offset :]
+        deque(matching, maxlen=0)  # count the rest: totalResults is exact
+        return matching.count, [candidate.resource for candidate in kept]
+
+    def _best(self, matching: Iterable[_Candidate], size: int) -> list[_Candidate]:
+        # Equivalent to sorted(...)[:size], stable, holding at most `size` candidates.
+        pick = heapq.nlargest if self._sort.descending else heapq.nsmallest
+        return pick(size, matching, key=lambda candidate: self._sort.key(candidate.view))
+
+    def _matching(self, statement: Select[Any]) -> Iterator[_Candidate]:
+        for chunk in store_search.stream(self._session, statement, chunk=SCAN_CHUNK):
+            for candidate in self._candidates(chunk):
+                if self._filter is None or matches(
+                    self._filter, candidate.view, self._resource_type
+                ):
+                    yield candidate
+
+    def _candidates(self, chunk: list[Acknowledged]) -> list[_Candidate]:
+        views = [_view(resource) for resource in chunk]
+        if self._membership_loader is not None:
+            name, load = self._membership_loader
+            loaded = load(self._session, self._tenant_id, [r.id for r in chunk])
+            for resource, view in zip(chunk, views, strict=True):
+                view[name] = loaded.get(resource.id, [])
+        return [_Candidate(r, view) for r, view in zip(chunk, views, strict=True)]
+
+    def _loader_if_needed(self) -> tuple[str, MembershipLoader] | None:
+        """The membership attribute to load, when the filter or the sort names it."""
+        membership = MEMBERSHIP_ATTRIBUTES.get(self._resource_type.name)
+        if membership is None:
+            return None
+        name = membership[0]
+        core = self._resource_type.schema.id
+        named = _names_attribute(self._filter, name, core) or _sort_names(self._sort, name)
+        return membership if named else None
+
+
+def _names_attribute(f: Filter | None, name: str, core_urn: str) -> bool:
+    """Whether any path of the filter starts at the core attribute `name`."""
+    pending: list[Filter] = [] if f is None else [f]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, And | Or):
+            pending.extend(chain_operands(node))
+        elif isinstance(node, Not):
+            pending.append(node.inner)
+        elif _is_core_path(node.path, name, core_urn):
+            return True
+    return False
+
+
+def _is_core_path(path: AttrPath, name: str, core_urn: str) -> bool:
+    in_core = path.urn is None or path.urn.lower() == core_urn.lower()
+    return in_core and path.name.lower() == name.lower()
+
+
+def _sort_names(sort: Sort, name: str) -> bool:
+    return sort.top is not None and sort.container is None and sort.top.name == name
+
+
+def _view(resource: Acknowledged) -> dict[str, Any]:
+    """What a filter or sortBy sees: the canonical data plus `id` and `meta` (RFC 7643 §3.1)."""
+    view = dict(resource.data)
+    view["id"] = resource.id
+    view["meta"] = {
+        "resourceType": resource.resource_type,
+        "created": _timestamp(resource.created_at),
+        "lastModified": _timestamp(resource.updated_at),
+        "version": f'W/"{resource.version}"',
+    }
+    return view
+
+
+def _timestamp(moment: datetime) -> str:
+    return store_search.as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
+def _in_utc(resource: Acknowledged) -> Acknowledged:
+    return replace(
+        resource,
+        created_at=store_search.as_utc(resource.created_at),
+        updated_at=store_search.as_utc(resource.updated_at),
+    )
+
+
+def _with_memberships(
+    session: Session,
+    tenant_id: str,
+    type_name: str,
+    resources: list[Acknowledged],
+    wanted: bool,
+) -> list[Found]:
+    """Found items, with their membership attribute loaded for all of them in one query."""
+    membership = MEMBERSHIP_ATTRIBUTES.get(type_name)
+    if not wanted or membership is None:
+        return [Found(resource) for resource in resources]
+    name, load = membership
+    loaded = load(session, tenant_id, [resource.id for resource in resources])
+    if name == "members":
+        return [Found(r, members=loaded.get(r.id, [])) for r in resources]
+    return [Found(r, groups=loaded.get(r.id, [])) for r in resources]
+
+
+class _Tally(Iterator[_Candidate]):
+    """Passes items through and counts them."""
+
+    def __init__(self, items: Iterable[_Candidate]) -> None:
+        self._items = iter(items)
+        self.count = 0
+
+    def __next__(self) -> _Candidate:
+        item = next(self._items)
+        self.count += 1
+        return item

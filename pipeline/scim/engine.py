@@ -1,0 +1,97 @@
+"""The protocol engine: the one entry point the API and the workers share.
+
+The API calls the `validate_*` methods, which either return a canonical `Command` or raise a
+`ScimError`; a PATCH is also applied in memory to the state the API sees, so anything the
+worker could later reject is rejected before the write is acknowledged. The workers call
+`apply`, which is pure and deterministic: the same command on the same state gives the same
+result, so a redelivered command changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from pipeline.commands import Command, CommandKind
+from pipeline.passwords import PasswordHasher
+from pipeline.scim.patch import decode_operations, normalise_patch, operations_json
+from pipeline.scim.patch_apply import apply_operations
+from pipeline.scim.registry import SchemaRegistry, default_registry
+from pipeline.scim.schema import ResourceType
+from pipeline.scim.validation import ResourceValidator
+
+Resource = dict[str, Any]
+
+
+class ProtocolEngine:
+    """Validates SCIM writes into commands and applies commands to resources."""
+
+    def __init__(
+        self, registry: SchemaRegistry, *, hash_password: PasswordHasher | None = None
+    ) -> None:
+        self.registry = registry
+        self._hash_password = hash_password
+        self._validators = {
+            rt.name: ResourceValidator(rt, hash_password) for rt in registry.resource_types
+        }
+
+    def resource_type(self, name: str) -> ResourceType:
+        return self.registry.resource_type(name)
+
+    def validate_create(self, type_name: str, resource_id: str, payload: Any) -> Command:
+        """POST (RFC 7644 §3.3)."""
+        resource = self._validator(type_name).create(payload)
+        return Command(CommandKind.CREATE, type_name, resource_id, resource=resource)
+
+    def validate_replace(
+        self, type_name: str, resource_id: str, payload: Any, current: Mapping[str, Any]
+    ) -> Command:
+        """PUT (RFC 7644 §3.5.1) against the current state."""
+        resource = self._validator(type_name).replace(payload, current)
+        return Command(CommandKind.REPLACE, type_name, resource_id, resource=resource)
+
+    def validate_patch(
+        self, type_name: str, resource_id: str, payload: Any, current: Mapping[str, Any]
+    ) -> tuple[Command, Resource, bool]:
+        """PATCH (RFC 7644 §3.5.2): the command, the state it leads to, and whether it changes."""
+        resource_type = self.resource_type(type_name)
+        operations = normalise_patch(payload, resource_type, self._hash_password)
+        new, changed = apply_operations(current, operations, resource_type)
+        command = Command(
+            CommandKind.PATCH, type_name, resource_id, operations=tuple(operations_json(operations))
+        )
+        return command, new, changed
+
+    def delete(self, type_name: str, resource_id: str) -> Command:
+        """DELETE (RFC 7644 §3.6)."""
+        self.resource_type(type_name)
+        return Command(CommandKind.DELETE, type_name, resource_id)
+
+    def apply(
+        self, command: Command, current: Mapping[str, Any] | None
+    ) -> tuple[Resource | None, bool]:
+        """Apply a command to the current state (None: no resource); report whether it changed."""
+        if command.kind is CommandKind.DELETE:
+            return None, current is not None
+        if command.kind is not CommandKind.PATCH:
+            new = dict(command.resource or {})
+            return new, new != current
+        if current is None:
+            return None, False  # the resource was deleted before this PATCH reached it
+        resource_type = self.resource_type(command.resource_type)
+        operations = decode_operations(list(command.operations), resource_type)
+        return apply_operations(current, operations, resource_type)
+
+    def _validator(self, type_name: str) -> ResourceValidator:
+        validator = self._validators.get(type_name)
+        if validator is None:
+            self.resource_type(type_name)  # raises NotFound with the registry's message
+            raise AssertionError(type_name)
+        return validator
+
+
+@cache
+def default_engine() -> ProtocolEngine:
+    """An engine over the built-in schemas that drops passwords (for tools and benchmarks)."""
+    return ProtocolEngine(default_registry())

@@ -1,0 +1,91 @@
+"""Configuration, read once from the environment into one frozen object.
+
+`Settings.from_env()` is the only place that reads `os.environ`; everything else receives a
+`Settings`. Every variable is documented in the README's configuration reference.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+from pipeline.passwords import PasswordPolicy
+
+T = TypeVar("T")
+
+DEFAULT_DATABASE_URL = "sqlite:///scimflow.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every tunable of scimflow, with the default a single machine runs well with."""
+
+    # Where the directory, the journal and the tenants live.
+    database_url: str = DEFAULT_DATABASE_URL
+    # Celery broker; empty means the embedded mode: workers run in-process, no broker.
+    broker_url: str = ""
+    # Absolute base URL clients reach the API on; used for Location and meta.location.
+    public_url: str = "http://127.0.0.1:8000"
+    max_body_bytes: int = 1_048_576
+    # API connection pool: small, and quick to give up (a full pool answers 503, not a stall).
+    api_pool_size: int = 5
+    api_pool_overflow: int = 0
+    api_pool_timeout: float = 2.0
+    # Each prefork worker child holds one connection.
+    worker_concurrency: int = 2
+    password_policy: PasswordPolicy = PasswordPolicy.HASH
+    password_iterations: int = 600_000
+    # Worker batching and retries.
+    drain_batch_size: int = 200
+    reference_retry_limit: int = 10
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 300.0
+    # Sweeper (Celery beat): how often, and how old a pending entry must be to be re-rung.
+    sweep_interval_seconds: float = 15.0
+    sweep_stale_seconds: float = 10.0
+    # Celery: a task must finish well within the Redis visibility timeout.
+    task_time_limit_seconds: int = 300
+    broker_visibility_timeout_seconds: int = 3600
+    filter_max_results: int = 1000
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `SCIMFLOW_<FIELD>` variables; unset ones keep their default."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = env.get(f"SCIMFLOW_{field.name.upper()}")
+            if raw is not None and raw != "":
+                values[field.name] = _convert(field.name, raw, _CONVERTERS[field.name])
+        return cls(**values)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.broker_url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _convert(name: str, raw: str, convert: Callable[[str], T]) -> T:
+    try:
+        return convert(raw)
+    except ValueError as ex:
+        raise ValueError(f"SCIMFLOW_{name.upper()}={raw!r} is invalid: {ex}") from ex
+
+
+def _converter(default: Any) -> Callable[[str], Any]:
+    if isinstance(default, PasswordPolicy):
+        return PasswordPolicy
+    if isinstance(default, bool):
+        return lambda raw: raw.lower() in ("1", "true", "yes", "on")
+    return type(default)
+
+
+_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    field.name: _converter(field.default) for field in fields(Settings)
+}

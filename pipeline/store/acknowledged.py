@@ -1,0 +1,189 @@
+"""The acknowledged state (`resources` table): unique keys, read-your-writes, PATCH bases."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from pipeline.errors import Uniqueness
+from pipeline.store.db import is_postgres
+from pipeline.store.models import AcknowledgedResource as Row
+
+MEMBERS = "members"
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """One resource as the API acknowledged it (group members excluded)."""
+
+    id: str
+    resource_type: str
+    version: int
+    data: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    create_digest: str | None = None
+
+
+def key_columns(resource_type: str, data: Mapping[str, Any]) -> dict[str, str | None]:
+    """The unique keys of a resource, normalised as the unique indexes compare them."""
+    user_name = data.get("userName") if resource_type == "User" else None
+    display_name = data.get("displayName") if resource_type == "Group" else None
+    return {
+        "user_name_key": user_name.lower() if isinstance(user_name, str) else None,
+        "external_id": data.get("externalId"),
+        "display_name_key": display_name.lower() if isinstance(display_name, str) else None,
+    }
+
+
+def insert_new(
+    session: Session,
+    tenant_id: str,
+    resource_id: str,
+    resource_type: str,
+    data: dict[str, Any],
+    *,
+    now: datetime,
+    create_digest: str,
+) -> bool:
+    """Insert a new resource; False when one of its unique keys is already taken.
+
+    `ON CONFLICT DO NOTHING` keeps the happy path to one statement and makes the race of two
+    concurrent POSTs for one userName end in exactly one row, decided by the unique index.
+    """
+    values = {
+        "tenant_id": tenant_id,
+        "id": resource_id,
+        "resource_type": resource_type,
+        "version": 1,
+        "data": data,
+        "create_digest": create_digest,
+        "created_at": now,
+        "updated_at": now,
+        **key_columns(resource_type, data),
+    }
+    dialect = postgresql if is_postgres(session) else sqlite
+    statement = dialect.insert(Row).values(values).on_conflict_do_nothing().returning(Row.id)
+    return session.execute(statement).first() is not None
+
+
+def get(
+    session: Session,
+    tenant_id: str,
+    resource_type: str,
+    resource_id: str,
+    *,
+    for_update: bool = False,
+) -> Acknowledged | None:
+    statement = select(Row).where(
+        Row.tenant_id == tenant_id, Row.id == resource_id, Row.resource_type == resource_type
+    )
+    if for_update:
+        statement = statement.with_for_update()
+    row = session.execute(statement).scalar_one_or_none()
+    return None if row is None else _from_row(row)
+
+
+def find_conflict(
+    session: Session, tenant_id: str, resource_type: str, data: Mapping[str, Any]
+) -> Acknowledged | None:
+    """The resource holding one of `data`'s unique keys, if any."""
+    keys = {k: v for k, v in key_columns(resource_type, data).items() if v is not None}
+    if not keys:
+        return None
+    clauses = [getattr(Row, column) == value for column, value in keys.items()]
+    statement = (
+        select(Row)
+        .where(Row.tenant_id == tenant_id, Row.resource_type == resource_type)
+        .where(or_(*clauses))
+        .limit(1)
+    )
+    row = session.execute(statement).scalar_one_or_none()
+    return None if row is None else _from_row(row)
+
+
+def find_by_key(
+    session: Session, tenant_id: str, resource_type: str, column: str, value: str
+) -> Acknowledged | None:
+    """Look a resource up by one unique key column (`user_name_key`, `external_id`, ...)."""
+    row = session.execute(
+        select(Row).where(
+            Row.tenant_id == tenant_id,
+            Row.resource_type == resource_type,
+            getattr(Row, column) == value,
+        )
+    ).scalar_one_or_none()
+    return None if row is None else _from_row(row)
+
+
+def save(
+    session: Session,
+    tenant_id: str,
+    current: Acknowledged,
+    data: dict[str, Any],
+    *,
+    now: datetime,
+) -> Acknowledged:
+    """Store a new version; a unique key taken by another resource is a 409."""
+    taken = find_conflict(session, tenant_id, current.resource_type, data)
+    if taken is not None and taken.id != current.id:
+        raise Uniqueness(f"{describe_keys(current.resource_type, data)} is already in use.")
+    version = current.version + 1
+    session.execute(
+        update(Row)
+        .where(Row.tenant_id == tenant_id, Row.id == current.id)
+        .values(
+            data=data, version=version, updated_at=now, **key_columns(current.resource_type, data)
+        )
+    )
+    return Acknowledged(
+        current.id,
+        current.resource_type,
+        version,
+        data,
+        current.created_at,
+        now,
+        current.create_digest,
+    )
+
+
+def remove(session: Session, tenant_id: str, resource_id: str) -> None:
+    session.execute(delete(Row).where(Row.tenant_id == tenant_id, Row.id == resource_id))
+
+
+def existing_types(
+    session: Session, tenant_id: str, resource_ids: Collection[str]
+) -> dict[str, str]:
+    """Which of these ids are resources of the tenant, and of what type."""
+    if not resource_ids:
+        return {}
+    rows = session.execute(
+        select(Row.id, Row.resource_type).where(
+            Row.tenant_id == tenant_id, Row.id.in_(list(resource_ids))
+        )
+    )
+    return {row.id: row.resource_type for row in rows}
+
+
+def describe_keys(resource_type: str, data: Mapping[str, Any]) -> str:
+    if resource_type == "User":
+        return f"userName {data.get('userName')!r} or externalId {data.get('externalId')!r}"
+    return f"displayName {data.get('displayName')!r} or externalId {data.get('externalId')!r}"
+
+
+def _from_row(row: Row) -> Acknowledged:
+    return Acknowledged(
+        row.id,
+        row.resource_type,
+        row.version,
+        row.data,
+        row.created_at,
+        row.updated_at,
+        row.create_digest,
+    )

@@ -1,0 +1,84 @@
+"""Engines and sessions. No module-level engine: each process builds its own after fork."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from pipeline.errors import Unavailable, Uniqueness
+from pipeline.settings import Settings
+
+Role = Literal["api", "worker", "tool"]
+
+
+def make_engine(settings: Settings, role: Role) -> Engine:
+    """Create the engine of one process, with the pool its role is budgeted for.
+
+    API processes get a small pool and a short `pool_timeout`, so an exhausted pool fails fast
+    (the API answers 503 + Retry-After) instead of stalling; a worker child holds one connection;
+    tools connect, work and disconnect.
+    """
+    if settings.is_sqlite:
+        return _sqlite_engine(settings.database_url)
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if role == "api":
+        options.update(
+            pool_size=settings.api_pool_size,
+            max_overflow=settings.api_pool_overflow,
+            pool_timeout=settings.api_pool_timeout,
+        )
+    elif role == "worker":
+        options.update(pool_size=1, max_overflow=0, pool_timeout=30)
+    else:
+        options["poolclass"] = NullPool
+    return create_engine(settings.database_url, **options)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets the API read while the in-process worker writes; foreign keys are off by
+        # default in SQLite.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def make_sessions(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+@contextmanager
+def unit_of_work(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction, with database failures turned into the SCIM errors they mean.
+
+    A unique index refusing a key (two concurrent writers) is the same 409 a check would have
+    given; an exhausted pool or an unreachable database is a fast 503 with Retry-After, never
+    a stalled request or a 500.
+    """
+    try:
+        with sessions.begin() as session:
+            yield session
+    except IntegrityError:
+        raise Uniqueness("A unique attribute value is already in use.") from None
+    except PoolTimeout:
+        raise Unavailable("All database connections are busy.", retry_after=1) from None
+    except OperationalError:
+        raise Unavailable("The database is unavailable.", retry_after=5) from None

@@ -1,0 +1,174 @@
+"""The journal of accepted commands: append (API side), claim and settle (worker side)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, insert, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from pipeline.commands import Command
+from pipeline.store.db import is_postgres
+from pipeline.store.models import JournalEntry as Row
+
+PENDING, APPLIED, DEAD = "pending", "applied", "dead"
+DEPROVISION_LANE, NORMAL_LANE = 0, 1
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    seq: int
+    tenant_id: str
+    resource_id: str
+    command: Command
+    attempts: int
+    created_at: datetime
+
+
+def append(
+    session: Session, tenant_id: str, command: Command, *, now: datetime, request_id: str
+) -> None:
+    """Append one accepted command. Its `seq` orders it after every earlier command."""
+    session.execute(
+        insert(Row).values(
+            tenant_id=tenant_id,
+            resource_id=command.resource_id,
+            resource_type=command.resource_type,
+            kind=command.kind.value,
+            command=command.to_json(),
+            status=PENDING,
+            lane=DEPROVISION_LANE if command.deprovisions else NORMAL_LANE,
+            attempts=0,
+            request_id=request_id,
+            created_at=now,
+        )
+    )
+
+
+def ready_resources(
+    session: Session, *, now: datetime, limit: int, tenant_id: str | None = None
+) -> list[tuple[str, str]]:
+    """Resources whose oldest pending command may run now, deprovisioning first.
+
+    On PostgreSQL each returned resource is locked for this transaction with a try-advisory
+    lock, so concurrent workers split the ready resources between them and never apply the
+    same resource twice; order within a resource comes from `seq`, never from the queue.
+    """
+    heads = (
+        select(
+            Row.tenant_id,
+            Row.resource_id,
+            func.min(Row.lane).label("lane"),
+            func.min(Row.seq).label("first_seq"),
+        )
+        .where(Row.status == PENDING)
+        .group_by(Row.tenant_id, Row.resource_id)
+    )
+    if tenant_id is not None:
+        heads = heads.where(Row.tenant_id == tenant_id)
+    # Ready when the *oldest* pending entry is due: a postponed head blocks its successors.
+    first_due_seq = func.min(case((_due(now), Row.seq)))
+    ready = (
+        heads.having(first_due_seq == func.min(Row.seq))
+        .order_by(text("lane"), text("first_seq"))
+        .limit(limit)
+        .subquery()
+    )
+    statement = select(ready.c.tenant_id, ready.c.resource_id)
+    if is_postgres(session):
+        statement = statement.where(
+            func.pg_try_advisory_xact_lock(
+                func.hashtextextended(ready.c.tenant_id + ":" + ready.c.resource_id, 0)
+            )
+        )
+    return [(row.tenant_id, row.resource_id) for row in session.execute(statement)]
+
+
+def _due(now: datetime) -> Any:
+    return or_(Row.not_before.is_(None), Row.not_before <= now)
+
+
+def pending_entries(session: Session, resources: Sequence[tuple[str, str]]) -> list[Entry]:
+    """All pending entries of the given (locked) resources, in `seq` order."""
+    if not resources:
+        return []
+    keys = [and_(Row.tenant_id == t, Row.resource_id == r) for t, r in resources]
+    rows = session.execute(
+        select(Row.seq, Row.tenant_id, Row.resource_id, Row.command, Row.attempts, Row.created_at)
+        .where(Row.status == PENDING, or_(*keys))
+        .order_by(Row.seq)
+    )
+    return [
+        Entry(
+            row.seq,
+            row.tenant_id,
+            row.resource_id,
+            Command.from_json(row.command),
+            row.attempts,
+            row.created_at,
+        )
+        for row in rows
+    ]
+
+
+def mark_applied(session: Session, seqs: Iterable[int], *, now: datetime) -> None:
+    seq_list = list(seqs)
+    if seq_list:
+        session.execute(
+            update(Row)
+            .where(Row.seq.in_(seq_list))
+            .values(status=APPLIED, applied_at=now, last_error=None)
+        )
+
+
+def postpone(
+    session: Session, entry: Entry, *, now: datetime, delay: timedelta, reason: str
+) -> None:
+    """Put a blocked entry back with a backoff; later entries of its resource wait behind it."""
+    session.execute(
+        update(Row)
+        .where(Row.seq == entry.seq)
+        .values(attempts=entry.attempts + 1, not_before=now + delay, last_error=reason)
+    )
+
+
+def mark_dead(session: Session, entry: Entry, *, reason: str) -> None:
+    session.execute(
+        update(Row)
+        .where(Row.seq == entry.seq)
+        .values(status=DEAD, attempts=entry.attempts + 1, last_error=reason)
+    )
+
+
+def wake_blocked(session: Session, tenant_id: str, *, now: datetime) -> int:
+    """Make every postponed entry of the tenant due now (a referenced resource has landed)."""
+    result = session.execute(
+        update(Row)
+        .where(Row.tenant_id == tenant_id, Row.status == PENDING, Row.not_before > now)
+        .values(not_before=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def stale_tenants(session: Session, *, older_than: datetime) -> list[str]:
+    """Tenants with work that has waited too long: its doorbell was probably lost."""
+    rows = session.execute(
+        select(Row.tenant_id)
+        .where(
+            Row.status == PENDING,
+            Row.created_at < older_than,
+            or_(Row.not_before.is_(None), Row.not_before <= older_than),
+        )
+        .group_by(Row.tenant_id)
+    )
+    return [row.tenant_id for row in rows]
+
+
+def backlog(session: Session, tenant_id: str | None = None) -> int:
+    statement = select(func.count()).select_from(Row).where(Row.status == PENDING)
+    if tenant_id is not None:
+        statement = statement.where(Row.tenant_id == tenant_id)
+    return int(session.execute(statement).scalar_one())

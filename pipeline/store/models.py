@@ -1,0 +1,257 @@
+"""The database schema (SQLAlchemy 2.0 declarative). Changes go through Alembic migrations.
+
+Two views of the directory live side by side:
+- `resources` is the *acknowledged* state: written by the API in the transaction that accepts a
+  write, it holds the unique keys (so a duplicate is refused synchronously with 409) and serves
+  read-your-writes. Group members are not kept here: a 10,000-member group is never loaded to
+  add one member.
+- `users`, `groups` and `memberships` are the *applied* state: written only by the workers, in
+  journal order, with set-based SQL. This is what the application reads.
+`journal` connects the two: one row per accepted command, applied in `seq` order per resource.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Id = String(36)
+UtcDateTime = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: UtcDateTime}
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """A bearer token, stored only as its SHA-256 (tokens are random, 256 bits)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class AcknowledgedResource(Base):
+    """The acknowledged state of one user or group, and its reserved unique keys."""
+
+    __tablename__ = "resources"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]]
+    # Unique keys, normalised: userName and group displayName are case-insensitive (caseExact
+    # false), externalId is case-exact (RFC 7643 §3.1).
+    user_name_key: Mapped[str | None] = mapped_column(String(512))
+    external_id: Mapped[str | None] = mapped_column(String(512))
+    display_name_key: Mapped[str | None] = mapped_column(String(512))
+    # The payload digest of the POST that created it: a retried POST with the same
+    # externalId and the same payload gets the original resource back.
+    create_digest: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("uq_resources_user_name", "tenant_id", "resource_type", "user_name_key", unique=True),
+        Index("uq_resources_external_id", "tenant_id", "resource_type", "external_id", unique=True),
+        Index(
+            "uq_resources_display_name",
+            "tenant_id",
+            "resource_type",
+            "display_name_key",
+            unique=True,
+        ),
+        # List pages in the default stable order (pipeline/store/search.py) walk this index
+        # instead of sorting the whole tenant for each page.
+        Index("ix_resources_listing", "tenant_id", "resource_type", "created_at", "id"),
+    )
+
+
+class JournalEntry(Base):
+    """One accepted command. `seq` orders the commands of a resource (and of a tenant)."""
+
+    __tablename__ = "journal"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    resource_id: Mapped[str] = mapped_column(Id)
+    resource_type: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(10))
+    command: Mapped[dict[str, Any]]
+    # pending -> applied | dead
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    # 0 = deprovisioning (security-relevant, drained first), 1 = everything else.
+    lane: Mapped[int] = mapped_column(SmallInteger, default=1)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime]
+    applied_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_journal_resource", "tenant_id", "resource_id", "seq"),
+        Index(
+            "ix_journal_pending",
+            "lane",
+            "seq",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+
+class User(Base):
+    """An applied user. `data` is the canonical resource; columns repeat what is queried."""
+
+    __tablename__ = "users"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(512))
+    external_id: Mapped[str | None] = mapped_column(String(512))
+    display_name: Mapped[str | None] = mapped_column(String(512))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    data: Mapped[dict[str, Any]]
+    version: Mapped[int] = mapped_column(Integer)
+    journal_seq: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("uq_users_user_name", "tenant_id", func.lower(text("user_name")), unique=True),
+        Index("uq_users_external_id", "tenant_id", "external_id", unique=True),
+    )
+
+
+class Group(Base):
+    """An applied group; its members live in `memberships`."""
+
+    __tablename__ = "groups"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(512))
+    external_id: Mapped[str | None] = mapped_column(String(512))
+    data: Mapped[dict[str, Any]]
+    version: Mapped[int] = mapped_column(Integer)
+    journal_seq: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("uq_groups_display_name", "tenant_id", func.lower(text("display_name")), unique=True),
+        Index("uq_groups_external_id", "tenant_id", "external_id", unique=True),
+    )
+
+
+class Membership(Base):
+    """One member of one group (a user or a nested group), written set-based."""
+
+    __tablename__ = "memberships"
+
+    tenant_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    group_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    member_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    member_type: Mapped[str] = mapped_column(String(16))
+    display: Mapped[str | None] = mapped_column(String(512))
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "group_id"], ["groups.tenant_id", "groups.id"], ondelete="CASCADE"
+        ),
+        Index("ix_memberships_member", "tenant_id", "member_id"),
+    )
+
+
+class UserSession(Base):
+    """An application session of a user; deprovisioning revokes them in the apply transaction."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(Id)
+    user_id: Mapped[str] = mapped_column(Id)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_user_sessions_user", "tenant_id", "user_id"),)
+
+
+class OutboxEvent(Base):
+    """A change to tell the application about, written in the apply transaction."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(Id)
+    event_type: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str] = mapped_column(String(16))
+    resource_id: Mapped[str] = mapped_column(Id)
+    journal_seq: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index(
+            "ix_outbox_undelivered",
+            "id",
+            postgresql_where=text("delivered_at IS NULL"),
+            sqlite_where=text("delivered_at IS NULL"),
+        ),
+    )
+
+
+class DeadLetter(Base):
+    """A command that could not be applied within its retry budget, kept for operators."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    journal_seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    tenant_id: Mapped[str] = mapped_column(Id, index=True)
+    resource_id: Mapped[str] = mapped_column(Id)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    replayed_at: Mapped[datetime | None]
+    replay_seq: Mapped[int | None] = mapped_column(BigInteger)

@@ -1,0 +1,449 @@
+"""Searching the acknowledged state (`resources`): SCIM filters and sorting as SQL.
+
+A filter (RFC 7644 §3.4.2.2) is translated into a parameterised SQLAlchemy condition over the
+columns `resources` keeps for its unique keys, never into SQL text. Only comparisons on those
+columns can be translated:
+
+| Attribute                           | Column                     | Compared as              |
+|-------------------------------------|----------------------------|--------------------------|
+| `id`                                | `id`                       | case-exact string        |
+| `externalId`                        | `external_id`              | case-exact string        |
+| `userName` (User)                   | `user_name_key`            | lower-cased (caseExact false) |
+| `displayName` (Group)               | `display_name_key`         | lower-cased (caseExact false) |
+| `meta.created`, `meta.lastModified` | `created_at`, `updated_at` | instants (dateTime)      |
+
+with every operator (eq ne co sw ew gt ge lt le pr, and `eq`/`ne` null), plain or qualified by
+the core schema URN (`urn:ietf:params:scim:schemas:core:2.0:User:userName`), under and/or/not.
+Everything else lives only in the JSON `data` and is evaluated in memory by the caller. So a
+translation is a *superset* condition plus a flag saying whether it is exact: an untranslatable
+atom stands for TRUE inside `and`, and makes a `not` over it TRUE as a whole; `or` of supersets
+is a superset. When the translation is exact the database counts and pages; otherwise the
+caller streams the candidates and evaluates the filter itself (`pipeline.reads`).
+
+Decisions:
+
+* Lower-cased columns compare with the filter value lower-cased in Python, the normalisation
+  of the unique indexes, so `userName eq X` finds exactly the resource a POST of X collides
+  with. In-memory evaluation casefolds instead; the two differ only for the few characters
+  whose casefold is not their lower case (ß, ς), and only where an atom is evaluated in memory
+  (inside an `or`/`not` with an untranslatable part).
+* Strings order by code point (`COLLATE "C"` on PostgreSQL, SQLite's default BINARY), as the
+  in-memory evaluator and sorter do, whatever the database's default collation. (On a
+  PostgreSQL database whose collation is not C, `gt`/`lt` and sortBy on a key column then
+  cannot use the unique indexes; equality and the default order still do.)
+* Every translated atom is two-valued (never SQL NULL), so `not` translates exactly: an absent
+  value is "not equal" to anything, as in `evaluate.matches`.
+* `co`/`sw`/`ew` use `LIKE` with escaped wildcards on PostgreSQL. SQLite's `LIKE` ignores ASCII
+  case, which is harmless on the lower-cased columns but wrong for the case-exact ones, so
+  SQLite compares those with `instr`/`substr` instead, which are case-exact.
+* `co`/`sw`/`ew` on a dateTime match its rendered text, not an instant: left to memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from pipeline.errors import InvalidPath, InvalidValue
+from pipeline.scim.evaluate import resolve
+from pipeline.scim.filters import And, Compare, Filter, Not, Or, Present, chain_operands
+from pipeline.scim.paths import AttrPath, parse_attr_path
+from pipeline.scim.schema import Attribute, AttrType, ResourceType
+from pipeline.store.acknowledged import Acknowledged
+from pipeline.store.models import AcknowledgedResource as Row
+
+Condition = ColumnElement[bool]
+
+POSTGRESQL: Final = "postgresql"
+SUBSTRING_OPS: Final = frozenset(("co", "sw", "ew"))
+
+
+# --- Key columns -----------------------------------------------------------------------------
+
+
+class KeyKind(Enum):
+    EXACT = "exact"  # case-exact string, compared as stored
+    FOLDED = "folded"  # stored lower-cased; the filter value is lower-cased to match
+    INSTANT = "instant"  # a timestamp column for a dateTime attribute
+
+
+@dataclass(frozen=True, slots=True)
+class KeyColumn:
+    """A `resources` column that holds one attribute's value, and how to compare with it."""
+
+    column: InstrumentedAttribute[Any]
+    kind: KeyKind
+    nullable: bool
+
+
+_COMMON_COLUMNS: Final[dict[tuple[str, str | None], KeyColumn]] = {
+    ("id", None): KeyColumn(Row.id, KeyKind.EXACT, nullable=False),
+    ("externalid", None): KeyColumn(Row.external_id, KeyKind.EXACT, nullable=True),
+    ("meta", "created"): KeyColumn(Row.created_at, KeyKind.INSTANT, nullable=False),
+    ("meta", "lastmodified"): KeyColumn(Row.updated_at, KeyKind.INSTANT, nullable=False),
+}
+# The unique-key columns filled per resource type (see acknowledged.key_columns).
+_TYPE_COLUMNS: Final[dict[str, dict[tuple[str, str | None], KeyColumn]]] = {
+    "User": {("username", None): KeyColumn(Row.user_name_key, KeyKind.FOLDED, nullable=True)},
+    "Group": {
+        ("displayname", None): KeyColumn(Row.display_name_key, KeyKind.FOLDED, nullable=True)
+    },
+}
+
+
+def key_column(path: AttrPath, resource_type: ResourceType) -> KeyColumn | None:
+    """The column holding the attribute `path` names, or None if it lives only in `data`.
+
+    Accepts the URN-qualified core form (`urn:...:core:2.0:User:userName`); an extension URN
+    never names a key column.
+    """
+    if path.urn is not None and path.urn.lower() != resource_type.schema.id.lower():
+        return None
+    key = (path.name.lower(), path.sub.lower() if path.sub is not None else None)
+    return _COMMON_COLUMNS.get(key) or _TYPE_COLUMNS.get(resource_type.name, {}).get(key)
+
+
+# --- Filter translation ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """A condition selecting a superset of a filter's matches; `exact` when it is the set.
+
+    `condition` None means no restriction (TRUE).
+    """
+
+    condition: Condition | None
+    exact: bool
+
+
+EVERYTHING: Final = Translation(None, exact=False)
+NO_FILTER: Final = Translation(None, exact=True)
+
+
+def translate(f: Filter, resource_type: ResourceType, *, dialect: str) -> Translation:
+    """Translate a checked filter (`evaluate.check_filter`) into a SQL condition."""
+    if isinstance(f, And):
+        return _all_of(
+            [translate(part, resource_type, dialect=dialect) for part in chain_operands(f)]
+        )
+    if isinstance(f, Or):
+        return _any_of(
+            [translate(part, resource_type, dialect=dialect) for part in chain_operands(f)]
+        )
+    if isinstance(f, Not):
+        return _negated(translate(f.inner, resource_type, dialect=dialect))
+    if isinstance(f, Compare | Present):
+        key = key_column(f.path, resource_type)
+        return EVERYTHING if key is None else _atom(f, key, dialect)
+    return EVERYTHING  # a valuePath filters a multi-valued attribute, kept only in `data`
+
+
+def _all_of(parts: Sequence[Translation]) -> Translation:
+    conditions = [part.condition for part in parts if part.condition is not None]
+    condition = and_(*conditions) if conditions else None
+    return Translation(condition, exact=all(part.exact for part in parts))
+
+
+def _any_of(parts: Sequence[Translation]) -> Translation:
+    exact = all(part.exact for part in parts)
+    if any(part.condition is None for part in parts):
+        return Translation(None, exact)  # one operand admits every row
+    return Translation(
+        or_(*(part.condition for part in parts if part.condition is not None)), exact
+    )
+
+
+def _negated(inner: Translation) -> Translation:
+    # The complement of a superset is no superset of the complement: only an exact
+    # translation can be negated.
+    if not inner.exact:
+        return EVERYTHING
+    if inner.condition is None:
+        return Translation(false(), exact=True)
+    return Translation(not_(inner.condition), exact=True)
+
+
+def _atom(f: Compare | Present, key: KeyColumn, dialect: str) -> Translation:
+    column = key.column
+    if isinstance(f, Present):
+        return _exact(_present(key))
+    if f.value is None:  # check_filter allows null with eq and ne only
+        return _exact(column.is_(None) if f.op == "eq" else column.is_not(None))
+    operand = _operand(key, f.value)
+    if operand is None or (f.op in SUBSTRING_OPS and key.kind is KeyKind.INSTANT):
+        return EVERYTHING
+    if f.op == "ne":
+        unequal = column != operand
+        return _exact(or_(column.is_(None), unequal) if key.nullable else unequal)
+    if f.op == "eq":
+        return _exact(_guarded(key, column == operand))
+    if f.op in SUBSTRING_OPS:
+        assert isinstance(operand, str)
+        return _exact(_guarded(key, _substring(key, f.op, operand, dialect)))
+    return _exact(_guarded(key, _ordering(f.op, _ordered(key, dialect), operand)))
+
+
+def _exact(condition: Condition) -> Translation:
+    return Translation(condition, exact=True)
+
+
+def _present(key: KeyColumn) -> Condition:
+    """RFC 7644 §3.4.2.2 "pr": a non-empty value."""
+    if key.kind is KeyKind.INSTANT:
+        return key.column.is_not(None)
+    return and_(key.column.is_not(None), key.column != "")
+
+
+def _guarded(key: KeyColumn, condition: Condition) -> Condition:
+    """Make a comparison FALSE, not NULL, on an absent value, so `not` over it stays exact."""
+    return and_(key.column.is_not(None), condition) if key.nullable else condition
+
+
+def _operand(key: KeyColumn, value: object) -> str | datetime | None:
+    """The filter value normalised as the column stores it; None if it cannot be."""
+    if not isinstance(value, str):
+        return None
+    if key.kind is KeyKind.FOLDED:
+        return value.lower()
+    if key.kind is KeyKind.INSTANT:
+        return parse_instant(value)
+    return value
+
+
+def parse_instant(text: str) -> datetime | None:
+    """An xsd:dateTime (RFC 7643 §2.3.5) as a UTC instant; a missing offset means UTC.
+
+    Converted to UTC because SQLite stores timestamps as UTC wall-clock text.
+    """
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _substring(key: KeyColumn, op: str, text: str, dialect: str) -> Condition:
+    column = key.column
+    if text == "":
+        return column.is_not(None)  # every string contains, starts and ends with ""
+    if dialect == POSTGRESQL or key.kind is KeyKind.FOLDED:
+        # autoescape escapes %, _ and the escape character itself in the bound value.
+        if op == "co":
+            return column.contains(text, autoescape=True)
+        if op == "sw":
+            return column.startswith(text, autoescape=True)
+        return column.endswith(text, autoescape=True)
+    # SQLite, case-exact column: LIKE would ignore ASCII case.
+    if op == "co":
+        return func.instr(column, text) > 0
+    if op == "sw":
+        return func.substr(column, 1, len(text)) == text
+    return func.substr(column, -len(text)) == text
+
+
+def _ordered(key: KeyColumn, dialect: str) -> ColumnElement[Any]:
+    """The column as it orders: strings by code point on every database."""
+    if dialect == POSTGRESQL and key.kind is not KeyKind.INSTANT:
+        return key.column.collate("C")
+    return key.column.expression
+
+
+_ORDERINGS: Final[dict[str, Callable[[ColumnElement[Any], Any], Condition]]] = {
+    "gt": lambda column, value: column > value,
+    "ge": lambda column, value: column >= value,
+    "lt": lambda column, value: column < value,
+    "le": lambda column, value: column <= value,
+}
+
+
+def _ordering(op: str, column: ColumnElement[Any], operand: str | datetime) -> Condition:
+    return _ORDERINGS[op](column, operand)
+
+
+# --- Sorting (RFC 7644 §3.4.2.3) -------------------------------------------------------------
+
+SortKey = tuple[int, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    """A resolved `sortBy` / `sortOrder`; without `leaf`, the default stable order.
+
+    `column` is set when the database can sort; otherwise `key` sorts canonical resources (with
+    `id` and `meta` added) in memory. Either way resources without a value come last when
+    ascending and first when descending, and ties keep the stable order (created_at, id).
+    """
+
+    descending: bool = False
+    column: KeyColumn | None = None
+    top: Attribute | None = None
+    leaf: Attribute | None = None
+    container: str | None = None  # the extension schema id holding the attribute
+
+    @property
+    def in_sql(self) -> bool:
+        return self.leaf is None or self.column is not None
+
+    def order_by(self, dialect: str) -> list[ColumnElement[Any]]:
+        stable: list[ColumnElement[Any]] = [Row.created_at.asc(), Row.id.asc()]
+        if self.column is None:
+            return stable
+        column = _ordered(self.column, dialect)
+        first = column.desc().nulls_first() if self.descending else column.asc().nulls_last()
+        return [first, *stable]
+
+    def key(self, resource: Mapping[str, Any]) -> SortKey:
+        """Sort key of one resource: present values first (ascending), then absent ones."""
+        value = self._value(resource)
+        return (0, value) if value is not None else (1, None)
+
+    def _value(self, resource: Mapping[str, Any]) -> Any:
+        container = resource if self.container is None else resource.get(self.container)
+        if self.top is None or self.leaf is None or not isinstance(container, Mapping):
+            return None
+        raw = container.get(self.top.name)
+        if self.top.multi_valued:
+            raw = _primary_or_first(raw)
+        if self.leaf is not self.top:
+            raw = raw.get(self.leaf.name) if isinstance(raw, Mapping) else None
+        return _comparable(self.leaf, raw)
+
+
+def resolve_sort(sort_by: str | None, sort_order: str, resource_type: ResourceType) -> Sort:
+    """Resolve the RFC 7644 §3.4.2.3 parameters; an unknown attribute is 400 invalidValue.
+
+    A complex attribute must be sorted by a sub-attribute, except a multi-valued one, which
+    sorts by the "value" of its primary (else first) value.
+    """
+    descending = sort_order == "descending"
+    if sort_by is None:
+        return Sort(descending)
+    path = _sort_path(sort_by, resource_type)
+    top = resolve(AttrPath(path.urn, path.name, None), resource_type)
+    if top is None:
+        raise InvalidValue(f"sortBy names no attribute of {resource_type.name}: {sort_by!r}.")
+    leaf = _sort_leaf(top, path, sort_by)
+    return Sort(
+        descending,
+        column=key_column(path, resource_type),
+        top=top,
+        leaf=leaf,
+        container=_container(path, resource_type),
+    )
+
+
+def _sort_path(sort_by: str, resource_type: ResourceType) -> AttrPath:
+    try:
+        path = parse_attr_path(sort_by, resource_type.schema_ids)
+    except InvalidPath as error:
+        raise InvalidValue(f"Invalid sortBy: {error.detail}") from None
+    if not path.name:
+        raise InvalidValue(f"sortBy must name an attribute, not a schema: {sort_by!r}.")
+    return path
+
+
+def _sort_leaf(top: Attribute, path: AttrPath, sort_by: str) -> Attribute:
+    sub_name = path.sub
+    if sub_name is None and top.is_complex and top.multi_valued:
+        sub_name = "value"
+    leaf = top.sub(sub_name) if sub_name is not None else top
+    if leaf is None or leaf.is_complex:
+        raise InvalidValue(f"sortBy must name a simple (sub-)attribute: {sort_by!r}.")
+    return leaf
+
+
+def _container(path: AttrPath, resource_type: ResourceType) -> str | None:
+    if path.urn is None or path.urn.lower() == resource_type.schema.id.lower():
+        return None
+    schema = resource_type.schema_for(path.urn)
+    return schema.id if schema is not None else None
+
+
+def _primary_or_first(raw: Any) -> Any:
+    values = [item for item in raw if item is not None] if isinstance(raw, list) else []
+    primary = (v for v in values if isinstance(v, Mapping) and v.get("primary") is True)
+    return next(primary, values[0] if values else None)
+
+
+def _comparable(leaf: Attribute, raw: Any) -> Any:
+    """A value ordered by the attribute's type (RFC 7644 §3.4.2.3); None if it has none."""
+    if leaf.type is AttrType.DATETIME:
+        return parse_instant(raw) if isinstance(raw, str) else None
+    if leaf.type is AttrType.BOOLEAN:
+        return raw if isinstance(raw, bool) else None
+    if leaf.type in (AttrType.INTEGER, AttrType.DECIMAL):
+        is_number = isinstance(raw, int | float) and not isinstance(raw, bool)
+        return raw if is_number else None
+    if not isinstance(raw, str):
+        return None
+    return raw if leaf.case_exact else raw.casefold()
+
+
+# --- Queries ---------------------------------------------------------------------------------
+
+_COLUMNS: Final = (
+    Row.id,
+    Row.resource_type,
+    Row.version,
+    Row.data,
+    Row.created_at,
+    Row.updated_at,
+    Row.create_digest,
+)
+
+
+def candidates(tenant_id: str, resource_type: str, condition: Condition | None) -> Select[Any]:
+    """The resources of one tenant and type satisfying `condition` (unordered)."""
+    statement = select(*_COLUMNS).where(
+        Row.tenant_id == tenant_id, Row.resource_type == resource_type
+    )
+    return statement if condition is None else statement.where(condition)
+
+
+def count(session: Session, statement: Select[Any]) -> int:
+    """How many rows `statement` selects: `SELECT count(*)` over it."""
+    counted = statement.with_only_columns(func.count(), maintain_column_froms=True)
+    return int(session.execute(counted.order_by(None)).scalar_one())
+
+
+def page(
+    session: Session, statement: Select[Any], *, offset: int, limit: int
+) -> list[Acknowledged]:
+    """One page of an ordered statement, paged by the database."""
+    rows = session.execute(statement.offset(offset).limit(limit))
+    return [_acknowledged(row) for row in rows]
+
+
+def stream(session: Session, statement: Select[Any], *, chunk: int) -> Iterator[list[Acknowledged]]:
+    """All rows of an ordered statement in chunks, without loading them all at once.
+
+    `yield_per` fetches `chunk` rows at a time (a server-side cursor on PostgreSQL); the
+    session stays usable for other queries in between.
+    """
+    result = session.execute(statement.execution_options(yield_per=chunk))
+    for rows in result.partitions():
+        yield [_acknowledged(row) for row in rows]
+
+
+def _acknowledged(row: Any) -> Acknowledged:
+    return Acknowledged(
+        row.id,
+        row.resource_type,
+        row.version,
+        row.data,
+        as_utc(row.created_at),
+        as_utc(row.updated_at),
+        row.create_digest,
+    )
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; they were stored as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

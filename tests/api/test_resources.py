@@ -1,0 +1,208 @@
+"""Users and Groups: statuses, headers and bodies of create, read, replace, patch, delete."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from falcon import testing
+
+from tests.api.conftest import (
+    BASE,
+    LIST_SCHEMA,
+    PUBLIC_URL,
+    RecordingDispatcher,
+    assert_scim_error,
+    create_group,
+    create_user,
+    scim_body,
+)
+from tests.conftest import patch_body, read_sample
+
+SCIM_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+
+
+def test_post_is_201_with_location_etag_and_meta(client: testing.TestClient) -> None:
+    result = client.simulate_post(
+        f"{BASE}/Users", **scim_body(read_sample("idp/okta/okta-create-user.json"))
+    )
+    assert result.status_code == 201
+    user = result.json
+    meta = user["meta"]
+    assert meta["location"] == f"{PUBLIC_URL}{BASE}/Users/{user['id']}"
+    assert result.headers["Location"] == meta["location"]
+    assert result.headers["ETag"] == meta["version"] == 'W/"1"'
+    assert meta["resourceType"] == "User"
+    assert SCIM_DATETIME.fullmatch(meta["created"])
+    assert meta["lastModified"] == meta["created"]
+    assert user["userName"] == "test.user@okta.local"
+    assert "password" not in user
+
+
+def test_post_rings_the_workers_after_acknowledging(
+    client: testing.TestClient, dispatcher: RecordingDispatcher
+) -> None:
+    create_user(client)
+    assert len(dispatcher.rings) == 1
+
+
+def test_a_replayed_post_returns_the_original_with_201(
+    client: testing.TestClient, dispatcher: RecordingDispatcher
+) -> None:
+    first = create_user(client)
+    result = client.simulate_post(
+        f"{BASE}/Users", **scim_body(read_sample("idp/okta/okta-create-user.json"))
+    )
+    assert result.status_code == 201
+    assert result.json["id"] == first["id"]
+    assert result.headers["Location"] == first["meta"]["location"]
+    assert len(dispatcher.rings) == 1  # nothing new was journaled
+
+
+def test_post_honours_attributes(client: testing.TestClient) -> None:
+    result = client.simulate_post(
+        f"{BASE}/Users",
+        query_string="attributes=userName",
+        **scim_body(read_sample("idp/okta/okta-create-user.json")),
+    )
+    assert set(result.json) == {"schemas", "id", "userName"}
+
+
+def test_get_by_id_is_200_with_etag(client: testing.TestClient) -> None:
+    user = create_user(client)
+    result = client.simulate_get(f"{BASE}/Users/{user['id']}")
+    assert result.status_code == 200
+    assert result.headers["ETag"] == 'W/"1"'
+    assert result.json == user
+
+
+def test_get_by_id_honours_attributes_and_excluded_attributes(client: testing.TestClient) -> None:
+    user = create_user(client)
+    path = f"{BASE}/Users/{user['id']}"
+    only = client.simulate_get(path, query_string="attributes=userName,name.givenName").json
+    assert only["userName"] == user["userName"]
+    assert only["name"] == {"givenName": "Test"}
+    assert "emails" not in only
+    without = client.simulate_get(path, query_string="excludedAttributes=emails,meta").json
+    assert "emails" not in without
+    assert "meta" not in without
+    assert without["userName"] == user["userName"]
+
+
+def test_get_of_an_unknown_id_is_404(client: testing.TestClient) -> None:
+    assert_scim_error(client.simulate_get(f"{BASE}/Users/no-such-id"), 404)
+
+
+def test_a_user_is_not_found_as_a_group(client: testing.TestClient) -> None:
+    user = create_user(client)
+    assert_scim_error(client.simulate_get(f"{BASE}/Groups/{user['id']}"), 404)
+
+
+def test_put_is_200_with_the_replaced_resource(client: testing.TestClient) -> None:
+    user = create_user(client)
+    user["displayName"] = "Renamed User"
+    result = client.simulate_put(f"{BASE}/Users/{user['id']}", **scim_body(user))
+    assert result.status_code == 200
+    assert result.json["displayName"] == "Renamed User"
+    assert result.json["id"] == user["id"]
+    assert result.headers["ETag"] == result.json["meta"]["version"] == 'W/"2"'
+
+
+def test_user_patch_is_200_with_the_user(client: testing.TestClient) -> None:
+    user = create_user(client)
+    result = client.simulate_patch(
+        f"{BASE}/Users/{user['id']}",
+        **scim_body(patch_body({"op": "replace", "path": "displayName", "value": "Patched"})),
+    )
+    assert result.status_code == 200
+    assert result.json["displayName"] == "Patched"
+
+
+def test_delete_is_204_and_the_resource_is_gone(client: testing.TestClient) -> None:
+    user = create_user(client)
+    path = f"{BASE}/Users/{user['id']}"
+    result = client.simulate_delete(path)
+    assert result.status_code == 204
+    assert result.text == ""
+    assert_scim_error(client.simulate_get(path), 404)
+    assert_scim_error(client.simulate_delete(path), 404)
+
+
+def test_matching_if_match_is_accepted(client: testing.TestClient) -> None:
+    user = create_user(client)
+    result = client.simulate_delete(f"{BASE}/Users/{user['id']}", headers={"If-Match": 'W/"1"'})
+    assert result.status_code == 204
+
+
+def test_group_post_renders_the_members_it_was_given(client: testing.TestClient) -> None:
+    user = create_user(client)
+    group = create_group(client, "Engineering", user["id"])
+    assert [member["value"] for member in group["members"]] == [user["id"]]
+    assert group["meta"]["location"] == f"{PUBLIC_URL}{BASE}/Groups/{group['id']}"
+
+
+def test_group_patch_is_204(client: testing.TestClient) -> None:
+    group = create_group(client, "Engineering")
+    result = client.simulate_patch(
+        f"{BASE}/Groups/{group['id']}",
+        **scim_body(patch_body({"op": "replace", "path": "displayName", "value": "Eng"})),
+    )
+    assert result.status_code == 204
+    assert result.text == ""
+    assert result.headers["ETag"] == 'W/"2"'
+
+
+def test_group_patch_asking_for_attributes_is_200(client: testing.TestClient) -> None:
+    group = create_group(client, "Engineering")
+    result = client.simulate_patch(
+        f"{BASE}/Groups/{group['id']}",
+        query_string="attributes=displayName",
+        **scim_body(patch_body({"op": "replace", "path": "displayName", "value": "Eng"})),
+    )
+    assert result.status_code == 200
+    assert result.json["displayName"] == "Eng"
+
+
+def test_group_get_can_exclude_members(client: testing.TestClient) -> None:
+    group = create_group(client, "Engineering")
+    result = client.simulate_get(
+        f"{BASE}/Groups/{group['id']}", query_string="excludedAttributes=members"
+    )
+    assert result.status_code == 200
+    assert "members" not in result.json
+
+
+@pytest.mark.parametrize("path", ["/Users", "/Groups"])
+def test_an_empty_list_is_a_list_response(client: testing.TestClient, path: str) -> None:
+    body = client.simulate_get(BASE + path).json
+    assert body == {
+        "schemas": [LIST_SCHEMA],
+        "totalResults": 0,
+        "itemsPerPage": 0,
+        "startIndex": 1,
+        "Resources": [],
+    }
+
+
+def test_list_pages_with_integers(client: testing.TestClient) -> None:
+    for n in range(3):
+        create_user(client, userName=f"user{n}@example.test", externalId=f"ext-{n}")
+    page = client.simulate_get(
+        f"{BASE}/Users", query_string="startIndex=2&count=1&sortBy=userName"
+    ).json
+    assert page["totalResults"] == 3
+    assert page["itemsPerPage"] == 1
+    assert page["startIndex"] == 2
+    assert [u["userName"] for u in page["Resources"]] == ["user1@example.test"]
+
+
+def test_a_count_over_the_maximum_is_served_not_refused(client: testing.TestClient) -> None:
+    create_user(client)
+    result = client.simulate_get(f"{BASE}/Users", query_string="count=100000")
+    assert result.status_code == 200
+    assert result.json["itemsPerPage"] == 1
+
+
+def test_an_invalid_filter_is_400_invalid_filter(client: testing.TestClient) -> None:
+    result = client.simulate_get(f"{BASE}/Users", query_string='filter=userName eq "unterminated')
+    assert_scim_error(result, 400, "invalidFilter")

@@ -1,0 +1,203 @@
+"""Fixtures for tests against real databases: SQLite and PostgreSQL, no mocked store.
+
+Every test that asks for `services` (or `db_engine`) runs twice, once per database:
+
+* SQLite: a fresh file in the test's tmp directory, schema created with `create_all`.
+* PostgreSQL (`SCIMFLOW_TEST_POSTGRES_URL`, by default the CI server on 127.0.0.1:5432): one
+  schema private to this test session, created once and dropped at the end; every table is
+  emptied with one TRUNCATE before each test, which is much faster than re-creating it.
+  When the server does not answer, the PostgreSQL half is skipped, except under `CI=true`,
+  where an unreachable database is a failure rather than a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+from sqlalchemy.schema import CreateSchema, DropSchema
+
+from pipeline.accept import WriteService
+from pipeline.drain import Drainer
+from pipeline.ports import utc_now
+from pipeline.reads import ReadService
+from pipeline.scim.engine import default_engine
+from pipeline.settings import Settings
+from pipeline.store import tenants
+from pipeline.store.db import make_engine, make_sessions
+from pipeline.store.models import Base
+from pipeline.store.tenants import TenantRef
+
+POSTGRES_URL = os.environ.get(
+    "SCIMFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+# Writes are stamped by a clock that ticks one second per call, starting here.
+EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+# --- Databases -------------------------------------------------------------------------------
+
+
+def _require_postgres() -> None:
+    url = make_url(POSTGRES_URL)
+    address = (url.host or "127.0.0.1", url.port or 5432)
+    try:
+        socket.create_connection(address, timeout=1).close()
+    except OSError as error:
+        reason = f"PostgreSQL is not reachable on {address[0]}:{address[1]} ({error})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI=true requires it.", pytrace=False)
+        pytest.skip(f"{reason}; set CI=true to make this a failure.")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A URL whose connections use a schema created for this test session alone."""
+    _require_postgres()
+    schema = f"scimflow_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, poolclass=NullPool)
+    with admin.begin() as connection:
+        connection.execute(CreateSchema(schema))
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    rendered = url.render_as_string(hide_password=False)
+    schema_engine = create_engine(rendered, poolclass=NullPool)
+    Base.metadata.create_all(schema_engine)
+    schema_engine.dispose()
+    try:
+        yield rendered
+    finally:
+        with admin.begin() as connection:
+            connection.execute(DropSchema(schema, cascade=True))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database a test runs against, once per supported database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'scimflow.sqlite3'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def db_engine(database_url: str) -> Iterator[Engine]:
+    """An engine built as the API builds its own, over an empty schema."""
+    settings = Settings(database_url=database_url)
+    engine = make_engine(settings, "api")
+    if settings.is_sqlite:
+        Base.metadata.create_all(engine)
+    else:
+        _empty_every_table(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _empty_every_table(engine: Engine) -> None:
+    # DDL over the schema's own table names, quoted by the dialect: nothing user-supplied.
+    quote = engine.dialect.identifier_preparer.quote
+    names = ", ".join(quote(table.name) for table in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE TABLE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def statements(db_engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements the engine sends from now on (`before_cursor_execute`)."""
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(db_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(db_engine, "before_cursor_execute", record)
+
+
+# --- Services --------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordingDispatcher:
+    """The doorbell port (`pipeline.ports.Dispatcher`), remembering every ring."""
+
+    rings: list[tuple[str, bool]] = field(default_factory=list)
+
+    def ring(self, tenant_id: str, *, urgent: bool = False) -> None:
+        self.rings.append((tenant_id, urgent))
+
+
+@dataclass
+class TickingClock:
+    """Each reading is one second after the previous one, so writes order deterministically."""
+
+    now: datetime = EPOCH
+
+    def __call__(self) -> datetime:
+        current = self.now
+        self.now += timedelta(seconds=1)
+        return current
+
+
+@dataclass
+class Services:
+    """The write path, the read path and a worker over one database, plus shortcuts."""
+
+    sessions: sessionmaker[Session]
+    writes: WriteService
+    reads: ReadService
+    drainer: Drainer
+    dispatcher: RecordingDispatcher
+
+    def tenant(self, name: str) -> TenantRef:
+        with self.sessions.begin() as session:
+            return tenants.create_tenant(session, name, now=utc_now())
+
+    def reader(self, *, max_results: int) -> ReadService:
+        return ReadService(self.sessions, default_engine(), max_results=max_results)
+
+    def user(self, tenant: TenantRef, user_name: str, **attributes: Any) -> str:
+        """POST /Users; returns the new id. No worker has applied it yet."""
+        body = {"schemas": [USER_SCHEMA], "userName": user_name, **attributes}
+        return self.writes.create(tenant, "User", body, request_id="test").resource.id
+
+    def group(self, tenant: TenantRef, display_name: str, members: list[str] | None = None) -> str:
+        """POST /Groups with these member ids; returns the new id."""
+        body: dict[str, Any] = {"schemas": [GROUP_SCHEMA], "displayName": display_name}
+        if members:
+            body["members"] = [{"value": member} for member in members]
+        return self.writes.create(tenant, "Group", body, request_id="test").resource.id
+
+    def drain(self) -> None:
+        """Apply every acknowledged write, as the workers would."""
+        report = self.drainer.drain()
+        assert report.dead == 0 and report.postponed == 0, report
+
+
+@pytest.fixture
+def services(db_engine: Engine) -> Services:
+    sessions = make_sessions(db_engine)
+    dispatcher = RecordingDispatcher()
+    return Services(
+        sessions=sessions,
+        writes=WriteService(sessions, default_engine(), dispatcher, clock=TickingClock()),
+        reads=ReadService(sessions, default_engine()),
+        drainer=Drainer(sessions, default_engine()),
+        dispatcher=dispatcher,
+    )

@@ -1,0 +1,53 @@
+"""The Celery application: configuration only, built from Settings (no module-level state).
+
+Every choice here protects "nothing lost, nothing duplicated": JSON only; late acks with
+`reject_on_worker_lost`, so a message whose worker died is redelivered (safe, because a drain
+is idempotent: it applies what is pending and nothing else); one message prefetched per
+process; hard time limits well under the Redis visibility timeout, so a long task is never
+redelivered while it still runs; task events on, so Flower sees everything.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu.entity import Queue
+
+from pipeline.settings import Settings
+
+DRAIN_TASK = "scimflow.drain"
+SWEEP_TASK = "scimflow.sweep"
+DEFAULT_QUEUE = "scimflow"
+URGENT_QUEUE = "scimflow.urgent"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("scimflow", broker=settings.broker_url, include=["workers.tasks"])
+    time_limit = settings.task_time_limit_seconds
+    if time_limit * 2 >= settings.broker_visibility_timeout_seconds:
+        raise ValueError("task_time_limit_seconds must stay well below the visibility timeout")
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=time_limit,
+        task_soft_time_limit=max(time_limit - 30, time_limit // 2),
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout_seconds,
+        },
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        task_default_queue=DEFAULT_QUEUE,
+        # Deprovisioning doorbells have their own queue, consumed first by every worker.
+        task_queues=[Queue(URGENT_QUEUE), Queue(DEFAULT_QUEUE)],
+        beat_schedule={
+            "sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_seconds},
+        },
+    )
+    return app

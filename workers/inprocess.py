@@ -1,0 +1,62 @@
+"""The embedded mode's worker: the same Drainer, on a thread, rung in-process.
+
+`scimflow serve` runs the API and this worker in one process on SQLite, with no broker. The
+write path, the journal and the apply path are exactly those of production; only the doorbell
+differs (an Event instead of a Celery message), and the idle timeout doubles as the sweeper.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from pipeline.drain import Drainer
+from pipeline.errors import Unavailable
+
+log = logging.getLogger("scimflow.worker")
+
+
+class InProcessWorker:
+    """Drains the journal on a background thread whenever it is rung (and periodically)."""
+
+    def __init__(self, drainer: Drainer, *, idle_seconds: float = 5.0) -> None:
+        self._drainer = drainer
+        self._idle_seconds = idle_seconds
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scimflow-worker", daemon=True)
+
+    def ring(self, tenant_id: str, *, urgent: bool = False) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        timeout = self._idle_seconds
+        while not self._stopping.is_set():
+            self._wake.wait(timeout)
+            self._wake.clear()
+            timeout = self._drain_all()
+
+    def _drain_all(self) -> float:
+        """Drain everything ready; return how long to sleep before looking again."""
+        try:
+            report = self._drainer.drain()
+        except Unavailable:
+            log.warning("database unavailable; retrying in %.0fs", self._idle_seconds)
+            return self._idle_seconds
+        except Exception:  # the thread must survive a bug in one batch; it is logged
+            log.exception("drain failed")
+            return self._idle_seconds
+        if report.applied or report.postponed or report.dead:
+            log.info("applied=%d postponed=%d dead=%d", report.applied, report.postponed,
+                     report.dead)
+        if report.retry_in is not None:
+            return min(self._idle_seconds, max(report.retry_in, 0.05))
+        return self._idle_seconds

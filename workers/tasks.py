@@ -1,0 +1,80 @@
+"""Celery tasks: thin adapters from a message to one domain call.
+
+`scimflow.drain` is a doorbell: it carries a tenant id, never the work. It drains what is
+pending for that tenant in bounded batches, then rings again if more is waiting, so no task
+holds a worker slot for long. `scimflow.sweep` (beat) rings for work whose doorbell was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import Task, shared_task
+from celery.signals import worker_process_init
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from pipeline.drain import DrainReport
+from pipeline.errors import Unavailable
+from pipeline.ports import utc_now
+from pipeline.settings import Settings
+from pipeline.store import journal
+from pipeline.store.db import unit_of_work
+from workers.celery_app import DRAIN_TASK, SWEEP_TASK
+from workers.dispatch import CeleryDispatcher
+from workers.runtime import WorkerRuntime
+
+log = logging.getLogger("scimflow.worker")
+runtime = WorkerRuntime(Settings.from_env())
+# Batches per task: bounded so one tenant's initial sync yields the worker to other tenants.
+BATCHES_PER_TASK = 20
+
+
+@worker_process_init.connect
+def _reset_after_fork(**_: object) -> None:
+    runtime.after_fork()
+
+
+# Database blips are retried in-process for a couple of seconds; longer outages go back
+# through the broker (Celery retry with backoff), never as a sleep inside the task.
+_short_retry = retry(
+    retry=retry_if_exception_type(Unavailable),
+    stop=stop_after_attempt(3),
+    wait=wait_exponential(multiplier=0.2, max=2),
+    reraise=True,
+)
+
+
+@shared_task(bind=True, name=DRAIN_TASK, max_retries=None, acks_late=True)
+def drain(self: Task, tenant_id: str) -> dict[str, int]:
+    """Apply pending journal entries of one tenant."""
+    try:
+        report = _short_retry(runtime.drainer.drain)(tenant_id, max_batches=BATCHES_PER_TASK)
+    except Unavailable as ex:
+        countdown = min(60, 2 ** min(self.request.retries, 6))
+        raise self.retry(exc=ex, countdown=countdown) from ex
+    _ring_again(tenant_id, report)
+    log.info("drained tenant=%s applied=%d postponed=%d dead=%d", tenant_id,
+             report.applied, report.postponed, report.dead)
+    return {"applied": report.applied, "postponed": report.postponed, "dead": report.dead}
+
+
+def _ring_again(tenant_id: str, report: DrainReport) -> None:
+    dispatcher = CeleryDispatcher(drain.app)
+    if report.full_batch or report.woken_tenants:
+        dispatcher.ring(tenant_id)
+    if report.retry_in is not None:
+        dispatcher.ring_later(tenant_id, report.retry_in)
+
+
+@shared_task(name=SWEEP_TASK, acks_late=True)
+def sweep() -> int:
+    """Ring for every tenant whose pending work has waited too long (a lost doorbell)."""
+    settings = runtime.settings
+    older_than = utc_now() - timedelta(seconds=settings.sweep_stale_seconds)
+    with unit_of_work(runtime.sessions) as session:
+        tenants = journal.stale_tenants(session, older_than=older_than)
+    dispatcher = CeleryDispatcher(sweep.app)
+    for tenant_id in tenants:
+        dispatcher.ring(tenant_id)
+    return len(tenants)
