@@ -35,6 +35,7 @@ from typing import Final, Literal, NamedTuple, TypeAlias, cast
 
 from pipeline.errors import InvalidFilter
 from pipeline.scim.paths import ATTR_PATH_PATTERN, ATTRNAME_PATTERN, AttrPath, render_attr_path
+from pipeline.scim.unicode import is_utf8_encodable
 
 CompareOp = Literal["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"]
 Value: TypeAlias = str | int | float | bool | None
@@ -323,7 +324,12 @@ class _Parser:
         if token.kind == "string":
             # The token regex admits only valid JSON strings; most have no escapes to decode.
             body = token.text[1:-1]
-            return cast(str, json.loads(token.text)) if "\\" in body else body
+            if "\\" not in body:
+                return body
+            decoded = cast(str, json.loads(token.text))
+            if not is_utf8_encodable(decoded):
+                raise InvalidFilter(f"The string at position {token.start} is not valid Unicode.")
+            return decoded
         if token.kind == "number":
             return _number(token)
         literal = token.text.lower() if token.kind == "word" else ""

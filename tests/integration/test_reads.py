@@ -8,7 +8,7 @@ read-your-writes: what was acknowledged is readable before any worker ran.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -51,10 +51,6 @@ def view(found: Found) -> dict[str, Any]:
             "lastModified": resource.updated_at.isoformat(),
         },
     }
-
-
-def created_at(services: Services, tenant: TenantRef, user_id: str) -> datetime:
-    return services.reads.get(tenant, "User", user_id).resource.created_at
 
 
 # --- GET by id and read-your-writes ----------------------------------------------------------

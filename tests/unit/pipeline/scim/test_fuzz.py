@@ -91,8 +91,8 @@ KNOWN_KEYS = [
     ENTERPRISE, f"{ENTERPRISE}:manager", f"{ENTERPRISE}:department", USER_SCHEMA, GROUP_SCHEMA,
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0User", "Operations", "op", "path",
 ]  # fmt: skip
-# No lone surrogates ("\ud800", valid JSON escapes): they crash password hashing, see the
-# strict xfail tests at the end; st.text() never generates them.
+# No lone surrogates ("\ud800", valid JSON escapes but not Unicode): they are rejected as
+# invalidValue, which the dedicated tests at the end check; st.text() never generates them.
 STRINGS = st.one_of(
     st.text(max_size=12),
     st.sampled_from(
@@ -480,17 +480,11 @@ def test_every_sample_is_fuzzed() -> None:
     assert all(locations(read_sample(path)) or path for path in SAMPLE_FILES)
 
 
-# --- Bugs found by fuzzing, outside the PATCH engine -----------------------------------------
+# --- Strings that are valid JSON but not Unicode, found by fuzzing ----------------------------
 
 LONE_SURROGATE = json.loads('"\\ud800"')  # valid JSON, but no UTF-8 encoding exists
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeEncodeError,
-    reason="pipeline/passwords.py hash_password encodes the cleartext as UTF-8 unchecked; a "
-    "lone surrogate (a valid JSON escape) escapes as UnicodeEncodeError (a 500), not a 400",
-)
 def test_password_with_lone_surrogate_is_invalid_value_on_create() -> None:
     """RFC 7643 §2.3.1: a string is Unicode encoded as UTF-8; one that cannot be is
     invalidValue (RFC 7644 §3.12), not a server error."""
@@ -499,12 +493,6 @@ def test_password_with_lone_surrogate_is_invalid_value_on_create() -> None:
         ENGINE.validate_create("User", "id", body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeEncodeError,
-    reason="pipeline/passwords.py hash_password: same crash through PATCH (Okta sends "
-    "passwords as a path-less replace)",
-)
 def test_password_with_lone_surrogate_is_invalid_value_on_patch() -> None:
     """RFC 7644 §3.5.2 / §3.12: the same string in a PATCH is invalidValue too."""
     payload = {
@@ -515,11 +503,6 @@ def test_password_with_lone_surrogate_is_invalid_value_on_patch() -> None:
         ENGINE.validate_patch("User", "id", payload, CURRENT["User"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline/scim/values.py _string accepts strings with lone surrogates, which no "
-    "UTF-8 store or journal can hold: the API acknowledges a write the worker cannot persist",
-)
 def test_string_with_lone_surrogate_is_invalid_value() -> None:
     """RFC 7643 §2.3.1: "A sequence of zero or more Unicode characters encoded using UTF-8"."""
     body = {"schemas": [USER_SCHEMA], "userName": f"babs{LONE_SURROGATE}"}

@@ -1,0 +1,41 @@
+"""Reachability of the external services the integration tests need.
+
+Outside CI a missing PostgreSQL or Redis skips the tests that need it, with the reason; under
+`CI=true` it is a failure, so a broken CI machine can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+POSTGRES_URL = os.environ.get(
+    "SCIMFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_HOST, REDIS_PORT = "127.0.0.1", int(os.environ.get("SCIMFLOW_TEST_REDIS_PORT", "6379"))
+
+
+def require_tcp(service: str, host: str, port: int) -> None:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError as error:
+        reason = f"{service} is not reachable on {host}:{port} ({error})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI=true requires it.", pytrace=False)
+        pytest.skip(f"{reason}; set CI=true to make this a failure.")
+
+
+def require_postgres() -> None:
+    require_tcp("PostgreSQL", "127.0.0.1", 5432)
+
+
+def require_redis() -> None:
+    require_tcp("Redis", REDIS_HOST, REDIS_PORT)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

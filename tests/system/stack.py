@@ -1,0 +1,209 @@
+"""A whole scimflow deployment on this machine: the compose file's commands, run natively.
+
+PostgreSQL gets a database of its own per stack, Redis a database number of its own (flushed
+at start), and the API, the Celery workers and beat run as real processes with the commands of
+docker-compose.yml, so what the tests prove is what `docker compose up` runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import NullPool
+
+from tests.support.services import POSTGRES_URL, REDIS_HOST, REDIS_PORT, free_port
+from tests.system.compose import service_command, with_option
+
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    database_url: str
+    broker_url: str
+    api_port: int
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}/scim/v2"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "SCIMFLOW_DATABASE_URL": self.database_url,
+            "SCIMFLOW_BROKER_URL": self.broker_url,
+            "SCIMFLOW_PUBLIC_URL": f"http://127.0.0.1:{self.api_port}",
+            # Fast enough for tests, still the production code paths.
+            "SCIMFLOW_PASSWORD_ITERATIONS": "1000",
+            "SCIMFLOW_SWEEP_INTERVAL_SECONDS": "1",
+            "SCIMFLOW_SWEEP_STALE_SECONDS": "2",
+            "SCIMFLOW_RETRY_BASE_SECONDS": "0.2",
+            "SCIMFLOW_RETRY_MAX_SECONDS": "2",
+            "SCIMFLOW_LOG_LEVEL": "WARNING",
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        })
+        env.update(self.extra_env)
+        return env
+
+    # --- processes ---------------------------------------------------------------------
+
+    def run(self, argv: list[str]) -> str:
+        done = subprocess.run(argv, env=self.env, cwd=self.workdir, capture_output=True,
+                              timeout=120, check=False)
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+        return done.stdout.decode()
+
+    def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{name}.log").open("ab")
+        process = subprocess.Popen(argv, env=self.env, cwd=self.workdir, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes[name] = process
+        return process
+
+    def migrate(self) -> None:
+        self.run(service_command("migrate"))
+
+    def start_api(self) -> None:
+        argv = with_option(service_command("api"), "--bind", f"127.0.0.1:{self.api_port}")
+        self.spawn("api", argv)
+        self._wait_http(f"http://127.0.0.1:{self.api_port}/healthz")
+
+    def start_worker(self, name: str = "worker1", concurrency: int = 2) -> subprocess.Popen[bytes]:
+        argv = with_option(service_command("worker"), "--concurrency", str(concurrency))
+        return self.spawn(name, with_option(argv, "--hostname", f"{name}@%h"))
+
+    def start_beat(self) -> None:
+        schedule = str(self.workdir / "beat-schedule")
+        self.spawn("beat", with_option(service_command("beat"), "--schedule", schedule))
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Kill a process and its whole group (a Celery worker and its pool children)."""
+        process = self.processes.pop(name)
+        os.killpg(process.pid, sig)
+        process.wait(timeout=30)
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            process = self.processes[name]
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for name, process in list(self.processes.items()):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+            self.processes.pop(name)
+
+    def log(self, name: str) -> str:
+        return (self.workdir / f"{name}.log").read_text(errors="replace")
+
+    def _wait_http(self, url: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"{url} did not come up:\n{self.log('api')[-3000:]}")
+
+    # --- state ---------------------------------------------------------------------------
+
+    def create_tenant(self, name: str) -> dict[str, str]:
+        created: dict[str, str] = json.loads(
+            self.run(["scimflow", "tenant", "create", name, "--json"])
+        )
+        return created
+
+    def client(self, token: str, **options: Any) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url, timeout=options.pop("timeout", 30),
+            headers={"Authorization": f"Bearer {token}",
+                     "Content-Type": "application/scim+json"},
+            **options,
+        )
+
+    def sql(self, query: str, **params: Any) -> list[Any]:
+        engine = create_engine(self.database_url, poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                return list(connection.execute(text(query), params))
+        finally:
+            engine.dispose()
+
+    def backlog(self) -> int:
+        return int(self.sql("SELECT count(*) FROM journal WHERE status = 'pending'")[0][0])
+
+    def wait_until_applied(self, timeout: float = 120) -> None:
+        """Wait until nothing is pending in the journal (postponed entries included)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.backlog() == 0:
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"backlog still {self.backlog()} after {timeout}s")
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one stack, dropped afterwards."""
+    name = f"scimflow_sys_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    _execute(admin, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def _execute(engine: Engine, statement: str) -> None:
+    with engine.connect() as connection:
+        connection.execute(text(statement))
+
+
+def redis_url(db: int) -> str:
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
+    client.flushdb()
+    client.close()
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
+
+
+@contextmanager
+def running_stack(
+    workdir: Path, *, workers: int = 1, concurrency: int = 2, redis_db: int = 9,
+    broker_url: str | None = None, extra_env: dict[str, str] | None = None,
+) -> Iterator[Stack]:
+    with postgres_database() as database_url:
+        stack = Stack(workdir, database_url, broker_url or redis_url(redis_db), free_port(),
+                      extra_env or {})
+        try:
+            stack.migrate()
+            stack.start_api()
+            for index in range(workers):
+                stack.start_worker(f"worker{index + 1}", concurrency)
+            stack.start_beat()
+            yield stack
+        finally:
+            stack.stop()
