@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint run bench clean
+.PHONY: install install-runtime test lint run bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -12,6 +12,10 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test,postgres,production]'
 
+# The embedded default needs no test or production extras.
+install-runtime: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -19,9 +23,8 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
-run: install
-	$(BIN)/scimflow validate User tests/samples/idp/okta/okta-create-user.json
-	$(BIN)/scimflow validate Group tests/samples/idp/entra/entra-patch-remove-members-value-array.json --patch --current tests/samples/group-with-members.json
+run: install-runtime
+	$(BIN)/scimflow serve --host 127.0.0.1 --port 8000
 
 bench: install
 	$(BIN)/python benchmarks/validation.py
