@@ -11,11 +11,13 @@ import logging
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
 from api.middleware import RequestIdLogFilter
 from api.services import ApiServices, WsgiApp
 from pipeline.accept import WriteService
+from pipeline.admission import Admission, AdmissionLimits
 from pipeline.passwords import PasswordPolicy, make_hasher
 from pipeline.ports import Dispatcher
 from pipeline.reads import ReadService
@@ -34,6 +36,17 @@ def protocol_engine(settings: Settings) -> ProtocolEngine:
     return ProtocolEngine(default_registry(), hash_password=hasher)
 
 
+def admission(settings: Settings, sessions: sessionmaker[Session]) -> Admission:
+    return Admission(
+        sessions,
+        AdmissionLimits(
+            tenant_backlog=settings.tenant_backlog_limit,
+            global_backlog=settings.global_backlog_limit,
+            tenant_in_flight=settings.tenant_in_flight_limit,
+        ),
+    )
+
+
 def build_app(settings: Settings, dispatcher: Dispatcher) -> WsgiApp:
     sessions = make_sessions(make_engine(settings, "api"))
     engine = protocol_engine(settings)
@@ -45,7 +58,7 @@ def build_app(settings: Settings, dispatcher: Dispatcher) -> WsgiApp:
     services = ApiServices(
         settings=settings,
         tenancy=Tenancy(sessions),
-        writes=WriteService(sessions, engine, dispatcher),
+        writes=WriteService(sessions, engine, dispatcher, admission=admission(settings, sessions)),
         reads=ReadService(sessions, engine, max_results=settings.filter_max_results),
         registry=engine.registry,
         capabilities=Capabilities(filter_max_results=settings.filter_max_results, bulk=False),
@@ -57,19 +70,24 @@ def build_app(settings: Settings, dispatcher: Dispatcher) -> WsgiApp:
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdLogFilter())
-    handler.setFormatter(logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s [request_id=%(request_id)s] %(message)s"
-    ))
+    handler.setFormatter(
+        logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s [request_id=%(request_id)s] %(message)s"
+        )
+    )
     logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
 
 
 def production_app() -> WsgiApp:
     from workers.celery_app import make_celery  # noqa: PLC0415 - production only
+    from workers.coalesce import CoalescingDispatcher  # noqa: PLC0415
     from workers.dispatch import CeleryDispatcher  # noqa: PLC0415
 
     settings = Settings.from_env()
     configure_logging(settings)
-    return build_app(settings, CeleryDispatcher(make_celery(settings)))
+    # One drain message per tenant per window instead of one per request.
+    dispatcher = CoalescingDispatcher(CeleryDispatcher(make_celery(settings)))
+    return build_app(settings, dispatcher)
 
 
 def __getattr__(name: str) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 from pipeline.ports import utc_now
 from pipeline.settings import Settings
 from pipeline.store import dead_letters
+from pipeline.store.budget import Budget, server_limits
 from pipeline.store.db import make_engine, make_sessions, unit_of_work
 from pipeline.store.migrate import upgrade
 from pipeline.store.status import tenant_status
@@ -107,3 +108,30 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
     )
     _print(report, args.json, text or "(no tenants)")
     return 0
+
+
+def connections(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the connection budget of this configuration against the server's limit."""
+    budget = Budget.of(settings)
+    lines = [
+        f"api      {settings.api_processes} processes x (pool {settings.api_pool_size}"
+        f" + overflow {settings.api_pool_overflow}) = {budget.api}",
+        f"workers  {settings.worker_replicas} replicas x concurrency "
+        f"{settings.worker_concurrency} x 1 = {budget.workers}",
+        f"tools    {budget.tools} (migrate, status, tenant commands; no pool)",
+        f"total    {budget.total}",
+    ]
+    result: dict[str, Any] = {"api": budget.api, "workers": budget.workers,
+                              "tools": budget.tools, "total": budget.total}
+    fits = True
+    if settings.database_url.startswith("postgresql"):
+        with unit_of_work(make_sessions(make_engine(settings, "tool"))) as session:
+            limits = server_limits(session)
+        fits = budget.total <= limits.available
+        lines.append(f"server   max_connections {limits.max_connections} - reserved "
+                     f"{limits.reserved} = {limits.available} available "
+                     f"({limits.in_use} in use now): {'fits' if fits else 'OVER BUDGET'}")
+        result.update(max_connections=limits.max_connections, available=limits.available,
+                      in_use=limits.in_use, fits=fits)
+    _print(result, args.json, "\n".join(lines))
+    return 0 if fits else 1

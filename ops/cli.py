@@ -59,11 +59,13 @@ def _add_production(commands: argparse._SubParsersAction[argparse.ArgumentParser
     )
     api = commands.add_parser("api", help="run the API under gunicorn (production)")
     api.add_argument("--bind", default="0.0.0.0:8000")
-    api.add_argument("--workers", type=int, default=2)
+    api.add_argument("--workers", type=int, default=None,
+                     help="gunicorn processes (default: SCIMFLOW_API_PROCESSES)")
     api.add_argument("--threads", type=int, default=4)
     api.set_defaults(handler=processes.run_api)
     worker = commands.add_parser("worker", help="run a Celery worker (production)")
-    worker.add_argument("--concurrency", type=int, default=2)
+    worker.add_argument("--concurrency", type=int, default=None,
+                        help="prefork processes (default: SCIMFLOW_WORKER_CONCURRENCY)")
     worker.add_argument("--hostname", default="worker@%h")
     worker.set_defaults(handler=processes.run_worker)
     beat = commands.add_parser("beat", help="run Celery beat: the sweeper schedule")
@@ -100,6 +102,11 @@ def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser
     status = commands.add_parser("status", help="backlog, lag and dead letters per tenant")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=admin.status)
+    budget = commands.add_parser(
+        "connections", help="the PostgreSQL connection budget against max_connections"
+    )
+    budget.add_argument("--json", action="store_true")
+    budget.set_defaults(handler=admin.connections)
     dead = commands.add_parser("dead-letters", help="inspect and replay dead letters")
     dead_commands = dead.add_subparsers(title="dead-letter commands", metavar="COMMAND")
     listing = dead_commands.add_parser("list", help="list dead letters")

@@ -36,10 +36,24 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
 def run_api(settings: Settings, args: argparse.Namespace) -> int:
     """Replace this process with gunicorn serving `api.wsgi:app` (gthread workers)."""
     argv = [
-        sys.executable, "-m", "gunicorn", "api.wsgi:app",
-        "--bind", args.bind, "--workers", str(args.workers), "--threads", str(args.threads),
-        "--worker-class", "gthread", "--access-logfile", "-",
-        "--graceful-timeout", "20", "--timeout", "60",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "api.wsgi:app",
+        "--bind",
+        args.bind,
+        "--workers",
+        str(args.workers or settings.api_processes),
+        "--threads",
+        str(args.threads),
+        "--worker-class",
+        "gthread",
+        "--access-logfile",
+        "-",
+        "--graceful-timeout",
+        "20",
+        "--timeout",
+        "60",
     ]
     os.execv(sys.executable, argv)
 
@@ -47,17 +61,38 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Replace this process with a Celery worker; the urgent queue is consumed first."""
     argv = [
-        sys.executable, "-m", "celery", "-A", "workers.main", "worker",
-        "--queues", "scimflow.urgent,scimflow", "--concurrency", str(args.concurrency),
-        "--prefetch-multiplier", "1", "--task-events", "--loglevel", settings.log_level,
-        "--hostname", args.hostname,
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.main",
+        "worker",
+        "--queues",
+        "scimflow.urgent,scimflow",
+        "--concurrency",
+        str(args.concurrency or settings.worker_concurrency),
+        "--prefetch-multiplier",
+        "1",
+        "--task-events",
+        "--loglevel",
+        settings.log_level,
+        "--hostname",
+        args.hostname,
     ]
     os.execv(sys.executable, argv)
 
 
 def run_beat(settings: Settings, args: argparse.Namespace) -> int:
     argv = [
-        sys.executable, "-m", "celery", "-A", "workers.main", "beat",
-        "--loglevel", settings.log_level, "--schedule", args.schedule,
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.main",
+        "beat",
+        "--loglevel",
+        settings.log_level,
+        "--schedule",
+        args.schedule,
     ]
     os.execv(sys.executable, argv)

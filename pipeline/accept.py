@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline.admission import Admission
 from pipeline.commands import Command
 from pipeline.errors import InvalidValue, NotFound, PreconditionFailed, Uniqueness
 from pipeline.ports import Clock, Dispatcher, utc_now
@@ -51,22 +52,27 @@ class WriteService:
         *,
         clock: Clock = utc_now,
         new_id: Callable[[], str] = new_resource_id,
+        admission: Admission | None = None,
     ) -> None:
         self._sessions = sessions
         self._engine = engine
         self._dispatcher = dispatcher
         self._clock = clock
         self._new_id = new_id
+        self._admission = admission
 
     def create(
         self, tenant: TenantRef, type_name: str, payload: Any, *, request_id: str
     ) -> Accepted:
         """POST: a new resource, or the original one when the IdP retries the same POST."""
-        command = self._engine.validate_create(type_name, self._new_id(), payload)
+        # Validation (and password hashing) runs before the transaction, so no connection is
+        # held for it; admission is checked before both.
+        with self._admitted(tenant):
+            command = self._engine.validate_create(type_name, self._new_id(), payload)
         resource = command.resource or {}
         digest = create_digest(resource)
         now = self._clock()
-        with self._transaction() as session:
+        with self._transaction(tenant) as session:
             _check_member_references(session, tenant, resource.get(MEMBERS))
             head = _without_members(resource)
             if not acknowledged.insert_new(
@@ -95,7 +101,7 @@ class WriteService:
         request_id: str,
     ) -> Accepted:
         """PUT: replace the resource's writable attributes (RFC 7644 §3.5.1)."""
-        with self._transaction() as session:
+        with self._transaction(tenant) as session:
             current = self._current(session, tenant, type_name, resource_id, if_match)
             command = self._engine.validate_replace(type_name, resource_id, payload, current.data)
             resource = command.resource or {}
@@ -122,7 +128,7 @@ class WriteService:
         request_id: str,
     ) -> Accepted:
         """PATCH (RFC 7644 §3.5.2); a PATCH that changes nothing is not journaled."""
-        with self._transaction() as session:
+        with self._transaction(tenant) as session:
             current = self._current(session, tenant, type_name, resource_id, if_match)
             command, new, changed = self._engine.validate_patch(
                 type_name, resource_id, payload, current.data
@@ -153,7 +159,7 @@ class WriteService:
     ) -> None:
         """DELETE (RFC 7644 §3.6): the resource is gone for readers at once."""
         command = self._engine.delete(type_name, resource_id)
-        with self._transaction() as session:
+        with self._transaction(tenant) as session:
             self._current(session, tenant, type_name, resource_id, if_match)
             acknowledged.remove(session, tenant.id, resource_id)
             journal.append(session, tenant.id, command, now=self._clock(), request_id=request_id)
@@ -188,8 +194,15 @@ class WriteService:
         journal.append(session, tenant.id, command, now=now, request_id=request_id)
         return saved
 
-    def _transaction(self) -> AbstractContextManager[Session]:
-        return unit_of_work(self._sessions)
+    @contextmanager
+    def _transaction(self, tenant: TenantRef) -> Iterator[Session]:
+        """One unit of work, inside the tenant's admission (see `_admitted`)."""
+        with self._admitted(tenant), unit_of_work(self._sessions) as session:
+            yield session
+
+    def _admitted(self, tenant: TenantRef) -> AbstractContextManager[None]:
+        """A write slot for the tenant, or 429 before any work is done."""
+        return self._admission.admit(tenant.id) if self._admission else nullcontext()
 
     def _ring(self, tenant: TenantRef, command: Command) -> None:
         self._dispatcher.ring(tenant.id, urgent=command.deprovisions)

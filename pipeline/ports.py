@@ -17,7 +17,8 @@ class Dispatcher(Protocol):
     """Wakes the workers: work is waiting in the journal for this tenant.
 
     A ring is a doorbell, not the work: losing one costs latency (the sweeper rings again) and
-    ringing twice costs nothing (the second drain finds nothing left to do).
+    ringing twice costs nothing (the second drain finds nothing left to do). It is called after
+    the write committed, so an implementation must not raise: it logs and drops instead.
     """
 
     def ring(self, tenant_id: str, *, urgent: bool = False) -> None: ...

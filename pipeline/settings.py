@@ -35,6 +35,11 @@ class Settings:
     api_pool_timeout: float = 2.0
     # Each prefork worker child holds one connection.
     worker_concurrency: int = 2
+    # Process counts the connection budget is computed for (`scimflow connections`).
+    api_processes: int = 2
+    worker_replicas: int = 1
+    # Connecting through PgBouncer in transaction mode: no server-side prepared statements.
+    pgbouncer: bool = False
     password_policy: PasswordPolicy = PasswordPolicy.HASH
     password_iterations: int = 600_000
     # Worker batching and retries.
@@ -49,6 +54,11 @@ class Settings:
     task_time_limit_seconds: int = 300
     broker_visibility_timeout_seconds: int = 3600
     filter_max_results: int = 1000
+    # Admission control (429 + Retry-After): pending journal entries per tenant and in total,
+    # and concurrent writes per tenant in one API process.
+    tenant_backlog_limit: int = 50_000
+    global_backlog_limit: int = 250_000
+    tenant_in_flight_limit: int = 48
     log_level: str = "INFO"
 
     @classmethod

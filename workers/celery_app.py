@@ -38,6 +38,13 @@ def make_celery(settings: Settings) -> Celery:
         task_soft_time_limit=max(time_limit - 30, time_limit // 2),
         broker_transport_options={
             "visibility_timeout": settings.broker_visibility_timeout_seconds,
+            # A broker outage must cost a request milliseconds, not the default retries.
+            "socket_timeout": 2,
+            "socket_connect_timeout": 1,
+        },
+        task_publish_retry=True,
+        task_publish_retry_policy={
+            "max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2,
         },
         broker_connection_retry_on_startup=True,
         worker_send_task_events=True,

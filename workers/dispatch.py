@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
 
 from workers.celery_app import DEFAULT_QUEUE, DRAIN_TASK, URGENT_QUEUE
 
+log = logging.getLogger("scimflow.dispatch")
+
 
 class CeleryDispatcher:
-    """Rings the workers by sending a drain task by name (no task module import)."""
+    """Rings the workers by sending a drain task by name (no task module import).
+
+    A ring happens after the write committed, so it must never fail the request: when the
+    broker is down the ring is logged and dropped, and the beat sweeper rings for that
+    tenant's pending work once the broker is back.
+    """
 
     def __init__(self, app: Celery) -> None:
         self._app = app
 
     def ring(self, tenant_id: str, *, urgent: bool = False) -> None:
         queue = URGENT_QUEUE if urgent else DEFAULT_QUEUE
-        self._app.send_task(DRAIN_TASK, args=[tenant_id], queue=queue)
+        self._send(tenant_id, queue=queue)
 
     def ring_later(self, tenant_id: str, seconds: float) -> None:
-        self._app.send_task(DRAIN_TASK, args=[tenant_id], queue=DEFAULT_QUEUE,
-                            countdown=seconds)
+        self._send(tenant_id, queue=DEFAULT_QUEUE, countdown=seconds)
+
+    def _send(self, tenant_id: str, **options: object) -> None:
+        try:
+            self._app.send_task(DRAIN_TASK, args=[tenant_id], **options)
+        except Exception as ex:  # the broker is best-effort here, the journal is the truth
+            log.warning("doorbell for tenant %s not sent (%s); the sweeper will ring", tenant_id,
+                        ex)

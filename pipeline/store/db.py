@@ -28,6 +28,10 @@ def make_engine(settings: Settings, role: Role) -> Engine:
     if settings.is_sqlite:
         return _sqlite_engine(settings.database_url)
     options: dict[str, Any] = {"pool_pre_ping": True}
+    if settings.pgbouncer:
+        # PgBouncer's transaction mode hands each transaction to any server connection, so
+        # statements psycopg prepared on one are missing on the next: never prepare.
+        options["connect_args"] = {"prepare_threshold": None}
     if role == "api":
         options.update(
             pool_size=settings.api_pool_size,

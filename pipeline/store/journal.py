@@ -172,3 +172,22 @@ def backlog(session: Session, tenant_id: str | None = None) -> int:
     if tenant_id is not None:
         statement = statement.where(Row.tenant_id == tenant_id)
     return int(session.execute(statement).scalar_one())
+
+
+def backlog_by_tenant(session: Session) -> dict[str, int]:
+    """Pending entries per tenant (one grouped count over the pending partial index)."""
+    rows = session.execute(
+        select(Row.tenant_id, func.count()).where(Row.status == PENDING).group_by(Row.tenant_id)
+    )
+    return {tenant_id: int(count) for tenant_id, count in rows}
+
+
+RATE_WINDOW = timedelta(seconds=10)
+
+
+def recent_apply_rate(session: Session, *, now: datetime) -> float:
+    """Entries applied per second over the last few seconds (all tenants)."""
+    applied = session.execute(
+        select(func.count()).select_from(Row).where(Row.applied_at > now - RATE_WINDOW)
+    ).scalar_one()
+    return int(applied) / RATE_WINDOW.total_seconds()

@@ -126,6 +126,8 @@ class JournalEntry(Base):
 
     __table_args__ = (
         Index("ix_journal_resource", "tenant_id", "resource_id", "seq"),
+        # The recent drain rate (admission control's Retry-After) counts by applied_at.
+        Index("ix_journal_applied_at", "applied_at"),
         Index(
             "ix_journal_pending",
             "lane",

@@ -1,0 +1,72 @@
+"""docker-compose.yml, checked by parsing it (Docker does not run here).
+
+The stack tests run the same file's commands natively (tests/system/stack.py); these tests
+check what only the file itself can get wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.system.compose import load_compose, service_command
+
+SCIMFLOW_SERVICES = ("migrate", "api", "worker", "beat", "flower")
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    compose: dict[str, Any] = load_compose()["services"]
+    return compose
+
+
+def test_every_part_of_the_deployment_is_a_service(services: dict[str, Any]) -> None:
+    assert {"postgres", "redis", *SCIMFLOW_SERVICES} <= set(services)
+
+
+def test_scimflow_services_use_postgres_and_redis(services: dict[str, Any]) -> None:
+    for name in SCIMFLOW_SERVICES:
+        env = services[name]["environment"]
+        assert env["SCIMFLOW_DATABASE_URL"].startswith("postgresql+psycopg://"), name
+        assert env["SCIMFLOW_BROKER_URL"].startswith("redis://redis:6379"), name
+
+
+def test_processes_start_after_the_schema_is_migrated(services: dict[str, Any]) -> None:
+    assert service_command("migrate") == ["scimflow", "migrate"]
+    assert services["migrate"]["restart"] == "no"
+    for name in ("api", "worker", "beat", "flower"):
+        depends = services[name]["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully", name
+        assert depends["postgres"]["condition"] == "service_healthy", name
+        assert depends["redis"]["condition"] == "service_healthy", name
+
+
+def test_workers_scale(services: dict[str, Any]) -> None:
+    """`--scale worker=N` needs no fixed container name and no published port."""
+    worker = services["worker"]
+    assert "container_name" not in worker
+    assert "ports" not in worker
+    assert service_command("worker")[:2] == ["scimflow", "worker"]
+
+
+def test_published_ports_are_loopback_only(services: dict[str, Any]) -> None:
+    published = [port for svc in services.values() for port in svc.get("ports", [])]
+    assert published, "the API must be reachable"
+    assert all(str(port).startswith("127.0.0.1:") for port in published)
+
+
+def test_flower_never_runs_without_authentication(services: dict[str, Any]) -> None:
+    command = " ".join(service_command("flower"))
+    assert "--basic-auth=${FLOWER_BASIC_AUTH:?" in command
+
+
+def test_healthchecks_gate_the_dependencies(services: dict[str, Any]) -> None:
+    for name in ("postgres", "redis", "api"):
+        assert services[name]["healthcheck"]["test"], name
+
+
+def test_pgbouncer_is_optional_and_in_transaction_mode(services: dict[str, Any]) -> None:
+    pgbouncer = services["pgbouncer"]
+    assert pgbouncer["profiles"] == ["pgbouncer"]
+    assert pgbouncer["environment"]["POOL_MODE"] == "transaction"
