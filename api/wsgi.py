@@ -57,7 +57,7 @@ def build_app(settings: Settings, dispatcher: Dispatcher) -> WsgiApp:
 
     services = ApiServices(
         settings=settings,
-        tenancy=Tenancy(sessions),
+        tenancy=Tenancy(sessions, cache_seconds=settings.token_cache_seconds),
         writes=WriteService(sessions, engine, dispatcher, admission=admission(settings, sessions)),
         reads=ReadService(sessions, engine, max_results=settings.filter_max_results),
         registry=engine.registry,

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ops import admin, processes, validate
+from ops.bench import runner as bench
 from pipeline.errors import ScimError
 from pipeline.settings import Settings
 
@@ -35,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_tenants(commands)
     _add_operations(commands)
     validate.add_parser(commands)
+    bench.add_parser(commands)
     return parser
 
 

@@ -84,7 +84,9 @@ class Drainer:
             if not claimed:
                 return DrainReport()
             batch = self._apply(session, journal.pending_entries(session, claimed))
-            report = self._write(session, batch, now)
+            # Stamped after applying, just before the writes and the commit: `applied_at`
+            # minus `created_at` is then the real acknowledgement-to-applied latency.
+            report = self._write(session, batch, self._clock())
         report.resources = len(claimed)
         report.full_batch = len(claimed) >= self._batch_size
         return report

@@ -156,7 +156,6 @@ class ReadService:
         sort = store_search.resolve_sort(query.sort_by, query.sort_order, resource_type)
         window = self.window(query)
         with unit_of_work(self._sessions) as session:
-            _read_one_snapshot(session)
             total, resources = _matching_page(
                 session,
                 tenant_id=tenant.id,
@@ -186,7 +185,8 @@ def _checked_filter(text: str | None, resource_type: ResourceType) -> Filter | N
 
 
 def _read_one_snapshot(session: Session) -> None:
-    """Count and page from one snapshot, so `totalResults` agrees with the page.
+    """Scan, count and load memberships from one snapshot, so `totalResults` agrees with the
+    page (the SQL-only path needs none: it is one statement).
 
     REPEATABLE READ costs a read-only transaction nothing on PostgreSQL (only writers can
     fail to serialise). On SQLite, the single-machine mode, a write committed between the
@@ -195,6 +195,7 @@ def _read_one_snapshot(session: Session) -> None:
     """
     if is_postgres(session):
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
 
 
 def _matching_page(
@@ -217,6 +218,7 @@ def _matching_page(
     statement = statement.order_by(*sort.order_by(dialect))
     if translation.exact and sort.in_sql:
         return _page_in_sql(session, statement, window)
+    _read_one_snapshot(session)
     scan = _Scan(
         session,
         tenant_id=tenant_id,
@@ -230,10 +232,14 @@ def _matching_page(
 def _page_in_sql(
     session: Session, statement: Select[Any], window: Window
 ) -> tuple[int, list[Acknowledged]]:
-    total = store_search.count(session, statement)
-    if window.count == 0 or window.offset >= total:
-        return total, []
-    return total, store_search.page(session, statement, offset=window.offset, limit=window.count)
+    # An IdP's existence check is one statement: the page carries its own total.
+    if window.count > 0:
+        total, resources = store_search.counted_page(
+            session, statement, offset=window.offset, limit=window.count
+        )
+        if total is not None:
+            return total, resources
+    return store_search.count(session, statement), []
 
 
 class _Scan:

@@ -33,6 +33,9 @@ class Settings:
     api_pool_size: int = 5
     api_pool_overflow: int = 0
     api_pool_timeout: float = 2.0
+    # How long an API process remembers a token that authenticated (a revocation takes
+    # effect within this time); 0 checks the database on every request.
+    token_cache_seconds: float = 5.0
     # Each prefork worker child holds one connection.
     worker_concurrency: int = 2
     # Process counts the connection budget is computed for (`scimflow connections`).

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.ports import Clock, utc_now
@@ -9,16 +12,42 @@ from pipeline.store import tenants
 from pipeline.store.db import unit_of_work
 from pipeline.store.tenants import IssuedToken, TenantRef
 
+MAX_CACHED_TOKENS = 10_000
+
 
 class Tenancy:
-    def __init__(self, sessions: sessionmaker[Session], *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        clock: Clock = utc_now,
+        cache_seconds: float = 0.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._sessions = sessions
         self._clock = clock
+        self._cache_seconds = cache_seconds
+        self._monotonic = monotonic
+        self._cache: dict[str, tuple[TenantRef, float]] = {}
 
     def authenticate(self, secret: str) -> TenantRef:
-        """The tenant a bearer token belongs to; Unauthorized for unknown or revoked tokens."""
+        """The tenant a bearer token belongs to; Unauthorized for unknown or revoked tokens.
+
+        A token that authenticated recently is remembered for `cache_seconds`, sparing every
+        request of a busy IdP a query; a revocation therefore takes effect within that time.
+        Failures are never cached.
+        """
+        digest = tenants.token_digest(secret)
+        cached = self._cache.get(digest)
+        if cached is not None and cached[1] > self._monotonic():
+            return cached[0]
         with unit_of_work(self._sessions) as session:
-            return tenants.authenticate(session, secret)
+            tenant = tenants.authenticate(session, secret)
+        if self._cache_seconds > 0:
+            if len(self._cache) >= MAX_CACHED_TOKENS:
+                self._cache.clear()
+            self._cache[digest] = (tenant, self._monotonic() + self._cache_seconds)
+        return tenant
 
     def create(self, name: str) -> IssuedToken:
         """A new tenant and its first token."""

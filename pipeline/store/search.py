@@ -421,6 +421,20 @@ def page(
     return [_acknowledged(row) for row in rows]
 
 
+def counted_page(
+    session: Session, statement: Select[Any], *, offset: int, limit: int
+) -> tuple[int | None, list[Acknowledged]]:
+    """One page and the total number of matches, from one statement.
+
+    `count(*) OVER ()` is computed before LIMIT/OFFSET, so the total and the page come from
+    the same snapshot without a second query. An empty page carries no total (None).
+    """
+    total_column = func.count().over().label("total_results")
+    rows = list(session.execute(statement.add_columns(total_column).offset(offset).limit(limit)))
+    total = int(rows[0].total_results) if rows else None
+    return total, [_acknowledged(row) for row in rows]
+
+
 def stream(session: Session, statement: Select[Any], *, chunk: int) -> Iterator[list[Acknowledged]]:
     """All rows of an ordered statement in chunks, without loading them all at once.
 

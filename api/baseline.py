@@ -1,0 +1,24 @@
+"""The benchmark's baseline: a bare Falcon endpoint that only parses the request body.
+
+`scimflow bench` serves it with the same gunicorn configuration as the real API and drives it
+with the same requests, so "scimflow acknowledges N% of what the bare framework serves" is
+measured in the same run on the same machine.
+"""
+
+from __future__ import annotations
+
+import falcon
+
+
+class ParseOnly:
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = req.get_media()
+        resp.status = falcon.HTTP_201
+        resp.media = {"id": "baseline", "userName": body.get("userName")}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"totalResults": 0, "Resources": []}
+
+
+app = falcon.App()
+app.add_route("/scim/v2/Users", ParseOnly())
