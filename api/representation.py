@@ -70,8 +70,27 @@ class Representer:
     ) -> dict[str, Any]:
         meta = self.meta(resource, resource_type)
         return render_resource(
-            data, resource_type, resource_id=resource.id, meta=meta, projection=projection
+            self._with_refs(data), resource_type, resource_id=resource.id, meta=meta,
+            projection=projection,
         )
+
+    def _with_refs(self, data: dict[str, Any]) -> dict[str, Any]:
+        """`$ref` of members and of a user's groups: the absolute URI of the referenced
+        resource (RFC 7643 §4.1.2, §4.2), built here because only the API knows its URL."""
+        out = dict(data)
+        for attribute in (MEMBERS, "groups"):
+            if out.get(attribute):
+                out[attribute] = [self._referenced(value, attribute) for value in out[attribute]]
+        return out
+
+    def _referenced(self, value: dict[str, Any], attribute: str) -> dict[str, Any]:
+        if "value" not in value or value.get("$ref"):
+            return value
+        kind = value.get("type") if attribute == MEMBERS else "Group"
+        endpoint = {"User": "/Users", "Group": "/Groups"}.get(str(kind))
+        if endpoint is None:
+            return value
+        return {**value, "$ref": f"{self._base_url}{endpoint}/{quote(value['value'], safe='')}"}
 
 
 def send_resource(

@@ -254,3 +254,27 @@ def _takes_access_away(before: dict[str, Any] | None, after: dict[str, Any] | No
         return False
     was_active = before.get("active", True) is not False
     return was_active and (after is None or after.get("active", True) is False)
+
+
+def project_members(
+    engine: ProtocolEngine,
+    group: dict[str, Any],
+    applied_members: list[dict[str, Any]],
+    pending: Sequence[Command],
+) -> list[dict[str, Any]]:
+    """The members a group will have once its pending commands apply (read-your-writes).
+
+    Only `members` is taken from the result; `group` supplies the other attributes so the
+    commands apply as they will in the worker. A command that cannot apply here is one the
+    worker will dead-letter, so it is skipped, as it will be skipped there.
+    """
+    members = applied_members
+    for command in pending:
+        if command.kind is CommandKind.DELETE:
+            return []
+        try:
+            after, _ = engine.apply(command, {**group, MEMBERS: members})
+        except ScimError:
+            continue
+        members = list((after or {}).get(MEMBERS, []))
+    return members

@@ -30,13 +30,14 @@ from typing import Any, Final, Literal
 from sqlalchemy import Select
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline.apply import project_members
 from pipeline.errors import NotFound
 from pipeline.scim.engine import ProtocolEngine
 from pipeline.scim.evaluate import check_filter, matches
 from pipeline.scim.filters import And, Filter, Not, Or, chain_operands, parse_filter
 from pipeline.scim.paths import AttrPath
 from pipeline.scim.schema import ResourceType
-from pipeline.store import acknowledged, directory
+from pipeline.store import acknowledged, directory, journal
 from pipeline.store import search as store_search
 from pipeline.store.acknowledged import Acknowledged
 from pipeline.store.db import is_postgres, unit_of_work
@@ -141,7 +142,12 @@ class ReadService:
             if resource is None:
                 raise NotFound(f"{resource_type.name} {resource_id} not found.")
             found = _with_memberships(
-                session, tenant.id, resource_type.name, [_in_utc(resource)], with_memberships
+                session,
+                self._engine,
+                tenant.id,
+                resource_type.name,
+                [_in_utc(resource)],
+                wanted=with_memberships,
             )
         return found[0]
 
@@ -165,7 +171,12 @@ class ReadService:
                 window=window,
             )
             items = _with_memberships(
-                session, tenant.id, resource_type.name, resources, query.with_memberships
+                session,
+                self._engine,
+                tenant.id,
+                resource_type.name,
+                resources,
+                wanted=query.with_memberships,
             )
         return SearchPage(total, window.start, items)
 
@@ -353,9 +364,11 @@ def _in_utc(resource: Acknowledged) -> Acknowledged:
 
 def _with_memberships(
     session: Session,
+    engine: ProtocolEngine,
     tenant_id: str,
     type_name: str,
     resources: list[Acknowledged],
+    *,
     wanted: bool,
 ) -> list[Found]:
     """Found items, with their membership attribute loaded for all of them in one query."""
@@ -365,8 +378,46 @@ def _with_memberships(
     name, load = membership
     loaded = load(session, tenant_id, [resource.id for resource in resources])
     if name == "members":
-        return [Found(r, members=loaded.get(r.id, [])) for r in resources]
+        members = _with_pending_members(session, engine, tenant_id, resources, loaded)
+        return [Found(r, members=members.get(r.id, [])) for r in resources]
     return [Found(r, groups=loaded.get(r.id, [])) for r in resources]
+
+
+def _with_pending_members(
+    session: Session,
+    engine: ProtocolEngine,
+    tenant_id: str,
+    groups: list[Acknowledged],
+    applied: dict[str, list[dict[str, Any]]],
+) -> dict[str, list[dict[str, Any]]]:
+    """Applied members, with the page's acknowledged-but-unapplied member changes on top.
+
+    A client that added a member and reads the group back sees it, before any worker has
+    applied it; the query is one indexed probe of the journal, usually finding nothing.
+    """
+    pending = journal.pending_commands(session, tenant_id, [g.id for g in groups])
+    if not pending:
+        return applied
+    projected = dict(applied)
+    for group in groups:
+        if group.id in pending:
+            projected[group.id] = project_members(
+                engine, group.data, applied.get(group.id, []), pending[group.id]
+            )
+    return _with_member_types(session, tenant_id, projected)
+
+
+def _with_member_types(
+    session: Session, tenant_id: str, members_by_group: dict[str, list[dict[str, Any]]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Give projected members the `type` applied ones carry (IdPs often send none)."""
+    untyped = {m["value"] for ms in members_by_group.values() for m in ms if "type" not in m}
+    types = acknowledged.existing_types(session, tenant_id, untyped)
+    return {
+        group_id: [m if "type" in m or m["value"] not in types
+                   else {**m, "type": types[m["value"]]} for m in members]
+        for group_id, members in members_by_group.items()
+    }
 
 
 class _Tally(Iterator[_Candidate]):

@@ -58,8 +58,12 @@ class ResourceEndpoint:
             resource_id,
             with_memberships=renders_memberships(shown, self.resource_type),
         )
-        body = self._render.found(found, self.resource_type, shown)
-        send_resource(resp, body, self._render.meta(found.resource, self.resource_type))
+        meta = self._render.meta(found.resource, self.resource_type)
+        if _matches_etag(req.get_header("If-None-Match"), meta.etag):
+            resp.status = falcon.HTTP_304  # RFC 7644 §3.14: the client's copy is current
+            resp.set_header("ETag", meta.etag)
+            return
+        send_resource(resp, self._render.found(found, self.resource_type, shown), meta)
 
     def on_put_item(self, req: falcon.Request, resp: falcon.Response, resource_id: str) -> None:
         """Replace (§3.5.1): 200 with the resource."""
@@ -84,7 +88,9 @@ class ResourceEndpoint:
             request_id=request_id_of(req),
         )
         if self._patch_returns_resource or has_projection(req):
-            self._send(req, resp, accepted)
+            # Read back, so the body is the entire resource with every acknowledged change,
+            # memberships included (RFC 7644 §3.5.2: a 200 carries the resource).
+            self.on_get_item(req, resp, resource_id)
         else:
             resp.status = falcon.HTTP_204
             resp.set_header("ETag", self._render.meta(accepted.resource, self.resource_type).etag)
@@ -110,3 +116,10 @@ class ResourceEndpoint:
         body = self._render.accepted(accepted, self.resource_type, shown)
         meta = self._render.meta(accepted.resource, self.resource_type)
         send_resource(resp, body, meta, status=status)
+
+
+def _matches_etag(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = {tag.strip() for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags or etag.removeprefix("W/") in tags

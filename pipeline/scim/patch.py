@@ -116,7 +116,7 @@ def _normalise_one(
     if path is not None and type(path) is not str:
         raise InvalidPath("The 'path' of a PATCH operation must be a string.")
     if op == "remove":
-        yield _remove(raw, path, resource_type)
+        yield from _remove(raw, path, resource_type)
         return
     if "value" not in raw:
         raise InvalidValue(f"A PATCH '{op}' operation needs a 'value'.")
@@ -130,7 +130,9 @@ def _normalise_one(
             yield operation
 
 
-def _remove(raw: dict[str, Any], path: str | None, resource_type: ResourceType) -> PatchOperation:
+def _remove(
+    raw: dict[str, Any], path: str | None, resource_type: ResourceType
+) -> Iterator[PatchOperation]:
     # RFC 7644 §3.5.2.2: remove without a path fails with noTarget.
     if not path:
         raise NoTarget("A PATCH 'remove' operation needs a 'path'.")
@@ -138,9 +140,25 @@ def _remove(raw: dict[str, Any], path: str | None, resource_type: ResourceType) 
         # A value array that names no `value` sub-attribute is not a documented dialect;
         # ignoring it would remove every value, so it is refused instead.
         raise InvalidValue("A PATCH 'remove' operation takes no 'value' for this path.")
+    extension = _extension_named(path, resource_type)
+    if extension is not None:
+        # The path names a whole extension: remove each of its writable attributes.
+        for attr in extension.attributes:
+            target = Target(extension, False, attr)
+            if not _is_read_only(target):
+                yield PatchOperation("remove", target)
+        return
     target = resolve_path(path, resource_type)
     _check_writable(target)
-    return PatchOperation("remove", target)
+    yield PatchOperation("remove", target)
+
+
+def _extension_named(path: str, resource_type: ResourceType) -> Schema | None:
+    """The extension schema a path names as a whole (`urn:...:enterprise:2.0:User`)."""
+    if not path.lower().startswith("urn:"):
+        return None
+    schema = resource_type.schema_for(path)
+    return None if schema is None or schema is resource_type.schema else schema
 
 
 def _split_null_subs(target: Target, value: Any) -> Iterator[tuple[Target, Any]]:
@@ -192,6 +210,8 @@ def _expand_extension(
         raise InvalidValue(f"Extension {schema.id} must be given as a JSON object.")
     is_core = schema is resource_type.schema
     for name, item in value.items():
+        if name.lower() == "schemas":
+            continue  # some clients repeat the resource's `schemas` inside the extension
         attr = schema.attribute(name)
         if attr is None:
             raise InvalidPath(f"Attribute '{name}' is not defined in {schema.id}.")

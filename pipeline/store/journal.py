@@ -191,3 +191,21 @@ def recent_apply_rate(session: Session, *, now: datetime) -> float:
         select(func.count()).select_from(Row).where(Row.applied_at > now - RATE_WINDOW)
     ).scalar_one()
     return int(applied) / RATE_WINDOW.total_seconds()
+
+
+def pending_commands(
+    session: Session, tenant_id: str, resource_ids: Sequence[str]
+) -> dict[str, list[Command]]:
+    """Pending commands of these resources, in `seq` order (usually none: one indexed probe)."""
+    out: dict[str, list[Command]] = {}
+    if not resource_ids:
+        return out
+    rows = session.execute(
+        select(Row.resource_id, Row.command)
+        .where(Row.tenant_id == tenant_id, Row.resource_id.in_(list(resource_ids)),
+               Row.status == PENDING)
+        .order_by(Row.seq)
+    )
+    for resource_id, command in rows:
+        out.setdefault(resource_id, []).append(Command.from_json(command))
+    return out
