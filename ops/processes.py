@@ -35,64 +35,28 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def run_api(settings: Settings, args: argparse.Namespace) -> int:
     """Replace this process with gunicorn serving `api.wsgi:app` (gthread workers)."""
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "api.wsgi:app",
-        "--bind",
-        args.bind,
-        "--workers",
-        str(args.workers or settings.api_processes),
-        "--threads",
-        str(args.threads),
-        "--worker-class",
-        "gthread",
-        "--access-logfile",
-        "-",
-        "--graceful-timeout",
-        "20",
-        "--timeout",
-        "60",
-    ]
+    workers = str(args.workers or settings.api_processes)
+    argv = [sys.executable, "-m", "gunicorn", "api.wsgi:app", "--bind", args.bind,
+            "--workers", workers, "--threads", str(args.threads), "--worker-class", "gthread",
+            "--access-logfile", "-", "--graceful-timeout", "20", "--timeout", "60"]
     os.execv(sys.executable, argv)
 
 
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:
-    """Replace this process with a Celery worker; the urgent queue is consumed first."""
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.main",
-        "worker",
-        "--queues",
-        "scimflow.urgent,scimflow",
-        "--concurrency",
-        str(args.concurrency or settings.worker_concurrency),
-        "--prefetch-multiplier",
-        "1",
-        "--task-events",
-        "--loglevel",
-        settings.log_level,
-        "--hostname",
-        args.hostname,
-    ]
+    """Replace this process with a Celery worker; the urgent queue is listed first.
+
+    Workers need no gossip or mingle (they share no broadcast state), and each subscription is
+    one more thing a broker restart can break.
+    """
+    concurrency = str(args.concurrency or settings.worker_concurrency)
+    argv = [sys.executable, "-m", "celery", "-A", "workers.main", "worker",
+            "--queues", "scimflow.urgent,scimflow", "--concurrency", concurrency,
+            "--prefetch-multiplier", "1", "--task-events", "--without-gossip",
+            "--without-mingle", "--loglevel", settings.log_level, "--hostname", args.hostname]
     os.execv(sys.executable, argv)
 
 
 def run_beat(settings: Settings, args: argparse.Namespace) -> int:
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.main",
-        "beat",
-        "--loglevel",
-        settings.log_level,
-        "--schedule",
-        args.schedule,
-    ]
+    argv = [sys.executable, "-m", "celery", "-A", "workers.main", "beat",
+            "--loglevel", settings.log_level, "--schedule", args.schedule]
     os.execv(sys.executable, argv)

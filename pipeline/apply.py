@@ -57,6 +57,8 @@ class Blocked:
     entry: Entry
     reason: str
     permanent: bool = False
+    # Members that have not landed yet: the entry is woken as soon as one of them does.
+    waiting_for: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -141,7 +143,10 @@ def _apply_entry(
     command = entry.command
     unknown = _unknown_members(command, known_ids)
     if unknown:
-        outcome.blocked = Blocked(entry, f"waiting for members: {', '.join(sorted(unknown)[:5])}")
+        outcome.blocked = Blocked(
+            entry, f"waiting for members: {', '.join(sorted(unknown)[:5])}",
+            waiting_for=frozenset(unknown),
+        )
         return members
     before = outcome.state
     if members is not None and before is not None:

@@ -26,7 +26,7 @@ from pipeline.ports import Clock, utc_now
 from pipeline.scim.engine import ProtocolEngine
 from pipeline.store import dead_letters, directory, journal
 from pipeline.store.db import unit_of_work
-from pipeline.store.directory import Key, MemberRow
+from pipeline.store.directory import Applied, Key, MemberRow
 from pipeline.store.journal import Entry
 
 
@@ -146,33 +146,72 @@ class Drainer:
             with session.begin_nested():
                 return self._write_all(session, batch, batch.outcomes, now)
         except IntegrityError:
-            # Two resources of the batch swap a unique key (a renames to b's old name while b
-            # is renamed): write them one by one, and let a conflicting one wait and retry.
-            return self._write_one_by_one(session, batch, now)
+            # Resources of the batch trade a unique key (ann -> tmp, bob -> ann, tmp -> bob):
+            # their final states collide, though every step was unique when it was accepted.
+            return self._write_in_seq_order(session, batch, now)
 
-    def _write_one_by_one(self, session: Session, batch: Batch, now: datetime) -> DrainReport:
+    def _write_in_seq_order(self, session: Session, batch: Batch, now: datetime) -> DrainReport:
+        """Apply the batch again one entry at a time, in the journal's global order.
+
+        That is the order in which the API checked each unique key, so step by step the
+        writes succeed; an entry that still conflicts waits and retries, and the entries of
+        its resource behind it wait with it.
+        """
         report = DrainReport()
-        for key, outcome in batch.outcomes.items():
+        states = self._applied_states(session, batch)
+        stopped: set[Key] = set()
+        for entry in sorted((e for es in batch.entries.values() for e in es), key=_seq):
+            key = (entry.tenant_id, entry.resource_id)
+            if key in stopped:
+                continue
+            outcome = self._apply_step(session, batch, entry, states.get(key))
             try:
                 with session.begin_nested():
                     _add(report, self._write_all(session, batch, {key: outcome}, now))
             except IntegrityError as ex:
-                first = outcome.applied[0] if outcome.applied else None
-                entry = next((e for e in batch.entries_of(key) if e.seq == first), None)
-                if entry is not None:
-                    self._settle_blocked(
-                        session, Blocked(entry, f"unique key conflict: {ex.orig}"), now, report
-                    )
+                conflict = Blocked(entry, f"unique key conflict: {ex.orig}")
+                self._settle_blocked(session, conflict, now, report)
+                stopped.add(key)
+                continue
+            if outcome.blocked is not None:
+                stopped.add(key)
+            version = outcome.previous_version + len(outcome.applied)
+            states[key] = None if outcome.state is None else Applied(outcome.state, version)
         return report
+
+    def _applied_states(self, session: Session, batch: Batch) -> dict[Key, Applied | None]:
+        states: dict[Key, Applied | None] = {}
+        for resource_type in ("User", "Group"):
+            keys = [k for k, o in batch.outcomes.items() if o.resource_type == resource_type]
+            states.update(directory.load(session, resource_type, keys))
+        return states
+
+    def _apply_step(
+        self, session: Session, batch: Batch, entry: Entry, applied: Applied | None
+    ) -> Outcome:
+        outcome = apply_resource(
+            self._engine,
+            entry.command.resource_type,
+            applied.data if applied else None,
+            [entry],
+            known_ids=batch.known.get(entry.tenant_id, {}),
+            load_members=partial(directory.members_of, session, entry.tenant_id,
+                                 entry.resource_id),
+        )
+        outcome.previous_version = applied.version if applied else 0
+        return outcome
 
     def _write_all(
         self, session: Session, batch: Batch, outcomes: dict[Key, Outcome], now: datetime
     ) -> DrainReport:
         report = DrainReport()
+        # Upserts, then memberships, then deletions: a member added earlier in the batch to a
+        # user deleted later in it must be gone at the end, and memberships need their group.
         for resource_type in ("User", "Group"):
-            chosen = {k: o for k, o in outcomes.items() if o.resource_type == resource_type}
-            _write_resources(session, resource_type, chosen, now)
+            _upsert_resources(session, resource_type, outcomes, now)
         _write_members(session, batch, outcomes)
+        for resource_type in ("User", "Group"):
+            _delete_resources(session, resource_type, outcomes)
         deprovisioned = [key for key, o in outcomes.items() if o.deprovisioned]
         directory.revoke_sessions(session, deprovisioned, now=now)
         directory.add_events(session, _events(outcomes, now))
@@ -181,12 +220,21 @@ class Drainer:
         for outcome in outcomes.values():
             if outcome.blocked is not None:
                 self._settle_blocked(session, outcome.blocked, now, report)
-        for tenant_id in {k[0] for k, o in outcomes.items() if o.exists and not o.existed}:
-            if journal.wake_blocked(session, tenant_id, now=now):
-                report.woken_tenants.add(tenant_id)
+        self._wake_waiting(session, outcomes, now, report)
         report.applied += len(applied)
         report.deprovisioned += len(deprovisioned)
         return report
+
+    def _wake_waiting(
+        self, session: Session, outcomes: dict[Key, Outcome], now: datetime, report: DrainReport
+    ) -> None:
+        landed: dict[str, set[str]] = defaultdict(set)
+        for (tenant_id, resource_id), outcome in outcomes.items():
+            if outcome.exists and not outcome.existed:
+                landed[tenant_id].add(resource_id)
+        for tenant_id, resource_ids in landed.items():
+            if journal.wake_waiting(session, tenant_id, resource_ids, now=now):
+                report.woken_tenants.add(tenant_id)
 
     def _settle_blocked(
         self, session: Session, blocked: Blocked, now: datetime, report: DrainReport
@@ -198,6 +246,7 @@ class Drainer:
             return
         delay = self._retry.delay(entry.attempts)
         journal.postpone(session, entry, now=now, delay=delay, reason=blocked.reason)
+        journal.record_waits(session, entry, blocked.waiting_for)
         report.postponed += 1
         report.retry_in = _soonest(report.retry_in, delay.total_seconds())
 
@@ -214,20 +263,30 @@ class Batch:
         return self.entries.get(key, [])
 
 
-def _write_resources(
+def _upsert_resources(
     session: Session, resource_type: str, outcomes: dict[Key, Outcome], now: datetime
 ) -> None:
     rows = [
         _row(resource_type, key, o, now)
         for key, o in outcomes.items()
-        if o.changed and o.state is not None
+        if o.resource_type == resource_type and o.changed and o.state is not None
     ]
-    gone = [key for key, o in outcomes.items() if o.changed and o.existed and o.state is None]
     if resource_type == "User":
         directory.upsert_users(session, rows)
     else:
         directory.upsert_groups(session, rows)
+
+
+def _delete_resources(session: Session, resource_type: str, outcomes: dict[Key, Outcome]) -> None:
+    gone = [
+        key for key, o in outcomes.items()
+        if o.resource_type == resource_type and o.changed and o.existed and o.state is None
+    ]
     directory.delete_resources(session, resource_type, gone)
+
+
+def _seq(entry: Entry) -> int:
+    return entry.seq
 
 
 def _row(resource_type: str, key: Key, outcome: Outcome, now: datetime) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from typing import Any, Final, Literal
@@ -39,7 +39,7 @@ from pipeline.scim.paths import AttrPath
 from pipeline.scim.schema import ResourceType
 from pipeline.store import acknowledged, directory, journal
 from pipeline.store import search as store_search
-from pipeline.store.acknowledged import Acknowledged
+from pipeline.store.acknowledged import Acknowledged, as_utc
 from pipeline.store.db import is_postgres, unit_of_work
 from pipeline.store.search import Sort
 from pipeline.store.tenants import TenantRef
@@ -146,7 +146,7 @@ class ReadService:
                 self._engine,
                 tenant.id,
                 resource_type.name,
-                [_in_utc(resource)],
+                [resource],
                 wanted=with_memberships,
             )
         return found[0]
@@ -351,15 +351,7 @@ def _view(resource: Acknowledged) -> dict[str, Any]:
 
 
 def _timestamp(moment: datetime) -> str:
-    return store_search.as_utc(moment).isoformat().replace("+00:00", "Z")
-
-
-def _in_utc(resource: Acknowledged) -> Acknowledged:
-    return replace(
-        resource,
-        created_at=store_search.as_utc(resource.created_at),
-        updated_at=store_search.as_utc(resource.updated_at),
-    )
+    return as_utc(moment).isoformat().replace("+00:00", "Z")
 
 
 def _with_memberships(

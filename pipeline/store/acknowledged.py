@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
@@ -87,7 +87,7 @@ def get(
     if for_update:
         statement = statement.with_for_update()
     row = session.execute(statement).scalar_one_or_none()
-    return None if row is None else _from_row(row)
+    return None if row is None else from_row(row)
 
 
 def find_conflict(
@@ -105,7 +105,7 @@ def find_conflict(
         .limit(1)
     )
     row = session.execute(statement).scalar_one_or_none()
-    return None if row is None else _from_row(row)
+    return None if row is None else from_row(row)
 
 
 def find_by_key(
@@ -119,7 +119,7 @@ def find_by_key(
             getattr(Row, column) == value,
         )
     ).scalar_one_or_none()
-    return None if row is None else _from_row(row)
+    return None if row is None else from_row(row)
 
 
 def save(
@@ -177,13 +177,19 @@ def describe_keys(resource_type: str, data: Mapping[str, Any]) -> str:
     return f"displayName {data.get('displayName')!r} or externalId {data.get('externalId')!r}"
 
 
-def _from_row(row: Row) -> Acknowledged:
+def from_row(row: Any) -> Acknowledged:
+    """An Acknowledged from a `resources` row (ORM object or selected columns)."""
     return Acknowledged(
         row.id,
         row.resource_type,
         row.version,
         row.data,
-        row.created_at,
-        row.updated_at,
+        as_utc(row.created_at),
+        as_utc(row.updated_at),
         row.create_digest,
     )
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; they were stored as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, or_, select, text, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from pipeline.commands import Command
 from pipeline.store.db import is_postgres
 from pipeline.store.models import JournalEntry as Row
+from pipeline.store.models import JournalWait as Wait
 
 PENDING, APPLIED, DEAD = "pending", "applied", "dead"
+# How many times the batch size a worker looks ahead for resources no other worker holds.
+CLAIM_LOOKAHEAD = 4
 DEPROVISION_LANE, NORMAL_LANE = 0, 1
 
 
@@ -30,10 +33,10 @@ class Entry:
 
 def append(
     session: Session, tenant_id: str, command: Command, *, now: datetime, request_id: str
-) -> None:
-    """Append one accepted command. Its `seq` orders it after every earlier command."""
-    session.execute(
-        insert(Row).values(
+) -> int:
+    """Append one accepted command; its `seq` orders it after every earlier command."""
+    seq: int = session.execute(
+        insert(Row).returning(Row.seq).values(
             tenant_id=tenant_id,
             resource_id=command.resource_id,
             resource_type=command.resource_type,
@@ -45,7 +48,8 @@ def append(
             request_id=request_id,
             created_at=now,
         )
-    )
+    ).scalar_one()
+    return seq
 
 
 def ready_resources(
@@ -71,20 +75,26 @@ def ready_resources(
         heads = heads.where(Row.tenant_id == tenant_id)
     # Ready when the *oldest* pending entry is due: a postponed head blocks its successors.
     first_due_seq = func.min(case((_due(now), Row.seq)))
-    ready = (
-        heads.having(first_due_seq == func.min(Row.seq))
-        .order_by(text("lane"), text("first_seq"))
-        .limit(limit)
-        .subquery()
+    ready = heads.having(first_due_seq == func.min(Row.seq)).order_by(
+        text("lane"), text("first_seq")
     )
-    statement = select(ready.c.tenant_id, ready.c.resource_id)
-    if is_postgres(session):
-        statement = statement.where(
-            func.pg_try_advisory_xact_lock(
-                func.hashtextextended(ready.c.tenant_id + ":" + ready.c.resource_id, 0)
-            )
-        )
-    return [(row.tenant_id, row.resource_id) for row in session.execute(statement)]
+    if not is_postgres(session):
+        # The embedded mode has a single drainer: nothing to split, nothing to lock.
+        candidates = ready.limit(limit).subquery()
+        rows = session.execute(select(candidates.c.tenant_id, candidates.c.resource_id))
+        return [(row.tenant_id, row.resource_id) for row in rows]
+    # Look past the resources other workers hold: the lock is tried candidate by candidate,
+    # in order, and the outer LIMIT stops once `limit` locks were won, so a second worker
+    # takes the next resources instead of failing on the first ones and going idle.
+    candidates = ready.limit(limit * CLAIM_LOOKAHEAD).subquery()
+    locked = (
+        select(candidates.c.tenant_id, candidates.c.resource_id)
+        .where(func.pg_try_advisory_xact_lock(
+            func.hashtextextended(candidates.c.tenant_id + ":" + candidates.c.resource_id, 0)
+        ))
+        .limit(limit)
+    )
+    return [(row.tenant_id, row.resource_id) for row in session.execute(locked)]
 
 
 def _due(now: datetime) -> Any:
@@ -141,16 +151,35 @@ def mark_dead(session: Session, entry: Entry, *, reason: str) -> None:
         .where(Row.seq == entry.seq)
         .values(status=DEAD, attempts=entry.attempts + 1, last_error=reason)
     )
+    session.execute(delete(Wait).where(Wait.seq == entry.seq))
 
 
-def wake_blocked(session: Session, tenant_id: str, *, now: datetime) -> int:
-    """Make every postponed entry of the tenant due now (a referenced resource has landed)."""
-    result = session.execute(
-        update(Row)
-        .where(Row.tenant_id == tenant_id, Row.status == PENDING, Row.not_before > now)
-        .values(not_before=now)
+def record_waits(session: Session, entry: Entry, resource_ids: Iterable[str]) -> None:
+    """Remember which resources a postponed entry waits for (see `wake_waiting`)."""
+    rows = [
+        {"seq": entry.seq, "tenant_id": entry.tenant_id, "resource_id": resource_id}
+        for resource_id in resource_ids
+    ]
+    if rows:
+        session.execute(delete(Wait).where(Wait.seq == entry.seq))
+        session.execute(insert(Wait), rows)
+
+
+def wake_waiting(
+    session: Session, tenant_id: str, landed: Collection[str], *, now: datetime
+) -> int:
+    """Make due now exactly the entries that wait for one of the resources that just landed."""
+    if not landed:
+        return 0
+    waiting = select(Wait.seq).where(
+        Wait.tenant_id == tenant_id, Wait.resource_id.in_(list(landed))
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    seqs = sorted({row.seq for row in session.execute(waiting)})
+    if not seqs:
+        return 0
+    session.execute(update(Row).where(Row.seq.in_(seqs)).values(not_before=now))
+    session.execute(delete(Wait).where(Wait.seq.in_(seqs)))
+    return len(seqs)
 
 
 def stale_tenants(session: Session, *, older_than: datetime) -> list[str]:

@@ -138,6 +138,22 @@ class JournalEntry(Base):
     )
 
 
+class JournalWait(Base):
+    """A postponed journal entry waiting for a resource (a group member) to be applied.
+
+    When that resource lands, exactly the entries waiting for it are made due again; others
+    keep their backoff and their retry budget.
+    """
+
+    __tablename__ = "journal_waits"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(Id)
+    resource_id: Mapped[str] = mapped_column(Id, primary_key=True)
+
+    __table_args__ = (Index("ix_journal_waits_resource", "tenant_id", "resource_id"),)
+
+
 class User(Base):
     """An applied user. `data` is the canonical resource; columns repeat what is queried."""
 

@@ -55,7 +55,7 @@ from pipeline.scim.evaluate import resolve
 from pipeline.scim.filters import And, Compare, Filter, Not, Or, Present, chain_operands
 from pipeline.scim.paths import AttrPath, parse_attr_path
 from pipeline.scim.schema import Attribute, AttrType, ResourceType
-from pipeline.store.acknowledged import Acknowledged
+from pipeline.store.acknowledged import Acknowledged, from_row
 from pipeline.store.models import AcknowledgedResource as Row
 
 Condition = ColumnElement[bool]
@@ -418,7 +418,7 @@ def page(
 ) -> list[Acknowledged]:
     """One page of an ordered statement, paged by the database."""
     rows = session.execute(statement.offset(offset).limit(limit))
-    return [_acknowledged(row) for row in rows]
+    return [from_row(row) for row in rows]
 
 
 def counted_page(
@@ -432,7 +432,7 @@ def counted_page(
     total_column = func.count().over().label("total_results")
     rows = list(session.execute(statement.add_columns(total_column).offset(offset).limit(limit)))
     total = int(rows[0].total_results) if rows else None
-    return total, [_acknowledged(row) for row in rows]
+    return total, [from_row(row) for row in rows]
 
 
 def stream(session: Session, statement: Select[Any], *, chunk: int) -> Iterator[list[Acknowledged]]:
@@ -443,21 +443,4 @@ def stream(session: Session, statement: Select[Any], *, chunk: int) -> Iterator[
     """
     result = session.execute(statement.execution_options(yield_per=chunk))
     for rows in result.partitions():
-        yield [_acknowledged(row) for row in rows]
-
-
-def _acknowledged(row: Any) -> Acknowledged:
-    return Acknowledged(
-        row.id,
-        row.resource_type,
-        row.version,
-        row.data,
-        as_utc(row.created_at),
-        as_utc(row.updated_at),
-        row.create_digest,
-    )
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands timestamps back without their zone; they were stored as UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        yield [from_row(row) for row in rows]
