@@ -18,3 +18,15 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     require_redis()
     with running_stack(tmp_path) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def module_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One stack for all the tests of a module, each test working in tenants of its own.
+
+    It uses a Redis database of its own (10), so it never shares a broker with `stack`.
+    """
+    require_postgres()
+    require_redis()
+    with running_stack(tmp_path_factory.mktemp("stack"), redis_db=10) as running:
+        yield running
