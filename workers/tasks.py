@@ -27,7 +27,7 @@ from workers.runtime import WorkerRuntime
 log = logging.getLogger("scimflow.worker")
 runtime = WorkerRuntime(Settings.from_env())
 # Batches per task: bounded so one tenant's initial sync yields the worker to other tenants.
-BATCHES_PER_TASK = 20
+BATCHES_PER_TASK = 5
 
 
 @worker_process_init.connect
