@@ -63,7 +63,8 @@ def _add_production(commands: argparse._SubParsersAction[argparse.ArgumentParser
     api.add_argument("--bind", default="0.0.0.0:8000")
     api.add_argument("--workers", type=int, default=None,
                      help="gunicorn processes (default: SCIMFLOW_API_PROCESSES)")
-    api.add_argument("--threads", type=int, default=4)
+    api.add_argument("--threads", type=int, default=None,
+                     help="threads per process (default: SCIMFLOW_API_THREADS)")
     api.set_defaults(handler=processes.run_api)
     worker = commands.add_parser("worker", help="run a Celery worker (production)")
     worker.add_argument("--concurrency", type=int, default=None,

@@ -36,9 +36,14 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
 def run_api(settings: Settings, args: argparse.Namespace) -> int:
     """Replace this process with gunicorn serving `api.wsgi:app` (gthread workers)."""
     workers = str(args.workers or settings.api_processes)
+    threads = str(args.threads or settings.api_threads)
+    access_log = ["--access-logfile", "-"] if settings.access_log else []
+    # A gthread worker accepts every connection it can get; IdPs keep theirs open, so without
+    # a cap one process would own them all and the others would idle. The cap spreads them.
     argv = [sys.executable, "-m", "gunicorn", "api.wsgi:app", "--bind", args.bind,
-            "--workers", workers, "--threads", str(args.threads), "--worker-class", "gthread",
-            "--access-logfile", "-", "--graceful-timeout", "20", "--timeout", "60"]
+            "--workers", workers, "--threads", threads, "--worker-class", "gthread",
+            "--worker-connections", str(settings.api_worker_connections), *access_log,
+            "--graceful-timeout", "20", "--timeout", "60"]
     os.execv(sys.executable, argv)
 
 

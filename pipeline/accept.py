@@ -22,9 +22,9 @@ from pipeline.commands import Command
 from pipeline.errors import InvalidValue, NotFound, PreconditionFailed, Uniqueness
 from pipeline.ports import Clock, Dispatcher, utc_now
 from pipeline.scim.engine import ProtocolEngine
-from pipeline.store import acknowledged, journal
+from pipeline.store import acceptance, acknowledged, journal
 from pipeline.store.acknowledged import MEMBERS, Acknowledged
-from pipeline.store.db import unit_of_work
+from pipeline.store.db import autocommit_sessions, unit_of_work
 from pipeline.store.tenants import TenantRef
 
 
@@ -55,6 +55,10 @@ class WriteService:
         admission: Admission | None = None,
     ) -> None:
         self._sessions = sessions
+        self._single_statements = autocommit_sessions(sessions)
+        # On PostgreSQL a create without members is one statement (store/acceptance.py), so it
+        # runs without BEGIN/COMMIT round trips; SQLite needs two statements, so a transaction.
+        self._one_statement_creates = sessions.kw["bind"].dialect.name == "postgresql"
         self._engine = engine
         self._dispatcher = dispatcher
         self._clock = clock
@@ -72,20 +76,15 @@ class WriteService:
         resource = command.resource or {}
         digest = create_digest(resource)
         now = self._clock()
-        with self._transaction(tenant) as session:
+        one_statement = self._one_statement_creates and not resource.get(MEMBERS)
+        with self._transaction(tenant, one_statement=one_statement) as session:
             _check_member_references(session, tenant, resource.get(MEMBERS))
             head = _without_members(resource)
-            if not acknowledged.insert_new(
-                session,
-                tenant.id,
-                command.resource_id,
-                type_name,
-                head,
-                now=now,
-                create_digest=digest,
+            if not acceptance.insert_created(
+                session, tenant.id, command, head,
+                now=now, create_digest=digest, request_id=request_id,
             ):
                 return _replayed(session, tenant, type_name, resource, digest)
-            journal.append(session, tenant.id, command, now=now, request_id=request_id)
         self._ring(tenant, command)
         ack = Acknowledged(command.resource_id, type_name, 1, head, now, now, digest)
         return Accepted(ack, resource.get(MEMBERS))
@@ -195,9 +194,10 @@ class WriteService:
         return saved
 
     @contextmanager
-    def _transaction(self, tenant: TenantRef) -> Iterator[Session]:
+    def _transaction(self, tenant: TenantRef, *, one_statement: bool = False) -> Iterator[Session]:
         """One unit of work, inside the tenant's admission (see `_admitted`)."""
-        with self._admitted(tenant), unit_of_work(self._sessions) as session:
+        sessions = self._single_statements if one_statement else self._sessions
+        with self._admitted(tenant), unit_of_work(sessions) as session:
             yield session
 
     def _admitted(self, tenant: TenantRef) -> AbstractContextManager[None]:

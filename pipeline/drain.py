@@ -83,7 +83,7 @@ class Drainer:
             )
             if not claimed:
                 return DrainReport()
-            batch = self._apply(session, journal.pending_entries(session, claimed))
+            batch = self._apply(session, journal.pending_entries(session, claimed, now=now))
             # Stamped after applying, just before the writes and the commit: `applied_at`
             # minus `created_at` is then the real acknowledgement-to-applied latency.
             report = self._write(session, batch, self._clock())

@@ -40,7 +40,7 @@ from pipeline.scim.schema import ResourceType
 from pipeline.store import acknowledged, directory, journal
 from pipeline.store import search as store_search
 from pipeline.store.acknowledged import Acknowledged, as_utc
-from pipeline.store.db import is_postgres, unit_of_work
+from pipeline.store.db import autocommit_sessions, is_postgres, unit_of_work
 from pipeline.store.search import Sort
 from pipeline.store.tenants import TenantRef
 
@@ -123,7 +123,9 @@ class ReadService:
     def __init__(
         self, sessions: sessionmaker[Session], engine: ProtocolEngine, *, max_results: int = 1000
     ) -> None:
-        self._sessions = sessions
+        # Reads commit nothing: each statement runs on its own, without BEGIN/COMMIT round
+        # trips, except a scan, which asks for one REPEATABLE READ snapshot.
+        self._sessions = autocommit_sessions(sessions)
         self._engine = engine
         self._max_results = max_results
 
@@ -250,6 +252,8 @@ def _page_in_sql(
         )
         if total is not None:
             return total, resources
+        if window.offset == 0:
+            return 0, []  # an empty first page: nothing matches (the usual existence check)
     return store_search.count(session, statement), []
 
 

@@ -30,7 +30,7 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1_048_576
     # API connection pool: small, and quick to give up (a full pool answers 503, not a stall).
-    api_pool_size: int = 5
+    api_pool_size: int = 8
     api_pool_overflow: int = 0
     api_pool_timeout: float = 2.0
     # How long an API process remembers a token that authenticated (a revocation takes
@@ -40,6 +40,13 @@ class Settings:
     worker_concurrency: int = 2
     # Process counts the connection budget is computed for (`scimflow connections`).
     api_processes: int = 2
+    # Request threads per API process: one pooled connection each, so none waits for one.
+    api_threads: int = 8
+    # Keep-alive connections one API process holds at most (see ops/processes.py).
+    api_worker_connections: int = 32
+    # gunicorn's access log: off by default, since every request line is written under one
+    # lock; the application logs each request's id and failures itself.
+    access_log: bool = False
     worker_replicas: int = 1
     # Connecting through PgBouncer in transaction mode: no server-side prepared statements.
     pgbouncer: bool = False

@@ -1,20 +1,25 @@
-"""Doorbell coalescing: at most one drain message per tenant per short window.
+"""Doorbell coalescing: at most one drain message per tenant per short window, sent off-thread.
 
 During an initial sync one tenant's IdP may send two thousand writes a second; a Celery
-message for each would cost the API ~0.4 ms of broker I/O per request and flood the queue
-with drains that find nothing left to do. A drain empties everything pending for its tenant,
-so one ring per window is enough, provided a ring suppressed inside a window is replaced by
-one at the window's end: the trailing ring guarantees that a write committed while a drain
-was already past it still gets drained. Deprovisioning rings are never delayed.
+message for each would cost every request a broker round trip and flood the queue with drains
+that find nothing left to do. A drain empties everything pending for its tenant, so one ring
+per window is enough, provided a ring that arrives while a window is open is sent when it
+closes: that guarantees a write committed while a drain was already past it still gets one.
+
+Rings are sent by one background thread, so a request thread never waits on the broker (nor on
+a slow or absent one). Deprovisioning rings skip the window and are sent at once.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 
 from pipeline.ports import Dispatcher
+
+log = logging.getLogger("scimflow.dispatch")
 
 
 class CoalescingDispatcher:
@@ -24,42 +29,54 @@ class CoalescingDispatcher:
         *,
         window_seconds: float = 0.05,
         monotonic: Callable[[], float] = time.monotonic,
-        schedule: Callable[[float, Callable[[], None]], None] | None = None,
+        start_thread: bool = True,
     ) -> None:
         self._inner = inner
         self._window = window_seconds
         self._monotonic = monotonic
-        self._schedule = schedule or _start_timer
-        self._last_rung: dict[str, float] = {}
-        self._trailing: set[str] = set()
-        self._lock = threading.Lock()
+        self._last_sent: dict[str, float] = {}
+        self._waiting: set[str] = set()
+        self._urgent: set[str] = set()
+        self._changed = threading.Condition()
+        if start_thread:
+            threading.Thread(target=self._run, name="scimflow-doorbell", daemon=True).start()
 
     def ring(self, tenant_id: str, *, urgent: bool = False) -> None:
-        if urgent:
-            self._inner.ring(tenant_id, urgent=True)
-            return
-        with self._lock:
-            now = self._monotonic()
-            elapsed = now - self._last_rung.get(tenant_id, -self._window)
-            if elapsed >= self._window:
-                self._last_rung[tenant_id] = now
-                ring_now = True
-            else:
-                ring_now = False
-                if tenant_id not in self._trailing:
-                    self._trailing.add(tenant_id)
-                    self._schedule(self._window - elapsed, lambda: self._trailing_ring(tenant_id))
-        if ring_now:
-            self._inner.ring(tenant_id)
+        """Note that the tenant has work; never blocks on the broker."""
+        with self._changed:
+            (self._urgent if urgent else self._waiting).add(tenant_id)
+            self._changed.notify()
 
-    def _trailing_ring(self, tenant_id: str) -> None:
-        with self._lock:
-            self._trailing.discard(tenant_id)
-            self._last_rung[tenant_id] = self._monotonic()
-        self._inner.ring(tenant_id)
+    def flush(self) -> float | None:
+        """Send what is due now; return how long until the next ring is due (None: nothing)."""
+        with self._changed:
+            urgent, self._urgent = self._urgent, set()
+            due, later = self._split_due()
+        for tenant_id in urgent:
+            self._send(tenant_id, urgent=True)
+        for tenant_id in due:
+            self._send(tenant_id, urgent=False)
+        return later
 
+    def _split_due(self) -> tuple[list[str], float | None]:
+        now = self._monotonic()
+        due = [t for t in self._waiting if now - self._last_sent.get(t, -self._window)
+               >= self._window]
+        for tenant_id in due:
+            self._waiting.discard(tenant_id)
+            self._last_sent[tenant_id] = now
+        waits = [self._window - (now - self._last_sent[t]) for t in self._waiting]
+        return due, min(waits) if waits else None
 
-def _start_timer(delay: float, action: Callable[[], None]) -> None:
-    timer = threading.Timer(delay, action)
-    timer.daemon = True
-    timer.start()
+    def _send(self, tenant_id: str, *, urgent: bool) -> None:
+        try:
+            self._inner.ring(tenant_id, urgent=urgent)
+        except Exception:  # the thread must outlive a broker failure; the sweeper re-rings
+            log.exception("doorbell for tenant %s failed", tenant_id)
+
+    def _run(self) -> None:
+        while True:
+            wait = self.flush()
+            with self._changed:
+                if not self._urgent and (wait is not None or not self._waiting):
+                    self._changed.wait(timeout=wait)

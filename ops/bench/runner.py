@@ -62,6 +62,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     bench.add_argument("--api-threads", type=int, default=8)
     bench.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     bench.add_argument("--baseline-requests", type=int, default=5000)
+    bench.add_argument("--apply-after-ack", action="store_true",
+                       help="start the workers only once every user is acknowledged, to "
+                            "measure acknowledgement and apply capacity separately")
     bench.add_argument("--admin-database-url",
                        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                        help="server where a scratch database is created for the run")
@@ -160,12 +163,18 @@ def _sync(plan: SyncPlan, args: argparse.Namespace, processes: Processes,
     created = json.loads(_capture(processes, ["scimflow", "tenant", "create", "bench", "--json"]))
     port = free_port()
     processes.spawn("api", api_command(port, args.api_processes, args.api_threads))
-    processes.spawn("worker", ["scimflow", "worker", "--concurrency", str(args.workers)])
-    processes.spawn("beat", ["scimflow", "beat", "--schedule", str(processes.workdir / "beat")])
+
+    def start_workers() -> None:
+        processes.spawn("worker", ["scimflow", "worker", "--concurrency", str(args.workers)])
+        processes.spawn("beat", ["scimflow", "beat", "--schedule",
+                                 str(processes.workdir / "beat")])
+
+    if not args.apply_after_ack:
+        start_workers()
     wait_http(f"http://127.0.0.1:{port}/healthz")
     target = Target("127.0.0.1", port, created["token"], created["tenant_id"], database_url)
     with measure.ConnectionPeak(database_url) as peak:
-        tally, started, acked = asyncio.run(_drive(plan, args, target))
+        tally, started, acked = asyncio.run(_drive(plan, args, target, start_workers))
         converged = _wait_converged(database_url, started)
     measured = Measured(tally, acked - started, converged,
                         measure.apply_figures(database_url, target.tenant_id), peak.peak)
@@ -177,8 +186,8 @@ def _capture(processes: Processes, argv: list[str]) -> str:
                           text=True).stdout
 
 
-async def _drive(plan: SyncPlan, args: argparse.Namespace,
-                 target: Target) -> tuple[Tally, float, float]:
+async def _drive(plan: SyncPlan, args: argparse.Namespace, target: Target,
+                 start_workers: Callable[[], None]) -> tuple[Tally, float, float]:
     tally = Tally()
     driver, connect = Driver(tally), _connector(target.port, target.token)
     state = SyncState(progress=_progress_printer(target.database_url))
@@ -193,6 +202,8 @@ async def _drive(plan: SyncPlan, args: argparse.Namespace,
     await push_users(plan, driver, connect, args.concurrency, state)
     users_acked = time.perf_counter()
     tally.finished = users_acked
+    if args.apply_after_ack:
+        start_workers()
     await push_groups(plan, driver, connect, min(args.concurrency, plan.groups), state)
     await deactivations
     return tally, started, users_acked
@@ -239,7 +250,9 @@ def _summary(plan: SyncPlan, args: argparse.Namespace, target: Target,
                                 worker_concurrency=args.workers))
     checks["ok"] = _correct(checks) and tally.server_errors == 0 and not tally.failures
     return {
-        "machine": _machine(), "plan": vars(plan) | {"concurrency": args.concurrency},
+        "machine": _machine(),
+        "plan": vars(plan) | {"concurrency": args.concurrency, "workers": args.workers,
+                              "apply_after_ack": args.apply_after_ack},
         "ack": {"post_per_s": round(len(posts) / ack_seconds) if ack_seconds else 0,
                 "p50_ms": _percentile_ms(posts, 0.50), "p99_ms": _percentile_ms(posts, 0.99),
                 "requests": sum(tally.statuses.values()), "throttled_429_503": tally.throttled,

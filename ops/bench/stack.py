@@ -93,4 +93,5 @@ def api_command(port: int, processes: int, threads: int) -> list[str]:
 def baseline_command(port: int, processes: int, threads: int) -> list[str]:
     """The bare Falcon baseline, served with exactly the API's gunicorn configuration."""
     return [sys.executable, "-m", "gunicorn", "api.baseline:app", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(processes), "--threads", str(threads), "--worker-class", "gthread"]
+            "--workers", str(processes), "--threads", str(threads), "--worker-class", "gthread",
+            "--worker-connections", "32"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import Table, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from pipeline.commands import Command
@@ -18,6 +18,8 @@ from pipeline.store.models import JournalWait as Wait
 PENDING, APPLIED, DEAD = "pending", "applied", "dead"
 # How many times the batch size a worker looks ahead for resources no other worker holds.
 CLAIM_LOOKAHEAD = 4
+# Pending entries scanned per resource to claim (a resource usually has one or two waiting).
+ENTRIES_PER_RESOURCE = 2
 DEPROVISION_LANE, NORMAL_LANE = 0, 1
 
 
@@ -29,25 +31,42 @@ class Entry:
     command: Command
     attempts: int
     created_at: datetime
+    not_before: datetime | None = None
+
+    def due(self, now: datetime) -> bool:
+        return self.not_before is None or _naive(self.not_before) <= _naive(now)
+
+
+TABLE: Table = cast(Table, Row.__table__)
+
+
+def entry_values(
+    tenant_id: str, command: Command, *, now: datetime, request_id: str
+) -> dict[str, Any]:
+    """The journal row of an accepted command (without `seq`, which the database assigns)."""
+    return {
+        "tenant_id": tenant_id,
+        "resource_id": command.resource_id,
+        "resource_type": command.resource_type,
+        "kind": command.kind.value,
+        "command": command.to_json(),
+        "status": PENDING,
+        "lane": DEPROVISION_LANE if command.deprovisions else NORMAL_LANE,
+        "attempts": 0,
+        "request_id": request_id,
+        "created_at": now,
+    }
 
 
 def append(
     session: Session, tenant_id: str, command: Command, *, now: datetime, request_id: str
 ) -> int:
     """Append one accepted command; its `seq` orders it after every earlier command."""
+    values = entry_values(tenant_id, command, now=now, request_id=request_id)
+    # The Core table, not the ORM class: this runs on every write, and the ORM layer adds
+    # nothing to a single INSERT but CPU.
     seq: int = session.execute(
-        insert(Row).returning(Row.seq).values(
-            tenant_id=tenant_id,
-            resource_id=command.resource_id,
-            resource_type=command.resource_type,
-            kind=command.kind.value,
-            command=command.to_json(),
-            status=PENDING,
-            lane=DEPROVISION_LANE if command.deprovisions else NORMAL_LANE,
-            attempts=0,
-            request_id=request_id,
-            created_at=now,
-        )
+        insert(TABLE).values(values).returning(TABLE.c.seq)
     ).scalar_one()
     return seq
 
@@ -55,28 +74,31 @@ def append(
 def ready_resources(
     session: Session, *, now: datetime, limit: int, tenant_id: str | None = None
 ) -> list[tuple[str, str]]:
-    """Resources whose oldest pending command may run now, deprovisioning first.
+    """Resources with due pending commands, deprovisioning first, then oldest first.
+
+    Only the oldest due entries are looked at (the partial index on pending entries, in
+    `(lane, seq)` order), so claiming costs the same with 20 or 20,000 entries waiting. A
+    resource whose oldest entry is postponed may be returned; the caller skips it (see
+    `pending_entries` and `Entry.due`).
 
     On PostgreSQL each returned resource is locked for this transaction with a try-advisory
     lock, so concurrent workers split the ready resources between them and never apply the
     same resource twice; order within a resource comes from `seq`, never from the queue.
     """
-    heads = (
-        select(
-            Row.tenant_id,
-            Row.resource_id,
-            func.min(Row.lane).label("lane"),
-            func.min(Row.seq).label("first_seq"),
-        )
-        .where(Row.status == PENDING)
-        .group_by(Row.tenant_id, Row.resource_id)
+    oldest = (
+        select(Row.tenant_id, Row.resource_id, Row.lane, Row.seq)
+        .where(Row.status == PENDING, _due(now))
+        .order_by(Row.lane, Row.seq)
+        .limit(limit * CLAIM_LOOKAHEAD * ENTRIES_PER_RESOURCE)
     )
     if tenant_id is not None:
-        heads = heads.where(Row.tenant_id == tenant_id)
-    # Ready when the *oldest* pending entry is due: a postponed head blocks its successors.
-    first_due_seq = func.min(case((_due(now), Row.seq)))
-    ready = heads.having(first_due_seq == func.min(Row.seq)).order_by(
-        text("lane"), text("first_seq")
+        oldest = oldest.where(Row.tenant_id == tenant_id)
+    entries = oldest.subquery()
+    ready = (
+        select(entries.c.tenant_id, entries.c.resource_id,
+               func.min(entries.c.lane).label("lane"), func.min(entries.c.seq).label("first_seq"))
+        .group_by(entries.c.tenant_id, entries.c.resource_id)
+        .order_by(text("lane"), text("first_seq"))
     )
     if not is_postgres(session):
         # The embedded mode has a single drainer: nothing to split, nothing to lock.
@@ -101,27 +123,37 @@ def _due(now: datetime) -> Any:
     return or_(Row.not_before.is_(None), Row.not_before <= now)
 
 
-def pending_entries(session: Session, resources: Sequence[tuple[str, str]]) -> list[Entry]:
-    """All pending entries of the given (locked) resources, in `seq` order."""
+def pending_entries(
+    session: Session, resources: Sequence[tuple[str, str]], *, now: datetime
+) -> list[Entry]:
+    """All pending entries of the given (locked) resources, in `seq` order.
+
+    A resource whose oldest pending entry is postponed is left out entirely: its later
+    entries wait behind it, whatever their own due time.
+    """
     if not resources:
         return []
-    keys = [and_(Row.tenant_id == t, Row.resource_id == r) for t, r in resources]
     rows = session.execute(
-        select(Row.seq, Row.tenant_id, Row.resource_id, Row.command, Row.attempts, Row.created_at)
-        .where(Row.status == PENDING, or_(*keys))
+        select(Row.seq, Row.tenant_id, Row.resource_id, Row.command, Row.attempts,
+               Row.created_at, Row.not_before)
+        .where(Row.status == PENDING, tuple_(Row.tenant_id, Row.resource_id).in_(resources))
         .order_by(Row.seq)
     )
-    return [
-        Entry(
-            row.seq,
-            row.tenant_id,
-            row.resource_id,
-            Command.from_json(row.command),
-            row.attempts,
-            row.created_at,
-        )
+    entries = [
+        Entry(row.seq, row.tenant_id, row.resource_id, Command.from_json(row.command),
+              row.attempts, row.created_at, row.not_before)
         for row in rows
     ]
+    heads: dict[tuple[str, str], Entry] = {}
+    for entry in entries:
+        heads.setdefault((entry.tenant_id, entry.resource_id), entry)
+    waiting = {key for key, head in heads.items() if not head.due(now)}
+    return [e for e in entries if (e.tenant_id, e.resource_id) not in waiting]
+
+
+def _naive(moment: datetime) -> datetime:
+    # SQLite returns naive UTC datetimes; compare both sides the same way.
+    return moment.replace(tzinfo=None) if moment.tzinfo is not None else moment
 
 
 def mark_applied(session: Session, seqs: Iterable[int], *, now: datetime) -> None:

@@ -45,9 +45,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, false, func, not_, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from pipeline.errors import InvalidPath, InvalidValue
@@ -388,14 +388,16 @@ def _comparable(leaf: Attribute, raw: Any) -> Any:
 
 # --- Queries ---------------------------------------------------------------------------------
 
+# Core columns: a search runs on every IdP existence check, and the ORM layer would add CPU.
+_TABLE: Table = cast(Table, Row.__table__)
 _COLUMNS: Final = (
-    Row.id,
-    Row.resource_type,
-    Row.version,
-    Row.data,
-    Row.created_at,
-    Row.updated_at,
-    Row.create_digest,
+    _TABLE.c.id,
+    _TABLE.c.resource_type,
+    _TABLE.c.version,
+    _TABLE.c.data,
+    _TABLE.c.created_at,
+    _TABLE.c.updated_at,
+    _TABLE.c.create_digest,
 )
 
 
