@@ -12,8 +12,6 @@ Every test that asks for `services` (or `db_engine`) runs twice, once per databa
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,10 +36,8 @@ from pipeline.store import tenants
 from pipeline.store.db import make_engine, make_sessions
 from pipeline.store.models import Base
 from pipeline.store.tenants import TenantRef
+from tests.support.services import POSTGRES_URL, require_postgres
 
-POSTGRES_URL = os.environ.get(
-    "SCIMFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 # Writes are stamped by a clock that ticks one second per call, starting here.
@@ -51,22 +47,10 @@ EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 # --- Databases -------------------------------------------------------------------------------
 
 
-def _require_postgres() -> None:
-    url = make_url(POSTGRES_URL)
-    address = (url.host or "127.0.0.1", url.port or 5432)
-    try:
-        socket.create_connection(address, timeout=1).close()
-    except OSError as error:
-        reason = f"PostgreSQL is not reachable on {address[0]}:{address[1]} ({error})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI=true requires it.", pytrace=False)
-        pytest.skip(f"{reason}; set CI=true to make this a failure.")
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A URL whose connections use a schema created for this test session alone."""
-    _require_postgres()
+    require_postgres()
     schema = f"scimflow_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, poolclass=NullPool)
     with admin.begin() as connection:

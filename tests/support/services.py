@@ -10,6 +10,7 @@ import os
 import socket
 
 import pytest
+from sqlalchemy.engine import make_url
 
 POSTGRES_URL = os.environ.get(
     "SCIMFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -28,7 +29,8 @@ def require_tcp(service: str, host: str, port: int) -> None:
 
 
 def require_postgres() -> None:
-    require_tcp("PostgreSQL", "127.0.0.1", 5432)
+    url = make_url(POSTGRES_URL)
+    require_tcp("PostgreSQL", url.host or "127.0.0.1", url.port or 5432)
 
 
 def require_redis() -> None:
