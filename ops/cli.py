@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ops import admin, processes, validate
-from ops.bench import runner as bench
+from ops.bench import command as bench
 from pipeline.errors import ScimError
 from pipeline.settings import Settings
 

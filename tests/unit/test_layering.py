@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,14 @@ def test_layering_check_sees_imports(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("import falcon\nfrom celery import Celery\nfrom . import sibling\n")
     assert imported_roots(module) == {"falcon", "celery"}
+
+
+def test_the_cli_loads_without_the_optional_extras() -> None:
+    """`scimflow serve` runs on a runtime-only install: no driver, broker or server imported."""
+    probe = (
+        "import sys, ops.cli, ops.serve; "
+        "print(sorted({'psycopg', 'celery', 'kombu', 'gunicorn', 'redis'} & set(sys.modules)))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, cwd=ROOT).stdout.strip()
+    assert loaded == "[]"

@@ -1,0 +1,40 @@
+"""The `scimflow bench` command line (the benchmark itself loads only when it runs).
+
+The benchmark needs the PostgreSQL driver and the production extras; keeping its imports out
+of the command's registration lets `scimflow` run on the embedded default without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline.settings import Settings
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = commands.add_parser("bench", help="Okta-style initial sync benchmark with baselines")
+    bench.add_argument("--users", type=int, default=2000)
+    bench.add_argument("--groups", type=int, default=20)
+    bench.add_argument("--members", type=int, default=100, help="members per group")
+    bench.add_argument("--deactivations", type=int, default=100)
+    bench.add_argument("--concurrency", type=int, default=64)
+    bench.add_argument("--api-processes", type=int, default=2)
+    bench.add_argument("--api-threads", type=int, default=8)
+    bench.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    bench.add_argument("--baseline-requests", type=int, default=5000)
+    bench.add_argument("--apply-after-ack", action="store_true",
+                       help="start the workers only once every user is acknowledged, to "
+                            "measure acknowledgement and apply capacity separately")
+    bench.add_argument("--admin-database-url",
+                       default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+                       help="server where a scratch database is created for the run")
+    bench.add_argument("--broker-url", default="redis://127.0.0.1:6379/7")
+    bench.add_argument("--json", action="store_true", help="print a JSON summary")
+    bench.set_defaults(handler=_run)
+
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from ops.bench.runner import run  # noqa: PLC0415 - needs psycopg and gunicorn
+
+    return run(settings, args)
