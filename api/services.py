@@ -12,10 +12,13 @@ from dataclasses import dataclass
 import falcon
 
 from pipeline.accept import WriteService
+from pipeline.engines import Engines
 from pipeline.reads import ReadService
 from pipeline.scim.discovery import Capabilities
 from pipeline.scim.registry import SchemaRegistry
+from pipeline.scim.schema import ResourceType
 from pipeline.settings import Settings
+from pipeline.store.tenants import TenantRef
 from pipeline.tenancy import Tenancy
 
 API_PREFIX = "/scim/v2"
@@ -30,10 +33,21 @@ class ApiServices:
     tenancy: Tenancy
     writes: WriteService
     reads: ReadService
-    registry: SchemaRegistry
+    registry: SchemaRegistry  # the built-in schemas: routes and resource type names
     capabilities: Capabilities
     # Raises `Unavailable` when the service cannot serve (database unreachable).
     ready: Callable[[], None]
+    # Each tenant's schemas: the built-in ones plus the extensions it declared.
+    engines: Engines | None = None
+
+    def registry_for(self, tenant: TenantRef) -> SchemaRegistry:
+        """The schemas a tenant sees: validation, rendering and discovery all use these."""
+        return self.registry if self.engines is None else self.engines.for_tenant(
+            tenant.id
+        ).registry
+
+    def resource_type_for(self, tenant: TenantRef, name: str) -> ResourceType:
+        return self.registry_for(tenant).resource_type(name)
 
     @property
     def base_url(self) -> str:

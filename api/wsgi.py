@@ -18,22 +18,28 @@ from api.middleware import RequestIdLogFilter
 from api.services import ApiServices, WsgiApp
 from pipeline.accept import WriteService
 from pipeline.admission import Admission, AdmissionLimits
+from pipeline.engines import TenantEngines
 from pipeline.passwords import PasswordPolicy, make_hasher
 from pipeline.ports import Dispatcher
 from pipeline.reads import ReadService
 from pipeline.scim.discovery import Capabilities
-from pipeline.scim.engine import ProtocolEngine
 from pipeline.scim.registry import default_registry
 from pipeline.settings import Settings
 from pipeline.store.db import make_engine, make_sessions, unit_of_work
 from pipeline.tenancy import Tenancy
 
 
-def protocol_engine(settings: Settings) -> ProtocolEngine:
+def tenant_engines(settings: Settings, sessions: sessionmaker[Session]) -> TenantEngines:
+    """Each tenant's protocol engine (built-in schemas plus its declared extensions)."""
     hasher = None
     if settings.password_policy is PasswordPolicy.HASH:
         hasher = make_hasher(settings.password_iterations)
-    return ProtocolEngine(default_registry(), hash_password=hasher)
+    return TenantEngines(
+        sessions,
+        default_registry(),
+        hash_password=hasher,
+        cache_seconds=settings.token_cache_seconds,
+    )
 
 
 def admission(settings: Settings, sessions: sessionmaker[Session]) -> Admission:
@@ -49,7 +55,7 @@ def admission(settings: Settings, sessions: sessionmaker[Session]) -> Admission:
 
 def build_app(settings: Settings, dispatcher: Dispatcher) -> WsgiApp:
     sessions = make_sessions(make_engine(settings, "api"))
-    engine = protocol_engine(settings)
+    engines = tenant_engines(settings, sessions)
 
     def ready() -> None:
         with unit_of_work(sessions) as session:
@@ -58,11 +64,12 @@ def build_app(settings: Settings, dispatcher: Dispatcher) -> WsgiApp:
     services = ApiServices(
         settings=settings,
         tenancy=Tenancy(sessions, cache_seconds=settings.token_cache_seconds),
-        writes=WriteService(sessions, engine, dispatcher, admission=admission(settings, sessions)),
-        reads=ReadService(sessions, engine, max_results=settings.filter_max_results),
-        registry=engine.registry,
+        writes=WriteService(sessions, engines, dispatcher, admission=admission(settings, sessions)),
+        reads=ReadService(sessions, engines, max_results=settings.filter_max_results),
+        registry=default_registry(),
         capabilities=Capabilities(filter_max_results=settings.filter_max_results, bulk=False),
         ready=ready,
+        engines=engines,
     )
     return create_app(services)
 

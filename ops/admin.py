@@ -6,15 +6,19 @@ import argparse
 import json
 from dataclasses import asdict
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from pipeline.engines import TenantEngines
 from pipeline.ports import utc_now
+from pipeline.scim.registry import default_registry
 from pipeline.settings import Settings
 from pipeline.store import dead_letters
 from pipeline.store.budget import Budget, server_limits
 from pipeline.store.db import make_engine, make_sessions, unit_of_work
 from pipeline.store.migrate import upgrade
 from pipeline.store.status import tenant_status
+from pipeline.store.tenant_schemas import Declared
 from pipeline.store.tenants import IssuedToken
 from pipeline.tenancy import Tenancy
 
@@ -135,3 +139,38 @@ def connections(settings: Settings, args: argparse.Namespace) -> int:
                       in_use=limits.in_use, fits=fits)
     _print(result, args.json, "\n".join(lines))
     return 0 if fits else 1
+
+
+def _engines(settings: Settings) -> tuple[TenantEngines, Tenancy]:
+    upgrade(settings.database_url)
+    sessions = make_sessions(make_engine(settings, "tool"))
+    return TenantEngines(sessions, default_registry(), cache_seconds=0), Tenancy(sessions)
+
+
+def schema_add(settings: Settings, args: argparse.Namespace) -> int:
+    """Declare an extension schema (RFC 7643 §7 JSON) for one of a tenant's resource types."""
+    engines, tenancy = _engines(settings)
+    tenant = tenancy.find(args.tenant)
+    document = json.loads(Path(args.file).read_text("utf-8"))
+    engines.declare(tenant.id, Declared(args.resource_type, document, args.required))
+    print(f"{document['id']} declared for {args.resource_type} of tenant {tenant.name}")
+    return 0
+
+
+def schema_list(settings: Settings, args: argparse.Namespace) -> int:
+    engines, tenancy = _engines(settings)
+    registry = engines.for_tenant(tenancy.find(args.tenant).id).registry
+    rows = [
+        {"resource_type": rt.name, "schema": ext.schema.id, "required": ext.required}
+        for rt in registry.resource_types for ext in rt.extensions
+    ]
+    _print(rows, args.json, "\n".join(f"{r['resource_type']}\t{r['schema']}"
+                                      f"\trequired={r['required']}" for r in rows))
+    return 0
+
+
+def schema_remove(settings: Settings, args: argparse.Namespace) -> int:
+    engines, tenancy = _engines(settings)
+    engines.forget(tenancy.find(args.tenant).id, args.urn)
+    print(f"{args.urn} removed")
+    return 0

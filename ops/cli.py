@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_production(commands)
     _add_tenants(commands)
+    _add_schemas(commands)
     _add_operations(commands)
     validate.add_parser(commands)
     bench.add_parser(commands)
@@ -99,6 +100,26 @@ def _add_tenants(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     revoke.add_argument("--token-id", help="revoke only this token")
     revoke.add_argument("--json", action="store_true")
     revoke.set_defaults(handler=admin.token_revoke)
+
+
+def _add_schemas(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    schema = commands.add_parser("schema", help="a tenant's extension schemas (RFC 7643 §7)")
+    schema_commands = schema.add_subparsers(title="schema commands", metavar="COMMAND")
+    add = schema_commands.add_parser("add", help="declare an extension schema for a tenant")
+    add.add_argument("tenant", help="tenant name or id")
+    add.add_argument("file", help="the schema document, RFC 7643 §7 JSON")
+    add.add_argument("--resource-type", default="User", choices=["User", "Group"])
+    add.add_argument("--required", action="store_true",
+                     help="every resource of the type must carry the extension")
+    add.set_defaults(handler=admin.schema_add)
+    listing = schema_commands.add_parser("list", help="the extensions a tenant declared")
+    listing.add_argument("tenant")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=admin.schema_list)
+    remove = schema_commands.add_parser("remove", help="withdraw a declared extension")
+    remove.add_argument("tenant")
+    remove.add_argument("urn")
+    remove.set_defaults(handler=admin.schema_remove)
 
 
 def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.admission import Admission
 from pipeline.commands import Command
+from pipeline.engines import Engines, as_engines
 from pipeline.errors import InvalidValue, NotFound, PreconditionFailed, Uniqueness
 from pipeline.ports import Clock, Dispatcher, utc_now
 from pipeline.scim.engine import ProtocolEngine
@@ -47,7 +48,7 @@ class WriteService:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        engine: ProtocolEngine,
+        engine: ProtocolEngine | Engines,
         dispatcher: Dispatcher,
         *,
         clock: Clock = utc_now,
@@ -59,7 +60,7 @@ class WriteService:
         # On PostgreSQL a create without members is one statement (store/acceptance.py), so it
         # runs without BEGIN/COMMIT round trips; SQLite needs two statements, so a transaction.
         self._one_statement_creates = sessions.kw["bind"].dialect.name == "postgresql"
-        self._engine = engine
+        self._engines = as_engines(engine)
         self._dispatcher = dispatcher
         self._clock = clock
         self._new_id = new_id
@@ -72,7 +73,8 @@ class WriteService:
         # Validation (and password hashing) runs before the transaction, so no connection is
         # held for it; admission is checked before both.
         with self._admitted(tenant):
-            command = self._engine.validate_create(type_name, self._new_id(), payload)
+            engine = self._engines.for_tenant(tenant.id)
+            command = engine.validate_create(type_name, self._new_id(), payload)
         resource = command.resource or {}
         digest = create_digest(resource)
         now = self._clock()
@@ -102,7 +104,8 @@ class WriteService:
         """PUT: replace the resource's writable attributes (RFC 7644 §3.5.1)."""
         with self._transaction(tenant) as session:
             current = self._current(session, tenant, type_name, resource_id, if_match)
-            command = self._engine.validate_replace(type_name, resource_id, payload, current.data)
+            engine = self._engines.for_tenant(tenant.id)
+            command = engine.validate_replace(type_name, resource_id, payload, current.data)
             resource = command.resource or {}
             _check_member_references(session, tenant, resource.get(MEMBERS))
             saved = self._save(
@@ -129,7 +132,7 @@ class WriteService:
         """PATCH (RFC 7644 §3.5.2); a PATCH that changes nothing is not journaled."""
         with self._transaction(tenant) as session:
             current = self._current(session, tenant, type_name, resource_id, if_match)
-            command, new, changed = self._engine.validate_patch(
+            command, new, changed = self._engines.for_tenant(tenant.id).validate_patch(
                 type_name, resource_id, payload, current.data
             )
             member_values = _patched_member_values(command)
@@ -157,7 +160,7 @@ class WriteService:
         request_id: str,
     ) -> None:
         """DELETE (RFC 7644 §3.6): the resource is gone for readers at once."""
-        command = self._engine.delete(type_name, resource_id)
+        command = self._engines.for_tenant(tenant.id).delete(type_name, resource_id)
         with self._transaction(tenant) as session:
             self._current(session, tenant, type_name, resource_id, if_match)
             acknowledged.remove(session, tenant.id, resource_id)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.apply import MEMBERS, Blocked, Outcome, apply_resource
+from pipeline.engines import Engines, as_engines
 from pipeline.ports import Clock, utc_now
 from pipeline.scim.engine import ProtocolEngine
 from pipeline.store import dead_letters, directory, journal
@@ -62,14 +63,14 @@ class Drainer:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        engine: ProtocolEngine,
+        engine: ProtocolEngine | Engines,
         *,
         batch_size: int = 200,
         retry: RetryPolicy | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._sessions = sessions
-        self._engine = engine
+        self._engines = as_engines(engine)
         self._batch_size = batch_size
         self._retry = retry or RetryPolicy()
         self._clock = clock
@@ -106,6 +107,8 @@ class Drainer:
         for entry in entries:
             by_resource[(entry.tenant_id, entry.resource_id)].append(entry)
         batch = Batch(entries=by_resource)
+        # One engine per tenant for the whole batch: its schemas, read once per batch.
+        engines: dict[str, ProtocolEngine] = {}
         # Users first, so a group in the same batch may reference a user created in it.
         for resource_type in ("User", "Group"):
             keys = [
@@ -115,8 +118,10 @@ class Drainer:
             self._learn_references(session, batch, [by_resource[k] for k in keys])
             for key in keys:
                 applied = current.get(key)
+                if key[0] not in engines:
+                    engines[key[0]] = self._engines.for_tenant(key[0])
                 outcome = apply_resource(
-                    self._engine,
+                    engines[key[0]],
                     resource_type,
                     applied.data if applied else None,
                     by_resource[key],
@@ -190,7 +195,7 @@ class Drainer:
         self, session: Session, batch: Batch, entry: Entry, applied: Applied | None
     ) -> Outcome:
         outcome = apply_resource(
-            self._engine,
+            self._engines.for_tenant(entry.tenant_id),
             entry.command.resource_type,
             applied.data if applied else None,
             [entry],

@@ -31,6 +31,7 @@ from sqlalchemy import Select
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.apply import project_members
+from pipeline.engines import Engines, as_engines
 from pipeline.errors import NotFound
 from pipeline.scim.engine import ProtocolEngine
 from pipeline.scim.evaluate import check_filter, matches
@@ -121,12 +122,16 @@ class ReadService:
     """Serves GET by id and searches for the API."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], engine: ProtocolEngine, *, max_results: int = 1000
+        self,
+        sessions: sessionmaker[Session],
+        engine: ProtocolEngine | Engines,
+        *,
+        max_results: int = 1000,
     ) -> None:
         # Reads commit nothing: each statement runs on its own, without BEGIN/COMMIT round
         # trips, except a scan, which asks for one REPEATABLE READ snapshot.
         self._sessions = autocommit_sessions(sessions)
-        self._engine = engine
+        self._engines = as_engines(engine)
         self._max_results = max_results
 
     def get(
@@ -138,14 +143,15 @@ class ReadService:
         with_memberships: bool = True,
     ) -> Found:
         """GET /{type}/{id} (RFC 7644 §3.4.1): 404 if absent, of another type or tenant."""
-        resource_type = self._engine.resource_type(type_name)
+        engine = self._engines.for_tenant(tenant.id)
+        resource_type = engine.resource_type(type_name)
         with unit_of_work(self._sessions) as session:
             resource = acknowledged.get(session, tenant.id, resource_type.name, resource_id)
             if resource is None:
                 raise NotFound(f"{resource_type.name} {resource_id} not found.")
             found = _with_memberships(
                 session,
-                self._engine,
+                engine,
                 tenant.id,
                 resource_type.name,
                 [resource],
@@ -159,7 +165,8 @@ class ReadService:
         Raises InvalidFilter for a filter that does not parse or names what the resource type
         lacks, and InvalidValue for an unknown `sortBy`.
         """
-        resource_type = self._engine.resource_type(type_name)
+        engine = self._engines.for_tenant(tenant.id)
+        resource_type = engine.resource_type(type_name)
         parsed = _checked_filter(query.filter, resource_type)
         sort = store_search.resolve_sort(query.sort_by, query.sort_order, resource_type)
         window = self.window(query)
@@ -174,7 +181,7 @@ class ReadService:
             )
             items = _with_memberships(
                 session,
-                self._engine,
+                engine,
                 tenant.id,
                 resource_type.name,
                 resources,

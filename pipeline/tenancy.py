@@ -69,6 +69,10 @@ class Tenancy:
             tenant = tenants.find_tenant(session, name_or_id)
             return tenants.revoke_tokens(session, tenant, now=self._clock(), token_id=token_id)
 
+    def find(self, name_or_id: str) -> TenantRef:
+        with unit_of_work(self._sessions) as session:
+            return tenants.find_tenant(session, name_or_id)
+
     def list(self) -> list[TenantRef]:
         with unit_of_work(self._sessions) as session:
             return tenants.list_tenants(session)

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.drain import Drainer, RetryPolicy
-from pipeline.scim.engine import ProtocolEngine
+from pipeline.engines import TenantEngines
 from pipeline.scim.registry import default_registry
 from pipeline.settings import Settings
 from pipeline.store.db import make_engine, make_sessions
@@ -52,5 +52,7 @@ def build_drainer(settings: Settings, sessions: sessionmaker[Session]) -> Draine
         limit=settings.reference_retry_limit,
     )
     # Workers never see cleartext passwords: commands carry hashes, so no hasher is needed.
-    return Drainer(sessions, ProtocolEngine(default_registry()),
-                   batch_size=settings.drain_batch_size, retry=retry)
+    engines = TenantEngines(
+        sessions, default_registry(), cache_seconds=settings.token_cache_seconds
+    )
+    return Drainer(sessions, engines, batch_size=settings.drain_batch_size, retry=retry)

@@ -17,6 +17,7 @@ from api.representation import Representer, send_resource
 from api.services import ApiServices
 from pipeline.accept import Accepted
 from pipeline.scim.render import Projection
+from pipeline.scim.schema import ResourceType
 
 
 class ResourceEndpoint:
@@ -33,9 +34,9 @@ class ResourceEndpoint:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Query (RFC 7644 §3.4.2): a ListResponse, empty when nothing matches."""
         search = search_from_params(req, self._services.settings.filter_max_results)
-        query, shown = search.for_type(self.resource_type)
+        query, shown = search.for_type(self._type(req))
         page = self._services.reads.search(tenant_of(req), self.resource_type.name, query)
-        resp.media = self._render.page(page, self.resource_type, shown)
+        resp.media = self._render.page(page, self._type(req), shown)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Create (§3.3): 201 with the resource, also for a replay of the same POST.
@@ -51,19 +52,19 @@ class ResourceEndpoint:
 
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, resource_id: str) -> None:
         """Retrieve (§3.4.1); memberships are loaded only when they will be rendered."""
-        shown = projection(req, self.resource_type)
+        shown = projection(req, self._type(req))
         found = self._services.reads.get(
             tenant_of(req),
             self.resource_type.name,
             resource_id,
-            with_memberships=renders_memberships(shown, self.resource_type),
+            with_memberships=renders_memberships(shown, self._type(req)),
         )
-        meta = self._render.meta(found.resource, self.resource_type)
+        meta = self._render.meta(found.resource, self._type(req))
         if _matches_etag(req.get_header("If-None-Match"), meta.etag):
             resp.status = falcon.HTTP_304  # RFC 7644 §3.14: the client's copy is current
             resp.set_header("ETag", meta.etag)
             return
-        send_resource(resp, self._render.found(found, self.resource_type, shown), meta)
+        send_resource(resp, self._render.found(found, self._type(req), shown), meta)
 
     def on_put_item(self, req: falcon.Request, resp: falcon.Response, resource_id: str) -> None:
         """Replace (§3.5.1): 200 with the resource."""
@@ -93,7 +94,7 @@ class ResourceEndpoint:
             self.on_get_item(req, resp, resource_id)
         else:
             resp.status = falcon.HTTP_204
-            resp.set_header("ETag", self._render.meta(accepted.resource, self.resource_type).etag)
+            resp.set_header("ETag", self._render.meta(accepted.resource, self._type(req)).etag)
 
     def on_delete_item(self, req: falcon.Request, resp: falcon.Response, resource_id: str) -> None:
         """Delete (§3.6): 204."""
@@ -106,15 +107,19 @@ class ResourceEndpoint:
         )
         resp.status = falcon.HTTP_204
 
+    def _type(self, req: falcon.Request) -> ResourceType:
+        """This endpoint's resource type as the requesting tenant declared it (its extensions)."""
+        return self._services.resource_type_for(tenant_of(req), self.resource_type.name)
+
     def _body(self, req: falcon.Request) -> Any:
         return read_json(req, self._services.settings.max_body_bytes)
 
     def _send(
         self, req: falcon.Request, resp: falcon.Response, accepted: Accepted, *, status: int = 200
     ) -> None:
-        shown: Projection = projection(req, self.resource_type)
-        body = self._render.accepted(accepted, self.resource_type, shown)
-        meta = self._render.meta(accepted.resource, self.resource_type)
+        shown: Projection = projection(req, self._type(req))
+        body = self._render.accepted(accepted, self._type(req), shown)
+        meta = self._render.meta(accepted.resource, self._type(req))
         send_resource(resp, body, meta, status=status)
 
 

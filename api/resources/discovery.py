@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import falcon
 
+from api.middleware import tenant_of
 from api.services import ApiServices
 from pipeline.errors import Forbidden
 from pipeline.scim.discovery import (
@@ -41,10 +42,14 @@ class ResourceTypesEndpoint:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         refuse_filter(req)
-        resp.media = resource_types_list(self._services.registry, self._services.base_url)
+        resp.media = resource_types_list(
+            self._services.registry_for(tenant_of(req)), self._services.base_url
+        )
 
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        resp.media = resource_type_doc(self._services.registry, name, self._services.base_url)
+        resp.media = resource_type_doc(
+            self._services.registry_for(tenant_of(req)), name, self._services.base_url
+        )
 
 
 class SchemasEndpoint:
@@ -53,7 +58,11 @@ class SchemasEndpoint:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         refuse_filter(req)
-        resp.media = schemas_list(self._services.registry, self._services.base_url)
+        resp.media = schemas_list(
+            self._services.registry_for(tenant_of(req)), self._services.base_url
+        )
 
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, urn: str) -> None:
-        resp.media = schema_doc(self._services.registry, urn, self._services.base_url)
+        resp.media = schema_doc(
+            self._services.registry_for(tenant_of(req)), urn, self._services.base_url
+        )

@@ -35,10 +35,12 @@ class SearchEndpoint:
         settings = self._services.settings
         body = read_json(req, settings.max_body_bytes)
         search = search_from_body(body, settings.filter_max_results)
+        tenant = tenant_of(req)
         if len(self._types) == 1:
-            resp.media = self._search_one(tenant_of(req), self._types[0], search)
+            resource_type = self._services.resource_type_for(tenant, self._types[0].name)
+            resp.media = self._search_one(tenant, resource_type, search)
         else:
-            resp.media = self._search_all(tenant_of(req), search)
+            resp.media = self._search_all(tenant, search)
 
     def _search_one(
         self, tenant: TenantRef, resource_type: ResourceType, search: SearchRequest
@@ -55,7 +57,8 @@ class SearchEndpoint:
         resources: list[dict[str, Any]] = []
         total = 0  # results of the types searched so far; the next type's results follow them
         refused: list[InvalidFilter] = []
-        for resource_type in self._types:
+        for base_type in self._types:
+            resource_type = self._services.resource_type_for(tenant, base_type.name)
             query, shown = search.for_type(resource_type)
             # A type's own startIndex is the page start shifted past the earlier types; a count
             # of 0 still reports the type's total (RFC 7644 §3.4.2.4).

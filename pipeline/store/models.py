@@ -63,6 +63,21 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class TenantSchema(Base):
+    """An extension schema a tenant declared (RFC 7643 §7 representation) for a resource type."""
+
+    __tablename__ = "tenant_schemas"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    schema_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(16))
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    document: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
 class AcknowledgedResource(Base):
     """The acknowledged state of one user or group, and its reserved unique keys."""
 
