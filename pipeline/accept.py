@@ -102,9 +102,10 @@ class WriteService:
         request_id: str,
     ) -> Accepted:
         """PUT: replace the resource's writable attributes (RFC 7644 §3.5.1)."""
+        # The tenant's engine is looked up before the transaction: never two connections at once.
+        engine = self._engines.for_tenant(tenant.id)
         with self._transaction(tenant) as session:
             current = self._current(session, tenant, type_name, resource_id, if_match)
-            engine = self._engines.for_tenant(tenant.id)
             command = engine.validate_replace(type_name, resource_id, payload, current.data)
             resource = command.resource or {}
             _check_member_references(session, tenant, resource.get(MEMBERS))
@@ -130,9 +131,10 @@ class WriteService:
         request_id: str,
     ) -> Accepted:
         """PATCH (RFC 7644 §3.5.2); a PATCH that changes nothing is not journaled."""
+        engine = self._engines.for_tenant(tenant.id)
         with self._transaction(tenant) as session:
             current = self._current(session, tenant, type_name, resource_id, if_match)
-            command, new, changed = self._engines.for_tenant(tenant.id).validate_patch(
+            command, new, changed = engine.validate_patch(
                 type_name, resource_id, payload, current.data
             )
             member_values = _patched_member_values(command)

@@ -119,7 +119,7 @@ class Drainer:
             for key in keys:
                 applied = current.get(key)
                 if key[0] not in engines:
-                    engines[key[0]] = self._engines.for_tenant(key[0])
+                    engines[key[0]] = self._engines.for_tenant(key[0], session)
                 outcome = apply_resource(
                     engines[key[0]],
                     resource_type,
@@ -195,7 +195,7 @@ class Drainer:
         self, session: Session, batch: Batch, entry: Entry, applied: Applied | None
     ) -> Outcome:
         outcome = apply_resource(
-            self._engines.for_tenant(entry.tenant_id),
+            self._engines.for_tenant(entry.tenant_id, session),
             entry.command.resource_type,
             applied.data if applied else None,
             [entry],

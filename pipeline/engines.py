@@ -26,7 +26,9 @@ from pipeline.store.tenant_schemas import Declared
 
 
 class Engines(Protocol):
-    def for_tenant(self, tenant_id: str) -> ProtocolEngine: ...
+    def for_tenant(self, tenant_id: str, session: Session | None = None) -> ProtocolEngine:
+        """The tenant's engine; `session` reads its schemas inside the caller's transaction."""
+        ...
 
 
 class SharedEngine:
@@ -35,7 +37,7 @@ class SharedEngine:
     def __init__(self, engine: ProtocolEngine) -> None:
         self._engine = engine
 
-    def for_tenant(self, tenant_id: str) -> ProtocolEngine:
+    def for_tenant(self, tenant_id: str, session: Session | None = None) -> ProtocolEngine:
         return self._engine
 
 
@@ -64,12 +66,16 @@ class TenantEngines:
         self._cache: dict[str, tuple[ProtocolEngine, float]] = {}
         self._lock = threading.Lock()
 
-    def for_tenant(self, tenant_id: str) -> ProtocolEngine:
+    def for_tenant(self, tenant_id: str, session: Session | None = None) -> ProtocolEngine:
         cached = self._cache.get(tenant_id)
         if cached is not None and cached[1] > self._monotonic():
             return cached[0]
-        with unit_of_work(self._sessions) as session:
+        if session is not None:
+            # A worker holds its one pooled connection already: read through it.
             declarations = tenant_schemas.declared(session, tenant_id)
+        else:
+            with unit_of_work(self._sessions) as own:
+                declarations = tenant_schemas.declared(own, tenant_id)
         engine = self._engine_for(declarations)
         with self._lock:
             self._cache[tenant_id] = (engine, self._monotonic() + self._cache_seconds)
