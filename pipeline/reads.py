@@ -31,6 +31,7 @@ from sqlalchemy import Select
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.apply import project_members
+from pipeline.commands import Command
 from pipeline.engines import Engines, as_engines
 from pipeline.errors import NotFound
 from pipeline.scim.engine import ProtocolEngine
@@ -379,10 +380,17 @@ def _with_memberships(
     if not wanted or membership is None:
         return [Found(resource) for resource in resources]
     name, load = membership
-    loaded = load(session, tenant_id, [resource.id for resource in resources])
+    ids = [resource.id for resource in resources]
     if name == "members":
-        members = _with_pending_members(session, engine, tenant_id, resources, loaded)
+        # Pending first, applied second: an entry a worker applies in between is then in
+        # both, and replaying it is a no-op; the other order could miss it in both.
+        pending = journal.pending_commands(session, tenant_id, ids)
+        loaded = load(session, tenant_id, ids)
+        members = _with_pending_members(
+            session, engine, tenant_id, resources, applied=loaded, pending=pending
+        )
         return [Found(r, members=members.get(r.id, [])) for r in resources]
+    loaded = load(session, tenant_id, ids)
     return [Found(r, groups=loaded.get(r.id, [])) for r in resources]
 
 
@@ -391,14 +399,16 @@ def _with_pending_members(
     engine: ProtocolEngine,
     tenant_id: str,
     groups: list[Acknowledged],
+    *,
     applied: dict[str, list[dict[str, Any]]],
+    pending: dict[str, list[Command]],
 ) -> dict[str, list[dict[str, Any]]]:
     """Applied members, with the page's acknowledged-but-unapplied member changes on top.
 
     A client that added a member and reads the group back sees it, before any worker has
-    applied it; the query is one indexed probe of the journal, usually finding nothing.
+    applied it; the probe is one indexed query of the journal, usually finding nothing.
+    Member commands are idempotent, so replaying one that was applied meanwhile is harmless.
     """
-    pending = journal.pending_commands(session, tenant_id, [g.id for g in groups])
     if not pending:
         return applied
     projected = dict(applied)
