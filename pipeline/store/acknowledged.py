@@ -125,20 +125,6 @@ def find_conflict(
     return None if row is None else from_row(row)
 
 
-def find_by_key(
-    session: Session, tenant_id: str, resource_type: str, column: str, value: str
-) -> Acknowledged | None:
-    """Look a resource up by one unique key column (`user_name_key`, `external_id`, ...)."""
-    row = session.execute(
-        select(Row).where(
-            Row.tenant_id == tenant_id,
-            Row.resource_type == resource_type,
-            getattr(Row, column) == value,
-        )
-    ).scalar_one_or_none()
-    return None if row is None else from_row(row)
-
-
 def save(
     session: Session,
     tenant_id: str,

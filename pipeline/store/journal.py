@@ -228,13 +228,6 @@ def stale_tenants(session: Session, *, older_than: datetime) -> list[str]:
     return [row.tenant_id for row in rows]
 
 
-def backlog(session: Session, tenant_id: str | None = None) -> int:
-    statement = select(func.count()).select_from(Row).where(Row.status == PENDING)
-    if tenant_id is not None:
-        statement = statement.where(Row.tenant_id == tenant_id)
-    return int(session.execute(statement).scalar_one())
-
-
 def backlog_by_tenant(session: Session) -> dict[str, int]:
     """Pending entries per tenant (one grouped count over the pending partial index)."""
     rows = session.execute(

@@ -85,7 +85,8 @@ class Stack:
     def start_api(self) -> None:
         argv = with_option(service_command("api"), "--bind", f"127.0.0.1:{self.api_port}")
         self.spawn("api", argv)
-        self._wait_http(f"http://127.0.0.1:{self.api_port}/healthz")
+        url = f"http://127.0.0.1:{self.api_port}/healthz"
+        wait_until_serving(url, self.processes["api"], self.workdir / "api.log")
 
     def start_worker(self, name: str = "worker1", concurrency: int = 2) -> subprocess.Popen[bytes]:
         argv = with_option(service_command("worker"), "--concurrency", str(concurrency))
@@ -116,17 +117,6 @@ class Stack:
 
     def log(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
-
-    def _wait_http(self, url: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"{url} did not come up:\n{self.log('api')[-3000:]}")
 
     # --- state ---------------------------------------------------------------------------
 
@@ -163,6 +153,23 @@ class Stack:
                 return
             time.sleep(0.25)
         raise AssertionError(f"backlog still {self.backlog()} after {timeout}s")
+
+
+def wait_until_serving(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30
+) -> None:
+    """Wait for `url` to answer 200, failing at once (with the log) if the process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not come up:\n{log.read_text()[-3000:]}")
 
 
 @contextmanager

@@ -25,7 +25,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,14 +32,13 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import httpx
 import httpx2
 import pytest
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import CheckResult, Status, check_server
 
 from tests.support.services import free_port
-from tests.system.stack import VENV_BIN, Stack
+from tests.system.stack import VENV_BIN, Stack, wait_until_serving
 
 SCIMFLOW = str(VENV_BIN / "scimflow")
 
@@ -94,22 +92,6 @@ def _embedded_env(database_url: str) -> dict[str, str]:
     return env
 
 
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"scimflow serve exited with {process.returncode}:\n{log.read_text()[-3000:]}"
-            )
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not come up:\n{log.read_text()[-3000:]}")
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """Ctrl-C, which `scimflow serve` handles by closing the server and stopping its worker."""
     if process.poll() is None:
@@ -138,7 +120,7 @@ def embedded(tmp_path: Path) -> Iterator[Target]:
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_until_serving(f"http://127.0.0.1:{port}/healthz", process, log)
+        wait_until_serving(f"http://127.0.0.1:{port}/healthz", process, log)
         # The CLI does not know where serve listens; told, it prints the matching base URL.
         created = subprocess.run(
             [SCIMFLOW, "tenant", "create", "conformance", "--json"],
