@@ -21,4 +21,6 @@ class ParseOnly:
 
 
 app = falcon.App()
+# IdPs send `application/scim+json`, which Falcon does not parse unless told to.
+app.req_options.media_handlers["application/scim+json"] = falcon.media.JSONHandler()
 app.add_route("/scim/v2/Users", ParseOnly())

@@ -24,8 +24,9 @@ from pipeline.errors import InvalidValue, NotFound, PreconditionFailed, Uniquene
 from pipeline.ports import Clock, Dispatcher, utc_now
 from pipeline.scim.engine import ProtocolEngine
 from pipeline.store import acceptance, acknowledged, journal
+from pipeline.store.acceptance import BatchedCreates
 from pipeline.store.acknowledged import MEMBERS, Acknowledged
-from pipeline.store.db import autocommit_sessions, unit_of_work
+from pipeline.store.db import unit_of_work
 from pipeline.store.tenants import TenantRef
 
 
@@ -56,10 +57,12 @@ class WriteService:
         admission: Admission | None = None,
     ) -> None:
         self._sessions = sessions
-        self._single_statements = autocommit_sessions(sessions)
-        # On PostgreSQL a create without members is one statement (store/acceptance.py), so it
-        # runs without BEGIN/COMMIT round trips; SQLite needs two statements, so a transaction.
-        self._one_statement_creates = sessions.kw["bind"].dialect.name == "postgresql"
+        # On PostgreSQL the creates of concurrent requests are written together, one statement
+        # per batch (store/acceptance.py); SQLite has a single writer anyway.
+        bind = sessions.kw["bind"]
+        self._batched_creates = (
+            BatchedCreates(bind) if bind.dialect.name == "postgresql" else None
+        )
         self._engines = as_engines(engine)
         self._dispatcher = dispatcher
         self._clock = clock
@@ -78,18 +81,28 @@ class WriteService:
         resource = command.resource or {}
         digest = create_digest(resource)
         now = self._clock()
-        one_statement = self._one_statement_creates and not resource.get(MEMBERS)
-        with self._transaction(tenant, one_statement=one_statement) as session:
-            _check_member_references(session, tenant, resource.get(MEMBERS))
-            head = _without_members(resource)
-            if not acceptance.insert_created(
-                session, tenant.id, command, head,
-                now=now, create_digest=digest, request_id=request_id,
-            ):
+        head = _without_members(resource)
+        new = acceptance.new_resource(
+            tenant.id, command, head, now=now, create_digest=digest, request_id=request_id
+        )
+        if not self._insert_created(tenant, new, resource.get(MEMBERS)):
+            with self._transaction(tenant) as session:
                 return _replayed(session, tenant, type_name, resource, digest)
         self._ring(tenant, command)
         ack = Acknowledged(command.resource_id, type_name, 1, head, now, now, digest)
         return Accepted(ack, resource.get(MEMBERS))
+
+    def _insert_created(
+        self, tenant: TenantRef, new: acceptance.NewResource, members: list[Any] | None
+    ) -> bool:
+        """Reserve the keys and journal the create; False if a key is taken."""
+        if self._batched_creates is not None and not members:
+            with self._admitted(tenant):
+                return self._batched_creates.insert(new)
+        # Member references are checked in the transaction that journals the create.
+        with self._transaction(tenant) as session:
+            _check_member_references(session, tenant, members)
+            return acceptance.insert_created(session, new)
 
     def replace(
         self,
@@ -199,10 +212,9 @@ class WriteService:
         return saved
 
     @contextmanager
-    def _transaction(self, tenant: TenantRef, *, one_statement: bool = False) -> Iterator[Session]:
+    def _transaction(self, tenant: TenantRef) -> Iterator[Session]:
         """One unit of work, inside the tenant's admission (see `_admitted`)."""
-        sessions = self._single_statements if one_statement else self._sessions
-        with self._admitted(tenant), unit_of_work(sessions) as session:
+        with self._admitted(tenant), unit_of_work(self._sessions) as session:
             yield session
 
     def _admitted(self, tenant: TenantRef) -> AbstractContextManager[None]:

@@ -25,7 +25,7 @@ from pipeline.apply import MEMBERS, Blocked, Outcome, apply_resource
 from pipeline.engines import Engines, as_engines
 from pipeline.ports import Clock, utc_now
 from pipeline.scim.engine import ProtocolEngine
-from pipeline.store import dead_letters, directory, journal
+from pipeline.store import claim, dead_letters, directory, journal
 from pipeline.store.db import unit_of_work
 from pipeline.store.directory import Applied, Key, MemberRow
 from pipeline.store.journal import Entry
@@ -79,7 +79,7 @@ class Drainer:
         """Apply one batch; `full_batch` says more work is probably waiting."""
         now = self._clock()
         with unit_of_work(self._sessions) as session:
-            claimed = journal.ready_resources(
+            claimed = claim.ready_resources(
                 session, now=now, limit=self._batch_size, tenant_id=tenant_id
             )
             if not claimed:

@@ -39,7 +39,7 @@ from pipeline.scim.evaluate import check_filter, matches
 from pipeline.scim.filters import And, Filter, Not, Or, chain_operands, parse_filter
 from pipeline.scim.paths import AttrPath
 from pipeline.scim.schema import ResourceType
-from pipeline.store import acknowledged, directory, journal
+from pipeline.store import acknowledged, directory, journal, unique_lookup
 from pipeline.store import search as store_search
 from pipeline.store.acknowledged import Acknowledged, as_utc
 from pipeline.store.db import autocommit_sessions, is_postgres, unit_of_work
@@ -229,6 +229,10 @@ def _matching_page(
     window: Window,
 ) -> tuple[int, list[Acknowledged]]:
     """totalResults and the page: in SQL when it decides the filter and the order exactly."""
+    key = unique_lookup.unique_key(parsed, resource_type)
+    if key is not None:  # at most one match: its order and the count are trivial
+        found = unique_lookup.find(session, tenant_id, resource_type.name, key)
+        return len(found), found if window.offset == 0 and window.count > 0 else []
     dialect = session.get_bind().dialect.name
     translation = (
         store_search.NO_FILTER

@@ -1,8 +1,10 @@
 """Celery tasks: thin adapters from a message to one domain call.
 
-`scimflow.drain` is a doorbell: it carries a tenant id, never the work. It drains what is
-pending for that tenant in bounded batches, then rings again if more is waiting, so no task
-holds a worker slot for long. `scimflow.sweep` (beat) rings for work whose doorbell was lost.
+`scimflow.drain` is a doorbell: it carries the id of the tenant that rang, never the work.
+It drains in bounded batches, then rings again if more is waiting, so no task holds a worker
+slot for long. Every batch gives each tenant with waiting work its fair share (store/claim.py),
+so a drain rung by one tenant's initial sync also serves every other tenant, whatever the
+order of the queue. `scimflow.sweep` (beat) rings for work whose doorbell was lost.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from workers.runtime import WorkerRuntime
 
 log = logging.getLogger("scimflow.worker")
 runtime = WorkerRuntime(Settings.from_env())
-# Batches per task: bounded so one tenant's initial sync yields the worker to other tenants.
+# Batches per task: bounded so a task stays far inside its time limit and the visibility
+# timeout, and a deprovisioning doorbell on the urgent queue gets a worker soon.
 BATCHES_PER_TASK = 5
 
 
@@ -47,9 +50,9 @@ _short_retry = retry(
 
 @shared_task(bind=True, name=DRAIN_TASK, max_retries=None, acks_late=True)
 def drain(self: Task, tenant_id: str) -> dict[str, int]:
-    """Apply pending journal entries of one tenant."""
+    """Apply pending journal entries: those of every tenant, in fair turns."""
     try:
-        report = _short_retry(runtime.drainer.drain)(tenant_id, max_batches=BATCHES_PER_TASK)
+        report = _short_retry(runtime.drainer.drain)(max_batches=BATCHES_PER_TASK)
     except Unavailable as ex:
         countdown = min(60, 2 ** min(self.request.retries, 6))
         raise self.retry(exc=ex, countdown=countdown) from ex

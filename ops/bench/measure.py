@@ -149,3 +149,15 @@ _UPSERT = (
     "active = excluded.active, data = excluded.data, version = excluded.version, "
     "journal_seq = excluded.journal_seq, updated_at = excluded.updated_at"
 )
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 3)
+
+
+def percentile_ms(values: list[float], fraction: float) -> float | None:
+    seconds = percentile(values, fraction)
+    return None if seconds is None else round(seconds * 1000, 1)

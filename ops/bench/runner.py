@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,13 +25,18 @@ from pathlib import Path
 from typing import Any
 
 from ops.bench import measure
-from ops.bench.http import Connection
-from ops.bench.load import Driver, Tally, run_closed_loop
+from ops.bench.ack import (
+    acknowledgement_phase,
+    connector,
+    post_users,
+    start_scimflow,
+    start_workers,
+)
+from ops.bench.load import Driver, Tally
 from ops.bench.okta import SyncPlan, SyncState, deactivate_during_sync, push_groups, push_users
 from ops.bench.stack import (
     BIN,
     Processes,
-    api_command,
     baseline_command,
     free_port,
     fresh_database,
@@ -63,6 +67,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 def _run_all(plan: SyncPlan, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     baseline = _bare_falcon_baseline(plan, args, workdir)
+    ack = acknowledgement_phase(plan, args, workdir, lambda url: _env(url, args))
     with fresh_database(args.admin_database_url) as database_url:
         processes = Processes(workdir, _env(database_url, args))
         try:
@@ -70,6 +75,8 @@ def _run_all(plan: SyncPlan, args: argparse.Namespace, workdir: Path) -> dict[st
         finally:
             processes.stop_all()
         raw_rate = measure.raw_upsert_rate(database_url, plan)
+    sync["ack"] = ack
+    sync["correctness"]["ok"] &= ack["server_errors_5xx"] == 0 and not ack["failures"]
     sync["baselines"] = {
         "bare_falcon_post_per_s": baseline["rate"],
         "bare_falcon_p99_ms": baseline["p99_ms"],
@@ -99,75 +106,40 @@ def _bare_falcon_baseline(plan: SyncPlan, args: argparse.Namespace,
     processes.spawn("baseline", baseline_command(port, args.api_processes, args.api_threads))
     try:
         wait_http(f"http://127.0.0.1:{port}/scim/v2/Users")
-        count = min(args.baseline_requests, plan.users * 2)
-        tally = Tally()
+        count = min(args.baseline_requests, plan.users)
         cpu_started = time.process_time()
-        asyncio.run(_post_all(plan, args.concurrency, port, tally, count))
+        tally = post_users(plan, args.concurrency, port, "", count)
         cpu = time.process_time() - cpu_started
     finally:
         processes.stop_all()
+    if tally.failures:
+        raise RuntimeError(f"the bare Falcon baseline failed: {tally.failures[:3]}")
     wall = tally.finished - tally.started
     generator_us = cpu / count * 1e6
     return {
-        "rate": round(count / wall), "p99_ms": _percentile_ms(tally.latencies["POST"], 0.99),
+        "rate": round(count / wall), "p99_ms": measure.percentile_ms(tally.latencies["POST"], 0.99),
         "generator": {"cpu_us_per_request": round(generator_us, 1),
                       "ceiling_requests_per_s_per_core": round(1e6 / generator_us)},
     }
 
 
-async def _post_all(plan: SyncPlan, concurrency: int, port: int, tally: Tally,
-                    count: int) -> None:
-    driver = Driver(tally)
-
-    async def one(connection: Connection, index: int) -> None:
-        await driver.send(connection, "POST", "POST", "/scim/v2/Users",
-                          body=plan.user_body(index % plan.users), expect=(201,))
-
-    tally.started = time.perf_counter()
-    await run_closed_loop(_connector(port, ""), concurrency, range(count), one)
-    tally.finished = time.perf_counter()
-
-
-def _connector(port: int, token: str) -> Callable[[], Connection]:
-    headers = {"Content-Type": "application/scim+json", "Accept": "application/scim+json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return lambda: Connection("127.0.0.1", port, headers)
-
-
 def _sync(plan: SyncPlan, args: argparse.Namespace, processes: Processes,
           database_url: str) -> dict[str, Any]:
-    processes.run(["scimflow", "migrate"])
-    created = json.loads(_capture(processes, ["scimflow", "tenant", "create", "bench", "--json"]))
-    port = free_port()
-    processes.spawn("api", api_command(port, args.api_processes, args.api_threads))
-
-    def start_workers() -> None:
-        processes.spawn("worker", ["scimflow", "worker", "--concurrency", str(args.workers)])
-        processes.spawn("beat", ["scimflow", "beat", "--schedule",
-                                 str(processes.workdir / "beat")])
-
-    if not args.apply_after_ack:
-        start_workers()
-    wait_http(f"http://127.0.0.1:{port}/healthz")
+    port, created = start_scimflow(processes, args, with_workers=not args.apply_after_ack)
     target = Target("127.0.0.1", port, created["token"], created["tenant_id"], database_url)
     with measure.ConnectionPeak(database_url) as peak:
-        tally, started, acked = asyncio.run(_drive(plan, args, target, start_workers))
+        tally, started, acked = asyncio.run(
+            _drive(plan, args, target, lambda: start_workers(processes, args)))
         converged = _wait_converged(database_url, started)
     measured = Measured(tally, acked - started, converged,
                         measure.apply_figures(database_url, target.tenant_id), peak.peak)
     return _summary(plan, args, target, measured)
 
 
-def _capture(processes: Processes, argv: list[str]) -> str:
-    return subprocess.run(argv, env=processes.env, check=True, capture_output=True,
-                          text=True).stdout
-
-
 async def _drive(plan: SyncPlan, args: argparse.Namespace, target: Target,
                  start_workers: Callable[[], None]) -> tuple[Tally, float, float]:
     tally = Tally()
-    driver, connect = Driver(tally), _connector(target.port, target.token)
+    driver, connect = Driver(tally), connector(target.port, target.token)
     state = SyncState(progress=_progress_printer(target.database_url))
     started = time.perf_counter()
     tally.started = started
@@ -231,16 +203,18 @@ def _summary(plan: SyncPlan, args: argparse.Namespace, target: Target,
         "machine": _machine(),
         "plan": vars(plan) | {"concurrency": args.concurrency, "workers": args.workers,
                               "apply_after_ack": args.apply_after_ack},
-        "ack": {"post_per_s": round(len(posts) / ack_seconds) if ack_seconds else 0,
-                "p50_ms": _percentile_ms(posts, 0.50), "p99_ms": _percentile_ms(posts, 0.99),
-                "requests": sum(tally.statuses.values()), "throttled_429_503": tally.throttled,
-                "server_errors_5xx": tally.server_errors, "failures": tally.failures[:5]},
+        "sync_requests": {
+            "post_per_s": round(len(posts) / ack_seconds) if ack_seconds else 0,
+            "p50_ms": measure.percentile_ms(posts, 0.50),
+            "p99_ms": measure.percentile_ms(posts, 0.99),
+            "requests": sum(tally.statuses.values()), "throttled_429_503": tally.throttled,
+            "server_errors_5xx": tally.server_errors, "failures": tally.failures[:5]},
         "converge_seconds": round(converge_seconds, 1),
         "apply": {"users_per_s": round(figures.users_per_second),
                   "users": figures.users_applied},
         "deprovision": {"count": len(figures.deprovision_latencies),
-                        "p50_s": _percentile(figures.deprovision_latencies, 0.50),
-                        "p99_s": _percentile(figures.deprovision_latencies, 0.99)},
+                        "p50_s": measure.percentile(figures.deprovision_latencies, 0.50),
+                        "p99_s": measure.percentile(figures.deprovision_latencies, 0.99)},
         "postgres_connections": {"peak": peak_connections, "budget": budget.total},
         "correctness": checks,
     }
@@ -261,18 +235,6 @@ def _machine() -> dict[str, Any]:
             "platform": platform.platform()}
 
 
-def _percentile(values: list[float], fraction: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 3)
-
-
-def _percentile_ms(values: list[float], fraction: float) -> float | None:
-    seconds = _percentile(values, fraction)
-    return None if seconds is None else round(seconds * 1000, 1)
-
-
 def _ratio(value: float, baseline: float) -> float | None:
     return round(value / baseline, 3) if baseline else None
 
@@ -281,13 +243,18 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
         return
-    ack, apply_, base = summary["ack"], summary["apply"], summary["baselines"]
+    ack, sync, apply_ = summary["ack"], summary["sync_requests"], summary["apply"]
+    base = summary["baselines"]
     lines = [
         f"machine            {summary['machine']}",
         f"plan               {summary['plan']}",
         f"acknowledged       {ack['post_per_s']} POST /Users per s, p50 {ack['p50_ms']} ms, "
-        f"p99 {ack['p99_ms']} ms ({ack['requests']} requests, {ack['throttled_429_503']} "
-        f"throttled, {ack['server_errors_5xx']} 5xx)",
+        f"p99 {ack['p99_ms']} ms ({ack['requests']} POST only, {ack['throttled_429_503']} "
+        f"throttled, {ack['server_errors_5xx']} 5xx, peak "
+        f"{ack['peak_postgres_connections']} connections)",
+        f"sync requests      {sync['post_per_s']} POST /Users per s with existence GETs, p50 "
+        f"{sync['p50_ms']} ms, p99 {sync['p99_ms']} ms ({sync['requests']} requests, "
+        f"{sync['throttled_429_503']} throttled, {sync['server_errors_5xx']} 5xx)",
         f"converged in       {summary['converge_seconds']} s",
         f"applied            {apply_['users_per_s']} users/s ({apply_['users']} users)",
         f"deprovision        p50 {summary['deprovision']['p50_s']} s, "

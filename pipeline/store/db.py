@@ -91,9 +91,15 @@ def unit_of_work(sessions: sessionmaker[Session]) -> Iterator[Session]:
     given; an exhausted pool or an unreachable database is a fast 503 with Retry-After, never
     a stalled request or a 500.
     """
+    with database_errors(), sessions.begin() as session:
+        yield session
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Database failures as the SCIM errors they mean (see `unit_of_work`)."""
     try:
-        with sessions.begin() as session:
-            yield session
+        yield
     except IntegrityError:
         raise Uniqueness("A unique attribute value is already in use.") from None
     except PoolTimeout:

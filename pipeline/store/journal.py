@@ -7,19 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import Table, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from pipeline.commands import Command
-from pipeline.store.db import is_postgres
 from pipeline.store.models import JournalEntry as Row
 from pipeline.store.models import JournalWait as Wait
 
 PENDING, APPLIED, DEAD = "pending", "applied", "dead"
-# How many times the batch size a worker looks ahead for resources no other worker holds.
-CLAIM_LOOKAHEAD = 4
-# Pending entries scanned per resource to claim (a resource usually has one or two waiting).
-ENTRIES_PER_RESOURCE = 2
 DEPROVISION_LANE, NORMAL_LANE = 0, 1
 
 
@@ -69,58 +64,6 @@ def append(
         insert(TABLE).values(values).returning(TABLE.c.seq)
     ).scalar_one()
     return seq
-
-
-def ready_resources(
-    session: Session, *, now: datetime, limit: int, tenant_id: str | None = None
-) -> list[tuple[str, str]]:
-    """Resources with due pending commands, deprovisioning first, then oldest first.
-
-    Only the oldest due entries are looked at (the partial index on pending entries, in
-    `(lane, seq)` order), so claiming costs the same with 20 or 20,000 entries waiting. A
-    resource whose oldest entry is postponed may be returned; the caller skips it (see
-    `pending_entries` and `Entry.due`).
-
-    On PostgreSQL each returned resource is locked for this transaction with a try-advisory
-    lock, so concurrent workers split the ready resources between them and never apply the
-    same resource twice; order within a resource comes from `seq`, never from the queue.
-    """
-    oldest = (
-        select(Row.tenant_id, Row.resource_id, Row.lane, Row.seq)
-        .where(Row.status == PENDING, _due(now))
-        .order_by(Row.lane, Row.seq)
-        .limit(limit * CLAIM_LOOKAHEAD * ENTRIES_PER_RESOURCE)
-    )
-    if tenant_id is not None:
-        oldest = oldest.where(Row.tenant_id == tenant_id)
-    entries = oldest.subquery()
-    ready = (
-        select(entries.c.tenant_id, entries.c.resource_id,
-               func.min(entries.c.lane).label("lane"), func.min(entries.c.seq).label("first_seq"))
-        .group_by(entries.c.tenant_id, entries.c.resource_id)
-        .order_by(text("lane"), text("first_seq"))
-    )
-    if not is_postgres(session):
-        # The embedded mode has a single drainer: nothing to split, nothing to lock.
-        candidates = ready.limit(limit).subquery()
-        rows = session.execute(select(candidates.c.tenant_id, candidates.c.resource_id))
-        return [(row.tenant_id, row.resource_id) for row in rows]
-    # Look past the resources other workers hold: the lock is tried candidate by candidate,
-    # in order, and the outer LIMIT stops once `limit` locks were won, so a second worker
-    # takes the next resources instead of failing on the first ones and going idle.
-    candidates = ready.limit(limit * CLAIM_LOOKAHEAD).subquery()
-    locked = (
-        select(candidates.c.tenant_id, candidates.c.resource_id)
-        .where(func.pg_try_advisory_xact_lock(
-            func.hashtextextended(candidates.c.tenant_id + ":" + candidates.c.resource_id, 0)
-        ))
-        .limit(limit)
-    )
-    return [(row.tenant_id, row.resource_id) for row in session.execute(locked)]
-
-
-def _due(now: datetime) -> Any:
-    return or_(Row.not_before.is_(None), Row.not_before <= now)
 
 
 def pending_entries(

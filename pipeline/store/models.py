@@ -150,6 +150,16 @@ class JournalEntry(Base):
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),
+        # Fair claiming (store/claim.py) finds the tenants with pending work by a skip scan
+        # over this index and reads each one's oldest entries from it.
+        Index(
+            "ix_journal_pending_tenant",
+            "tenant_id",
+            "lane",
+            "seq",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
 

@@ -390,7 +390,7 @@ def _comparable(leaf: Attribute, raw: Any) -> Any:
 
 # Core columns: a search runs on every IdP existence check, and the ORM layer would add CPU.
 _TABLE: Table = cast(Table, Row.__table__)
-_COLUMNS: Final = (
+RESOURCE_COLUMNS: Final = (
     _TABLE.c.id,
     _TABLE.c.resource_type,
     _TABLE.c.version,
@@ -403,7 +403,7 @@ _COLUMNS: Final = (
 
 def candidates(tenant_id: str, resource_type: str, condition: Condition | None) -> Select[Any]:
     """The resources of one tenant and type satisfying `condition` (unordered)."""
-    statement = select(*_COLUMNS).where(
+    statement = select(*RESOURCE_COLUMNS).where(
         Row.tenant_id == tenant_id, Row.resource_type == resource_type
     )
     return statement if condition is None else statement.where(condition)

@@ -30,7 +30,7 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from pipeline.drain import Drainer, DrainReport, RetryPolicy
 from pipeline.scim.engine import default_engine
-from pipeline.store import dead_letters, journal
+from pipeline.store import claim, dead_letters, journal
 from pipeline.store.models import (
     DeadLetter,
     Group,
@@ -370,14 +370,14 @@ def test_concurrent_drainers_split_the_ready_resources_between_them(
 ) -> None:
     """A second worker must get the *next* ready resources while the first holds its batch.
 
-    `journal.ready_resources` promises that "concurrent workers split the ready resources
+    `claim.ready_resources` promises that "concurrent workers split the ready resources
     between them"; that is what lets more workers drain one big tenant faster.
     """
     acme = services.tenant("acme")
     for i in range(20):
         services.user(acme, f"s{i:02}@example.com")
     with services.sessions.begin() as first:
-        held = journal.ready_resources(first, now=DRAIN_START, limit=10)
+        held = claim.ready_resources(first, now=DRAIN_START, limit=10)
         assert len(held) == 10
         # While the first worker's transaction holds its ten resources, a second one drains.
         report = drainer(services, batch_size=10).drain_once()

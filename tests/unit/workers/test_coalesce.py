@@ -75,3 +75,26 @@ def test_the_background_thread_sends_without_the_caller_waiting() -> None:
     assert time.monotonic() - started < 0.01
     assert inner.sent.wait(2)
     assert inner.rings == [("t1", False)]
+
+
+class CountingDispatcher(CoalescingDispatcher):
+    flushes = 0
+
+    def flush(self) -> float | None:
+        self.flushes += 1
+        return super().flush()
+
+
+def test_rings_for_a_tenant_already_waiting_do_not_wake_the_sender() -> None:
+    inner = Recorder()
+    dispatcher = CountingDispatcher(inner, window_seconds=30)
+    dispatcher.ring("t1")
+    assert inner.sent.wait(5)
+    time.sleep(0.05)
+    woken_before = dispatcher.flushes
+    for _ in range(50):
+        dispatcher.ring("t1")  # inside the window: one more send is due when it closes
+        time.sleep(0.002)  # time for a woken sender to run
+    time.sleep(0.1)
+    assert dispatcher.flushes - woken_before <= 1
+    assert inner.rings == [("t1", False)]

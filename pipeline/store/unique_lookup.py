@@ -1,0 +1,61 @@
+"""The IdP existence check: `userName eq "…"` (or externalId, displayName, id) in one probe.
+
+Okta, Entra and OneLogin ask this once per user before creating it, so during an initial sync
+it is half of all requests. Each of these attributes is unique per tenant and resource type
+(a unique index on `resources`), so at most one resource matches: no count, no ordering, no
+paging is needed. The statement for each key is built once, with bound parameters, so nothing
+is compiled per request either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.orm import Session
+
+from pipeline.scim.filters import Compare, Filter
+from pipeline.scim.schema import ResourceType
+from pipeline.store.acknowledged import Acknowledged, from_row
+from pipeline.store.models import AcknowledgedResource as Row
+from pipeline.store.search import RESOURCE_COLUMNS, KeyKind, key_column
+
+_UNIQUE_COLUMNS: Final = frozenset(("id", "external_id", "user_name_key", "display_name_key"))
+
+
+@dataclass(frozen=True, slots=True)
+class UniqueKey:
+    column: str
+    value: str
+
+
+def unique_key(parsed: Filter | None, resource_type: ResourceType) -> UniqueKey | None:
+    """The unique key a filter asks for by equality, or None for any other filter."""
+    if not (isinstance(parsed, Compare) and parsed.op == "eq" and isinstance(parsed.value, str)):
+        return None
+    key = key_column(parsed.path, resource_type)
+    if key is None or key.column.key not in _UNIQUE_COLUMNS:
+        return None
+    value = parsed.value.lower() if key.kind is KeyKind.FOLDED else parsed.value
+    return UniqueKey(key.column.key, value)
+
+
+def _by(column: str) -> Select[Any]:
+    return select(*RESOURCE_COLUMNS).where(
+        Row.tenant_id == bindparam("tenant_id"),
+        Row.resource_type == bindparam("resource_type"),
+        getattr(Row, column) == bindparam("value"),
+    )
+
+
+_STATEMENTS: Final = {column: _by(column) for column in _UNIQUE_COLUMNS}
+
+
+def find(
+    session: Session, tenant_id: str, resource_type: str, key: UniqueKey
+) -> list[Acknowledged]:
+    """The resource holding `key` (a list of zero or one)."""
+    params = {"tenant_id": tenant_id, "resource_type": resource_type, "value": key.value}
+    rows = session.connection().execute(_STATEMENTS[key.column], params)
+    return [from_row(row) for row in rows]
