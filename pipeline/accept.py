@@ -27,6 +27,7 @@ from pipeline.store import acceptance, acknowledged, journal
 from pipeline.store.acceptance import BatchedCreates
 from pipeline.store.acknowledged import MEMBERS, Acknowledged
 from pipeline.store.db import unit_of_work
+from pipeline.store.limits import check_storable
 from pipeline.store.tenants import TenantRef
 
 
@@ -79,6 +80,7 @@ class WriteService:
             engine = self._engines.for_tenant(tenant.id)
             command = engine.validate_create(type_name, self._new_id(), payload)
         resource = command.resource or {}
+        check_storable(type_name, resource, resource.get(MEMBERS))
         digest = create_digest(resource)
         now = self._clock()
         head = _without_members(resource)
@@ -121,6 +123,7 @@ class WriteService:
             current = self._current(session, tenant, type_name, resource_id, if_match)
             command = engine.validate_replace(type_name, resource_id, payload, current.data)
             resource = command.resource or {}
+            check_storable(type_name, resource, resource.get(MEMBERS))
             _check_member_references(session, tenant, resource.get(MEMBERS))
             saved = self._save(
                 session,
@@ -153,6 +156,7 @@ class WriteService:
             member_values = _patched_member_values(command)
             if not changed and member_values is None:
                 return Accepted(current)
+            check_storable(type_name, new, member_values)
             _check_member_references(session, tenant, member_values)
             saved = self._save(
                 session,

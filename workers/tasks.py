@@ -64,7 +64,7 @@ def drain(self: Task, tenant_id: str) -> dict[str, int]:
 
 def _ring_again(tenant_id: str, report: DrainReport) -> None:
     dispatcher = CeleryDispatcher(drain.app)
-    if report.full_batch or report.woken_tenants:
+    if report.more_waiting or report.woken_tenants:
         dispatcher.ring(tenant_id)
     if report.retry_in is not None:
         dispatcher.ring_later(tenant_id, report.retry_in)

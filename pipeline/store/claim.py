@@ -1,11 +1,13 @@
 """Claiming work for a drain batch: deprovisioning first, then a fair share for every tenant.
 
-A batch is filled turn by turn: each tenant with due work contributes its oldest resource,
-then each its second oldest, and so on (within a lane, deprovisioning before everything
-else). A tenant with 20,000 waiting creates therefore takes most of a batch only when nobody
-else is waiting, and a small tenant's change is in the very next batch any worker claims,
-whichever tenant's doorbell woke that worker. Fairness does not depend on the order of the
-broker's queue.
+While deprovisioning commands are due, a batch holds only those (with the earlier commands of
+the same resources): such a batch is small and applies in milliseconds, where a batch of 200
+creates on a busy machine can take a second, and a revoked session must not wait for that.
+Otherwise a batch is filled turn by turn: each tenant with due work contributes its oldest
+resource, then each its second oldest, and so on. A tenant with 20,000 waiting creates
+therefore takes most of a batch only when nobody else is waiting, and a small tenant's change
+is in the very next batch any worker claims, whichever tenant's doorbell woke that worker.
+Fairness does not depend on the order of the broker's queue.
 
 On PostgreSQL the tenants with pending work are found by a skip scan over the
 `(tenant_id, lane, seq)` index of pending entries (one probe per tenant, however long its
@@ -35,10 +37,14 @@ ready AS (
     SELECT tenant_id, resource_id, min(lane) AS lane, min(seq) AS first_seq
     FROM oldest GROUP BY tenant_id, resource_id
 ),
+first_lane AS (
+    SELECT tenant_id, resource_id, lane, first_seq FROM ready
+    WHERE lane = (SELECT min(lane) FROM ready)
+),
 turns AS (
     SELECT tenant_id, resource_id, lane, first_seq,
-           row_number() OVER (PARTITION BY tenant_id, lane ORDER BY first_seq) AS turn
-    FROM ready
+           row_number() OVER (PARTITION BY tenant_id ORDER BY first_seq) AS turn
+    FROM first_lane
 )
 """
 
@@ -67,7 +73,7 @@ oldest AS (
 {_READY_BY_TURN},
 candidates AS (
     SELECT tenant_id, resource_id FROM turns
-    ORDER BY lane, turn, first_seq LIMIT :candidates
+    ORDER BY turn, first_seq LIMIT :candidates
 )
 SELECT tenant_id, resource_id FROM candidates
 WHERE pg_try_advisory_xact_lock(hashtextextended(tenant_id || ':' || resource_id, 0))
@@ -83,14 +89,14 @@ WITH oldest AS (
       AND (not_before IS NULL OR not_before <= :now)
 ),
 {_READY_BY_TURN}
-SELECT tenant_id, resource_id FROM turns ORDER BY lane, turn, first_seq LIMIT :limit
+SELECT tenant_id, resource_id FROM turns ORDER BY turn, first_seq LIMIT :limit
 """)
 
 
 def ready_resources(
     session: Session, *, now: datetime, limit: int, tenant_id: str | None = None
 ) -> list[tuple[str, str]]:
-    """Up to `limit` resources with due pending commands, claimed in fair turns.
+    """Up to `limit` resources with due pending commands: deprovisioning alone, or fair turns.
 
     A resource whose oldest entry is postponed may be returned; the caller skips it (see
     `journal.pending_entries` and `Entry.due`). `tenant_id` restricts the claim to one tenant.

@@ -360,3 +360,11 @@ def test_errors_carry_a_request_id_too(anonymous: testing.TestClient) -> None:
 def test_responses_are_scim_json(client: testing.TestClient) -> None:
     result = client.simulate_get(f"{BASE}/ServiceProviderConfig")
     assert result.headers["Content-Type"] == SCIM_JSON
+
+
+def test_a_value_longer_than_the_directory_stores_is_400_invalid_value(
+    client: testing.TestClient,
+) -> None:
+    body = read_sample("idp/okta/okta-create-user.json") | {"userName": "x" * 600 + "@a.com"}
+    result = client.simulate_post(f"{BASE}/Users", **scim_body(body))
+    assert_scim_error(result, 400, "invalidValue")

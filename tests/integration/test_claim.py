@@ -31,7 +31,7 @@ def test_a_batch_takes_turns_between_tenants_instead_of_oldest_first(services: S
     ]
 
 
-def test_deprovisioning_comes_before_every_tenants_turn(services: Services) -> None:
+def test_deprovisioning_is_claimed_alone_before_every_tenants_turn(services: Services) -> None:
     big, small = services.tenant("big"), services.tenant("small")
     for i in range(10):
         services.user(big, f"b{i}@example.com")
@@ -41,7 +41,11 @@ def test_deprovisioning_comes_before_every_tenants_turn(services: Services) -> N
         services.user(big, f"b{i}@example.com")
     patch_user(services, small, leaver, active=False)
 
-    assert _claim(services, limit=3)[0] == (small.id, leaver)
+    # While it waits, a batch holds only deprovisioning: small, so it applies at once.
+    assert _claim(services, limit=3) == [(small.id, leaver)]
+    report = services.drainer.drain_once()
+    assert (report.deprovisioned, report.more_waiting) == (1, True)
+    assert len(_claim(services, limit=3)) == 3
 
 
 def test_a_claim_can_be_restricted_to_one_tenant(services: Services) -> None:

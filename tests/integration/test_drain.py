@@ -623,13 +623,15 @@ def test_delete_revokes_sessions_and_removes_the_user_from_every_group(
     ]
 
 
-def test_delete_removes_a_membership_added_earlier_in_the_same_batch(
+def test_a_delete_that_overtakes_an_earlier_membership_add_leaves_no_membership(
     services: Services,
 ) -> None:
     """Group PATCH add(u) accepted, then DELETE u accepted: u must end in no group.
 
-    The API accepts the add (u exists then) and the DELETE; a worker that applies both in one
-    batch must not leave a membership naming a user that no longer exists.
+    The API accepts the add (u exists then) and the DELETE. The DELETE is deprovisioning, so
+    it is claimed first, in a batch of its own; the add, applied after it, must neither leave a
+    membership naming a user that no longer exists nor wait for that user (no postponement,
+    no dead letter).
     """
     acme = services.tenant("acme")
     worker = drainer(services)
