@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test,postgres,production]'
+	$(BIN)/pip install --quiet -e '.[test,postgres,production,uwsgi]'
 
 # The embedded default needs no test or production extras.
 install-runtime: $(BIN)/python

@@ -16,7 +16,12 @@ from falcon.media import BaseHandler, Handlers
 from falcon.typing import ReadableIO
 
 from api.services import WsgiApp
-from pipeline.errors import InvalidSyntax, PayloadTooLarge, UnsupportedMediaType
+from pipeline.errors import (
+    InvalidSyntax,
+    LengthRequired,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 
 SCIM_MEDIA_TYPE = "application/scim+json"
 RESPONSE_CONTENT_TYPE = "application/scim+json; charset=utf-8"
@@ -115,8 +120,11 @@ def _body_stream(req: falcon.Request) -> ReadableIO:
     if req.content_length is not None:
         return req.bounded_stream
     # Without Content-Length (chunked transfer), reading is only safe when the WSGI server
-    # says the input ends where the body does (PEP 3333 `wsgi.input_terminated`); otherwise a
-    # read could block forever, so the body is taken as empty.
+    # says the input ends where the body does (PEP 3333 `wsgi.input_terminated`: gunicorn
+    # does). Otherwise (uWSGI) a read could block forever: a chunked body gets 411, so the
+    # client can resend it with a length; a request without either has no body.
     if req.env.get("wsgi.input_terminated"):
         return req.stream
+    if "chunked" in (req.get_header("Transfer-Encoding") or "").lower():
+        raise LengthRequired()
     return io.BytesIO()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from pipeline.ports import Dispatcher
-from pipeline.settings import Settings
+from pipeline.settings import ApiServer, Settings
 from pipeline.store.migrate import upgrade
 
 
@@ -34,17 +35,45 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_api(settings: Settings, args: argparse.Namespace) -> int:
-    """Replace this process with gunicorn serving `api.wsgi:app` (gthread workers)."""
-    workers = str(args.workers or settings.api_processes)
-    threads = str(args.threads or settings.api_threads)
-    access_log = ["--access-logfile", "-"] if settings.access_log else []
+    """Replace this process with the API server (gunicorn gthread, or uWSGI)."""
+    processes = args.workers or settings.api_processes
+    if settings.api_server is ApiServer.UWSGI:
+        argv = uwsgi_argv("api.uwsgi_entry:application", args.bind, processes,
+                          settings.api_worker_connections, access_log=settings.access_log)
+    else:
+        argv = gunicorn_argv("api.wsgi:app", args.bind, processes,
+                             args.threads or settings.api_threads,
+                             settings.api_worker_connections, access_log=settings.access_log)
+    os.execv(argv[0], argv)
+
+
+def gunicorn_argv(app: str, bind: str, processes: int, threads: int, connections: int, *,
+                  access_log: bool = False) -> list[str]:
     # A gthread worker accepts every connection it can get; IdPs keep theirs open, so without
     # a cap one process would own them all and the others would idle. The cap spreads them.
-    argv = [sys.executable, "-m", "gunicorn", "api.wsgi:app", "--bind", args.bind,
-            "--workers", workers, "--threads", threads, "--worker-class", "gthread",
-            "--worker-connections", str(settings.api_worker_connections), *access_log,
+    log = ["--access-logfile", "-"] if access_log else []
+    return [sys.executable, "-m", "gunicorn", app, "--bind", bind,
+            "--workers", str(processes), "--threads", str(threads), "--worker-class", "gthread",
+            "--worker-connections", str(connections), *log,
             "--graceful-timeout", "20", "--timeout", "60"]
-    os.execv(sys.executable, argv)
+
+
+def uwsgi_argv(app: str, bind: str, processes: int, threads: int, *,
+               access_log: bool = False) -> list[str]:
+    """uWSGI serving HTTP/1.1 itself, one keep-alive connection per thread.
+
+    A connection idle for `--socket-timeout` is closed, so an IdP's idle connections give their
+    thread back; `--harakiri` ends a request stuck for a minute, like gunicorn's `--timeout`;
+    `--lazy-apps` builds the app in each worker after the fork.
+    """
+    module, _, callable_name = app.partition(":")
+    log = [] if access_log else ["--disable-logging"]
+    return [str(Path(sys.executable).parent / "uwsgi"), "--http11-socket", bind,
+            "--module", module, "--callable", callable_name, "--master", "--lazy-apps",
+            "--need-app", "--processes", str(processes), "--threads", str(threads),
+            "--enable-threads", "--die-on-term", "--listen", "1024", "--socket-timeout", "30",
+            "--harakiri", "60", "--worker-reload-mercy", "20", "--buffer-size", "32768",
+            "--pythonpath", str(Path(__file__).resolve().parent.parent), *log]
 
 
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:

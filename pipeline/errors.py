@@ -114,6 +114,11 @@ class PreconditionFailed(ScimError):
     default_detail = "The resource has changed since the version the client supplied."
 
 
+class LengthRequired(ScimError):
+    status = 411
+    default_detail = "Send the request body with a Content-Length header."
+
+
 class PayloadTooLarge(ScimError):
     status = 413
     default_detail = "The request body exceeds the configured size limit."

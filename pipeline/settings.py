@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
 from pipeline.passwords import PasswordPolicy
@@ -16,6 +17,13 @@ from pipeline.passwords import PasswordPolicy
 T = TypeVar("T")
 
 DEFAULT_DATABASE_URL = "sqlite:///scimflow.sqlite3"
+
+
+class ApiServer(StrEnum):
+    """The HTTP server `scimflow api` runs (ops/processes.py)."""
+
+    GUNICORN = "gunicorn"  # gthread: any number of keep-alive connections per process
+    UWSGI = "uwsgi"  # C server, far less CPU per request; one keep-alive connection per thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +50,10 @@ class Settings:
     api_processes: int = 2
     # Request threads per API process: one pooled connection each, so none waits for one.
     api_threads: int = 8
-    # Keep-alive connections one API process holds at most (see ops/processes.py).
+    # Keep-alive connections one API process holds at most (see ops/processes.py); under
+    # uWSGI, which gives each connection a thread, also its thread count.
     api_worker_connections: int = 32
+    api_server: ApiServer = ApiServer.GUNICORN
     # gunicorn's access log: off by default, since every request line is written under one
     # lock; the application logs each request's id and failures itself.
     access_log: bool = False
@@ -99,8 +109,8 @@ def _convert(name: str, raw: str, convert: Callable[[str], T]) -> T:
 
 
 def _converter(default: Any) -> Callable[[str], Any]:
-    if isinstance(default, PasswordPolicy):
-        return PasswordPolicy
+    if isinstance(default, Enum):
+        return type(default)
     if isinstance(default, bool):
         return lambda raw: raw.lower() in ("1", "true", "yes", "on")
     return type(default)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.settings import Settings
+from pipeline.settings import ApiServer, Settings
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,7 +19,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     bench.add_argument("--deactivations", type=int, default=100)
     bench.add_argument("--concurrency", type=int, default=64)
     bench.add_argument("--api-processes", type=int, default=2)
-    bench.add_argument("--api-threads", type=int, default=8)
+    bench.add_argument("--api-threads", type=int, default=8, help="gunicorn threads per process")
+    bench.add_argument("--api-server", choices=[s.value for s in ApiServer],
+                       help="the API's server (default: SCIMFLOW_API_SERVER, else gunicorn)")
     bench.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     bench.add_argument("--baseline-requests", type=int, default=5000)
     bench.add_argument("--apply-after-ack", action="store_true",
@@ -37,4 +39,6 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     from ops.bench.runner import run  # noqa: PLC0415 - needs psycopg and gunicorn
 
+    args.api_server = args.api_server or settings.api_server.value
+    args.api_connections = settings.api_worker_connections
     return run(settings, args)

@@ -42,7 +42,7 @@ from ops.bench.stack import (
     fresh_database,
     wait_http,
 )
-from pipeline.settings import Settings
+from pipeline.settings import ApiServer, Settings
 from pipeline.store.budget import Budget
 
 
@@ -94,6 +94,7 @@ def _env(database_url: str, args: argparse.Namespace) -> dict[str, str]:
         "SCIMFLOW_DATABASE_URL": database_url, "SCIMFLOW_BROKER_URL": args.broker_url,
         "SCIMFLOW_LOG_LEVEL": "WARNING", "SCIMFLOW_WORKER_CONCURRENCY": str(args.workers),
         "SCIMFLOW_API_PROCESSES": str(args.api_processes),
+        "SCIMFLOW_API_SERVER": args.api_server,
         "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
     })
     return env
@@ -103,7 +104,9 @@ def _bare_falcon_baseline(plan: SyncPlan, args: argparse.Namespace,
                           workdir: Path) -> dict[str, Any]:
     processes = Processes(workdir, _env("", args))
     port = free_port()
-    processes.spawn("baseline", baseline_command(port, args.api_processes, args.api_threads))
+    processes.spawn("baseline", baseline_command(
+        port, args.api_processes, args.api_threads, ApiServer(args.api_server),
+        args.api_connections))
     try:
         wait_http(f"http://127.0.0.1:{port}/scim/v2/Users")
         count = min(args.baseline_requests, plan.users)
@@ -202,7 +205,8 @@ def _summary(plan: SyncPlan, args: argparse.Namespace, target: Target,
     return {
         "machine": _machine(),
         "plan": vars(plan) | {"concurrency": args.concurrency, "workers": args.workers,
-                              "apply_after_ack": args.apply_after_ack},
+                              "apply_after_ack": args.apply_after_ack,
+                              "api_server": args.api_server},
         "sync_requests": {
             "post_per_s": round(len(posts) / ack_seconds) if ack_seconds else 0,
             "p50_ms": measure.percentile_ms(posts, 0.50),

@@ -19,6 +19,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from ops.processes import gunicorn_argv, uwsgi_argv
+from pipeline.settings import ApiServer
+
 BIN = Path(sys.executable).parent
 
 
@@ -90,8 +93,10 @@ def api_command(port: int, processes: int, threads: int) -> list[str]:
             "--workers", str(processes), "--threads", str(threads)]
 
 
-def baseline_command(port: int, processes: int, threads: int) -> list[str]:
-    """The bare Falcon baseline, served with exactly the API's gunicorn configuration."""
-    return [sys.executable, "-m", "gunicorn", "api.baseline:app", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(processes), "--threads", str(threads), "--worker-class", "gthread",
-            "--worker-connections", "32"]
+def baseline_command(port: int, processes: int, threads: int, server: ApiServer,
+                     connections: int) -> list[str]:
+    """The bare Falcon baseline, served by exactly the API's server and configuration."""
+    bind = f"127.0.0.1:{port}"
+    if server is ApiServer.UWSGI:
+        return uwsgi_argv("api.baseline:app", bind, processes, connections)
+    return gunicorn_argv("api.baseline:app", bind, processes, threads, connections)

@@ -181,18 +181,29 @@ def test_a_chunked_body_within_the_limit_is_read(services: ApiServices, acme: Is
     assert body["userName"] == sample["userName"]
 
 
+def test_a_chunked_body_the_server_cannot_delimit_is_411(
+    services: ApiServices, acme: IssuedToken
+) -> None:
+    """A server that does not mark where chunked input ends (uWSGI): ask for a length."""
+    sample = read_sample("idp/okta/okta-create-user.json")
+    status, body = _post_chunked(services, acme, json.dumps(sample).encode(), terminated=False)
+    assert (status, body["status"]) == (411, "411")
+
+
 def _post_chunked(
-    services: ApiServices, acme: IssuedToken, body: bytes
+    services: ApiServices, acme: IssuedToken, body: bytes, *, terminated: bool = True
 ) -> tuple[int, dict[str, Any]]:
     """POST /Users as a chunked request: no Content-Length, input terminated by the server."""
     env = testing.create_environ(
         path=f"{BASE}/Users",
         method="POST",
-        headers={"Authorization": f"Bearer {acme.secret}", "Content-Type": SCIM_JSON},
+        headers={"Authorization": f"Bearer {acme.secret}", "Content-Type": SCIM_JSON,
+                 "Transfer-Encoding": "chunked"},
     )
     env.pop("CONTENT_LENGTH", None)
     env["wsgi.input"] = io.BytesIO(body)
-    env["wsgi.input_terminated"] = True
+    if terminated:
+        env["wsgi.input_terminated"] = True
     start_response = testing.StartResponseMock()
     payload = b"".join(create_app(services)(env, start_response))
     assert start_response.status is not None
