@@ -88,10 +88,12 @@ class GroupCommit(Generic[Item, Result]):
                      for _ in range(min(len(self._queue), self._max_batch))]
         try:
             results = self._write_batch([waiter.item for waiter in batch])
-        except Exception as error:
+        except BaseException as error:
+            # Whatever ends the write, the followers are answered and a next leader is named:
+            # a caller left waiting would hold its request, and every later create, forever.
             shared = error if isinstance(error, self._shared_errors) else None
             self._hand_over(batch, leader, results=None, error=shared)
-            if len(batch) == 1 or shared is not None:
+            if len(batch) == 1 or shared is not None or not isinstance(error, Exception):
                 raise
             return self._write_batch([leader.item])[0]
         self._hand_over(batch, leader, results)

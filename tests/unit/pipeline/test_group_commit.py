@@ -127,3 +127,27 @@ def test_an_error_shared_by_the_whole_batch_reaches_every_caller_without_retries
             with pytest.raises(Unreachable):
                 future.result(5)
     assert len(calls) == 2  # one batch for the four queued callers, and no retries alone
+
+
+class Interrupted(BaseException):
+    """Stands for what is not an Exception (KeyboardInterrupt, SystemExit) ending a write."""
+
+
+def test_a_write_ended_by_a_base_exception_strands_no_caller() -> None:
+    writer = SlowWriter()
+    calls: list[list[int]] = []
+
+    def interrupted_once(items: Sequence[int]) -> list[int]:
+        calls.append(list(items))
+        if len(calls) == 1:
+            writer(items)
+            raise Interrupted
+        return [item * 10 for item in items]
+
+    group: GroupCommit[int, int] = GroupCommit(interrupted_once)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = _queue_behind_first(group, writer, range(1, 6), pool)
+        with pytest.raises(Interrupted):
+            futures[0].result(5)
+        assert [future.result(5) for future in futures[1:]] == [20, 30, 40, 50]
+    assert group.submit(6) == 60  # and the next caller leads again
