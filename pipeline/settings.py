@@ -48,7 +48,9 @@ class Settings:
     worker_concurrency: int = 2
     # Process counts the connection budget is computed for (`scimflow connections`).
     api_processes: int = 2
-    # Request threads per API process: one pooled connection each, so none waits for one.
+    # gunicorn's request threads per API process: one pooled connection each, so none waits
+    # for one. (uWSGI runs `api_worker_connections` threads; creates share one connection per
+    # batch there, and 0 requests waited out the pool timeout in the benchmark.)
     api_threads: int = 8
     # Keep-alive connections one API process holds at most (see ops/processes.py); under
     # uWSGI, which gives each connection a thread, also its thread count.
