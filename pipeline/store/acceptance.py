@@ -61,11 +61,7 @@ def new_resource(
 
 def insert_created(session: Session, new: NewResource) -> bool:
     """Insert the resource and journal its create; False (and nothing) on a key conflict."""
-    row = new.resource
-    if not acknowledged.insert_new(
-        session, row["tenant_id"], row["id"], row["resource_type"], row["data"],
-        now=row["created_at"], create_digest=row["create_digest"],
-    ):
+    if not acknowledged.insert_row(session, new.resource):
         return False
     session.execute(journal.TABLE.insert().values(new.entry))
     return True

@@ -44,26 +44,14 @@ def key_columns(resource_type: str, data: Mapping[str, Any]) -> dict[str, str | 
     }
 
 
-def insert_new(
-    session: Session,
-    tenant_id: str,
-    resource_id: str,
-    resource_type: str,
-    data: dict[str, Any],
-    *,
-    now: datetime,
-    create_digest: str,
-) -> bool:
-    """Insert a new resource; False when one of its unique keys is already taken.
+def insert_row(session: Session, row: dict[str, Any]) -> bool:
+    """Insert a new resource's row (`new_row`); False when one of its unique keys is taken.
 
     `ON CONFLICT DO NOTHING` keeps the happy path to one statement and makes the race of two
     concurrent POSTs for one userName end in exactly one row, decided by the unique index.
     """
-    values = new_row(
-        tenant_id, resource_id, resource_type, data, now=now, create_digest=create_digest
-    )
     dialect = postgresql if is_postgres(session) else sqlite
-    statement = dialect.insert(TABLE).values(values).on_conflict_do_nothing().returning(TABLE.c.id)
+    statement = dialect.insert(TABLE).values(row).on_conflict_do_nothing().returning(TABLE.c.id)
     return session.execute(statement).first() is not None
 
 
