@@ -20,7 +20,12 @@ AttributeNames = str | Sequence[str] | None
 # Attributes rendered from the memberships table: loading them costs a query per page.
 MEMBERSHIP_ATTRIBUTES = ("members", "groups")
 
-_INTEGER = re.compile(r"[+-]?\d{1,18}")
+_INTEGER = re.compile(r"(?P<sign>[+-]?)0*(?P<digits>\d+)")
+# Paging values are saturated to this bound: any larger startIndex is past the end of every
+# result set anyway, and a startIndex plus a count stays within the 64-bit integers that
+# PostgreSQL's OFFSET and SQLite accept (a larger one was a 500, not an empty page).
+PAGING_BOUND = 2**62
+_BOUND_DIGITS = len(str(PAGING_BOUND))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +110,16 @@ def _param(req: falcon.Request, name: str) -> str | None:
 def _integer_text(text: str | None, name: str) -> int | None:
     if text is None:
         return None
-    if not _INTEGER.fullmatch(text.strip()):
+    match = _INTEGER.fullmatch(text.strip())
+    if match is None:
         raise InvalidValue(f"{name} must be an integer.")
-    return int(text)
+    sign = -1 if match["sign"] == "-" else 1
+    digits = match["digits"]
+    # Never int() on thousands of digits (slow, and refused beyond Python's digit limit):
+    # a number longer than the bound's is beyond it.
+    if len(digits) > _BOUND_DIGITS:
+        return sign * PAGING_BOUND
+    return _saturated(sign * int(digits))
 
 
 def _integer(body: Mapping[str, Any], name: str) -> int | None:
@@ -116,7 +128,11 @@ def _integer(body: Mapping[str, Any], name: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidValue(f"{name} must be an integer.")
-    return value
+    return _saturated(value)
+
+
+def _saturated(value: int) -> int:
+    return max(-PAGING_BOUND, min(value, PAGING_BOUND))
 
 
 def _string(body: Mapping[str, Any], name: str) -> str | None:
@@ -139,7 +155,8 @@ def _names(body: Mapping[str, Any], name: str) -> AttributeNames:
 
 
 def _start_index(value: int | None) -> int:
-    # RFC 7644 §3.4.2.4: a value less than 1 is interpreted as 1.
+    # RFC 7644 §3.4.2.4: a value less than 1 is interpreted as 1; values are already within
+    # PAGING_BOUND, past the end of any result set.
     return 1 if value is None else max(1, value)
 
 

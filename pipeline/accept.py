@@ -124,7 +124,7 @@ class WriteService:
             command = engine.validate_replace(type_name, resource_id, payload, current.data)
             resource = command.resource or {}
             check_storable(type_name, resource, resource.get(MEMBERS))
-            _check_member_references(session, tenant, resource.get(MEMBERS))
+            _check_member_references(session, tenant, resource.get(MEMBERS), resource_id)
             saved = self._save(
                 session,
                 tenant,
@@ -157,7 +157,7 @@ class WriteService:
             if not changed and member_values is None:
                 return Accepted(current)
             check_storable(type_name, new, member_values)
-            _check_member_references(session, tenant, member_values)
+            _check_member_references(session, tenant, member_values, resource_id)
             saved = self._save(
                 session,
                 tenant,
@@ -278,15 +278,26 @@ def _patched_member_values(command: Command) -> list[dict[str, Any]] | None:
 
 
 def _check_member_references(
-    session: Session, tenant: TenantRef, members: list[dict[str, Any]] | None
+    session: Session,
+    tenant: TenantRef,
+    members: list[dict[str, Any]] | None,
+    group_id: str | None = None,
 ) -> None:
-    """Members must be resources of this tenant (acknowledged, applied or not)."""
-    wanted = {m["value"] for m in members or () if "value" in m}
+    """Members must name resources of this tenant (acknowledged, applied or not).
+
+    A member without a `value` names nobody, and a group cannot be a member of itself: both
+    are refused here, since the workers could never apply them.
+    """
+    if any(not isinstance(m.get("value"), str) for m in members or ()):
+        raise InvalidValue("Every member needs a 'value': the id of a user or group.")
+    wanted = {m["value"] for m in members or ()}
+    if group_id is not None and group_id in wanted:
+        raise InvalidValue(f"Group {group_id} cannot be a member of itself.")
     found = acknowledged.existing_types(session, tenant.id, wanted)
     missing = sorted(wanted - found.keys())
     if missing:
         raise InvalidValue(f"Members do not exist: {', '.join(missing[:5])}.")
     for member in members or ():
         declared = member.get("type")
-        if declared is not None and found.get(member.get("value", "")) != declared:
+        if declared is not None and found.get(member["value"]) != declared:
             raise InvalidValue(f"Member {member.get('value')} is not a {declared}.")

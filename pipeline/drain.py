@@ -10,6 +10,7 @@ its locks with its connection, so the next drain applies the batch again from th
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -25,10 +26,13 @@ from pipeline.apply import MEMBERS, Blocked, Outcome, apply_resource
 from pipeline.engines import Engines, as_engines
 from pipeline.ports import Clock, utc_now
 from pipeline.scim.engine import ProtocolEngine
+from pipeline.scim.unicode import fold_key
 from pipeline.store import acknowledged, claim, dead_letters, directory, journal
-from pipeline.store.db import unit_of_work
+from pipeline.store.db import is_transient, unit_of_work
 from pipeline.store.directory import Applied, Key, MemberRow
 from pipeline.store.journal import Entry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +97,14 @@ class Drainer:
             # minus `created_at` is then the real acknowledgement-to-applied latency.
             report = self._write(session, batch, self._clock())
         report.resources = len(claimed)
-        # A full batch probably left work behind; so did one of deprovisioning alone, which
-        # the claim keeps small on purpose (store/claim.py).
-        report.more_waiting = len(claimed) >= self._batch_size or report.deprovisioned > 0
+        # A full batch probably left work behind; so did one of the deprovisioning lane, which
+        # the claim keeps to that lane on purpose (store/claim.py), and one that held
+        # resources whose oldest entry turned out to be postponed (no longer claimed).
+        report.more_waiting = (
+            len(claimed) >= self._batch_size
+            or batch.urgent
+            or len(claimed) > len(batch.entries)
+        )
         return report
 
     def drain(self, tenant_id: str | None = None, *, max_batches: int = 1000) -> DrainReport:
@@ -126,14 +135,20 @@ class Drainer:
                 applied = current.get(key)
                 if key[0] not in engines:
                     engines[key[0]] = self._engines.for_tenant(key[0], session)
-                outcome = apply_resource(
-                    engines[key[0]],
-                    resource_type,
-                    applied.data if applied else None,
-                    by_resource[key],
-                    known_ids=batch.known.get(key[0], {}),
-                    load_members=partial(directory.members_of, session, key[0], key[1]),
-                )
+                entries_of_key = by_resource[key]
+                try:
+                    outcome = apply_resource(
+                        engines[key[0]],
+                        resource_type,
+                        applied.data if applied else None,
+                        entries_of_key,
+                        known_ids=batch.known.get(key[0], {}),
+                        load_members=partial(directory.members_of, session, key[0], key[1]),
+                    )
+                except Exception as ex:
+                    if is_transient(ex):
+                        raise
+                    outcome = _unapplied(resource_type, applied, _failure(entries_of_key[0], ex))
                 outcome.previous_version = applied.version if applied else 0
                 batch.outcomes[key] = outcome
                 if outcome.exists:
@@ -165,9 +180,15 @@ class Drainer:
         try:
             with session.begin_nested():
                 return self._write_all(session, batch, batch.outcomes, now)
-        except IntegrityError:
+        except Exception as ex:
+            if is_transient(ex):
+                raise
             # Resources of the batch trade a unique key (ann -> tmp, bob -> ann, tmp -> bob):
             # their final states collide, though every step was unique when it was accepted.
+            # Anything else that fails belongs to one resource: entry by entry, it is found
+            # and charged, and every other resource of the batch is written.
+            if not isinstance(ex, IntegrityError):
+                log.warning("Writing a batch failed (%s); writing it entry by entry.", ex)
             return self._write_in_seq_order(session, batch, now)
 
     def _write_in_seq_order(self, session: Session, batch: Batch, now: datetime) -> DrainReport:
@@ -184,13 +205,19 @@ class Drainer:
             key = (entry.tenant_id, entry.resource_id)
             if key in stopped:
                 continue
-            outcome = self._apply_step(session, batch, entry, states.get(key))
             try:
+                outcome = self._apply_step(session, batch, entry, states.get(key))
                 with session.begin_nested():
                     _add(report, self._write_all(session, batch, {key: outcome}, now))
             except IntegrityError as ex:
                 conflict = Blocked(entry, f"unique key conflict: {ex.orig}")
                 self._settle_blocked(session, conflict, now, report)
+                stopped.add(key)
+                continue
+            except Exception as ex:
+                if is_transient(ex):
+                    raise
+                self._settle_blocked(session, _failure(entry, ex), now, report)
                 stopped.add(key)
                 continue
             if outcome.blocked is not None:
@@ -259,13 +286,13 @@ class Drainer:
     def _settle_blocked(
         self, session: Session, blocked: Blocked, now: datetime, report: DrainReport
     ) -> None:
-        entry = blocked.entry
+        entry, reason = blocked.entry, _printable(blocked.reason)
         if blocked.permanent or entry.attempts + 1 >= self._retry.limit:
-            dead_letters.record(session, entry, reason=blocked.reason, now=now)
+            dead_letters.record(session, entry, reason=reason, now=now)
             report.dead += 1
             return
         delay = self._retry.delay(entry.attempts)
-        journal.postpone(session, entry, now=now, delay=delay, reason=blocked.reason)
+        journal.postpone(session, entry, now=now, delay=delay, reason=reason)
         journal.record_waits(session, entry, blocked.waiting_for)
         report.postponed += 1
         report.retry_in = _soonest(report.retry_in, delay.total_seconds())
@@ -279,8 +306,10 @@ class Batch:
     known: dict[str, dict[str, str]] = field(default_factory=dict)
     entries: dict[Key, list[Entry]] = field(default_factory=dict)
 
-    def entries_of(self, key: Key) -> list[Entry]:
-        return self.entries.get(key, [])
+    @property
+    def urgent(self) -> bool:
+        """Whether the batch is of the deprovisioning lane."""
+        return any(e.command.deprovisions for es in self.entries.values() for e in es)
 
 
 def _upsert_resources(
@@ -309,6 +338,33 @@ def _seq(entry: Entry) -> int:
     return entry.seq
 
 
+def _failure(entry: Entry, error: Exception) -> Blocked:
+    """An entry that failed unexpectedly: retried with backoff, then a dead letter.
+
+    Logged with its traceback and request id; the reason names both, for the operator who
+    finds it in `scimflow status` or `dead-letters list`.
+    """
+    log.error(
+        "Applying journal entry %d (%s %s, request %s) failed.",
+        entry.seq, entry.command.resource_type, entry.resource_id, entry.request_id or "-",
+        exc_info=error,
+    )
+    detail = f"{type(error).__name__}: {error}"
+    return Blocked(entry, f"apply failed: {detail} (request {entry.request_id or '-'})")
+
+
+def _unapplied(resource_type: str, applied: Applied | None, blocked: Blocked) -> Outcome:
+    """The outcome of a resource none of whose entries could be applied."""
+    state = applied.data if applied else None
+    return Outcome(resource_type, applied is not None, state, blocked=blocked)
+
+
+def _printable(text: str, limit: int = 1000) -> str:
+    """A reason the journal can store (no NUL) and an operator can read (bounded)."""
+    text = text.replace("\x00", "\\x00")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _row(resource_type: str, key: Key, outcome: Outcome, now: datetime) -> dict[str, Any]:
     state = outcome.state or {}
     row: dict[str, Any] = {
@@ -324,11 +380,14 @@ def _row(resource_type: str, key: Key, outcome: Outcome, now: datetime) -> dict[
     if resource_type == "User":
         row.update(
             user_name=state["userName"],
+            user_name_key=fold_key(state["userName"]),
             display_name=state.get("displayName"),
             active=state.get("active", True) is not False,
         )
     else:
-        row["display_name"] = state["displayName"]
+        row.update(
+            display_name=state["displayName"], display_name_key=fold_key(state["displayName"])
+        )
     return row
 
 

@@ -20,6 +20,7 @@ same resource would show. A membership written but not yet applied is therefore 
 from __future__ import annotations
 
 import heapq
+import logging
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ from pipeline.store.acknowledged import Acknowledged, as_utc
 from pipeline.store.db import autocommit_sessions, is_postgres, unit_of_work
 from pipeline.store.search import Sort
 from pipeline.store.tenants import TenantRef
+
+log = logging.getLogger(__name__)
 
 # Rows fetched per round trip while a filter is evaluated in memory.
 SCAN_CHUNK: Final = 500
@@ -418,20 +421,41 @@ def _with_pending_members(
     projected = dict(applied)
     for group in groups:
         if group.id in pending:
-            projected[group.id] = project_members(
-                engine, group.data, applied.get(group.id, []), pending[group.id]
+            projected[group.id] = _projected_members(
+                engine, group, applied.get(group.id, []), pending[group.id]
             )
     return _with_member_types(session, tenant_id, projected)
+
+
+def _projected_members(
+    engine: ProtocolEngine,
+    group: Acknowledged,
+    applied: list[dict[str, Any]],
+    pending: list[Command],
+) -> list[dict[str, Any]]:
+    """The projection, or the applied members if a stored command cannot be projected.
+
+    A read never fails because of a journaled command: it shows what it can and the problem
+    goes to the log (the worker isolates and dead-letters such a command the same way).
+    """
+    try:
+        return project_members(engine, group.data, applied, pending)
+    except Exception:
+        log.exception("Projecting the pending member changes of group %s failed.", group.id)
+        return applied
 
 
 def _with_member_types(
     session: Session, tenant_id: str, members_by_group: dict[str, list[dict[str, Any]]]
 ) -> dict[str, list[dict[str, Any]]]:
     """Give projected members the `type` applied ones carry (IdPs often send none)."""
-    untyped = {m["value"] for ms in members_by_group.values() for m in ms if "type" not in m}
+    untyped = {
+        m["value"] for ms in members_by_group.values() for m in ms
+        if "type" not in m and isinstance(m.get("value"), str)
+    }
     types = acknowledged.existing_types(session, tenant_id, untyped)
     return {
-        group_id: [m if "type" in m or m["value"] not in types
+        group_id: [m if "type" in m or m.get("value") not in types
                    else {**m, "type": types[m["value"]]} for m in members]
         for group_id, members in members_by_group.items()
     }

@@ -2,7 +2,9 @@
 
 * `resolve` maps an attribute path to its definition: core schema attributes, the common
   attributes of RFC 7643 §3.1 (plus `schemas`, RFC 7643 §3), and URN-qualified extension
-  attributes (RFC 7643 §3.3). Names and URNs are case-insensitive (RFC 7643 §2.1).
+  attributes (RFC 7643 §3.3). Names and URNs are case-insensitive (RFC 7643 §2.1). It is the
+  one resolution every filter, value filter, sortBy and SQL translation goes through, and it
+  refuses what is never returned (see below).
 * `check_filter` rejects, with InvalidFilter, what RFC 7644 §3.4.2.2 says a service must refuse
   or what cannot be compared; run it once per request, before `matches`.
 * `matches` evaluates a checked filter against one stored resource (RFC 7644 §3.4.2.2).
@@ -14,6 +16,11 @@ a sub-object under the extension's schema id, all under the schema's canonical n
 
 Decisions where RFC 7644 leaves room:
 
+* An attribute whose `returned` is "never" (the password hash, a tenant's write-only
+  extension attributes), or a sub-attribute of one, is not searchable: naming it in a filter
+  or sortBy is "invalidFilter". Otherwise a filter answering "1 result" or "0 results" would
+  read out, a few characters per request, what no response ever shows (`password sw "…"`).
+  `pr` on a complex attribute likewise ignores its never-returned sub-attributes.
 * A comparison value must have the attribute's JSON type: a string for string, reference,
   binary and dateTime (which must also parse as ISO 8601), true/false for boolean, a number for
   integer and decimal. Anything else is "invalidFilter" (RFC 7644 §3.12: the "attribute and
@@ -25,8 +32,9 @@ Decisions where RFC 7644 leaves room:
   matches a user with a home email); `ne` on an absent attribute matches.
 * A complex attribute compared without a sub-attribute (`emails co "example.com"`) is compared
   through its "value" sub-attribute.
-* Strings order by code point, casefolded unless the attribute is caseExact; dateTimes order
-  chronologically, a missing UTC offset meaning UTC; `co`/`sw`/`ew` on a dateTime match its text.
+* Strings order by code point, folded by `unicode.fold_key` (the rule of the unique keys and of
+  the SQL path) unless the attribute is caseExact; dateTimes order chronologically, a missing
+  UTC offset meaning UTC; `co`/`sw`/`ew` on a dateTime match its text.
 """
 
 from __future__ import annotations
@@ -58,7 +66,9 @@ from pipeline.scim.schema import (
     AttrType,
     Mutability,
     ResourceType,
+    Returned,
 )
+from pipeline.scim.unicode import fold_key
 
 # RFC 7643 §3: every resource carries "schemas", but no schema document defines it.
 SCHEMAS_ATTRIBUTE: Final = Attribute(
@@ -102,6 +112,14 @@ class _Located:
     container: str | None  # the extension's schema id; None for top-level attributes
 
 
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """A searchable path: its first segment, where that is kept, and the attribute it ends at."""
+
+    top: _Located
+    leaf: Attribute  # `top.attr` itself when the path names no sub-attribute
+
+
 def resolve(
     path: AttrPath, resource_type: ResourceType, parent: Attribute | None = None
 ) -> Attribute | None:
@@ -110,6 +128,8 @@ def resolve(
     With `parent`, `path` is relative to that complex attribute (the paths inside a
     valuePath's brackets) and may not carry a URN. A whole-extension path (empty name)
     resolves to None: it names a schema, see `ResourceType.schema_for`.
+
+    Raises InvalidFilter if the attribute, or the attribute it belongs to, is never returned.
     """
     return _resolve(path, resource_type, parent)
 
@@ -117,16 +137,36 @@ def resolve(
 def _resolve(
     path: AttrPath, resource_type: ResourceType | None, parent: Attribute | None
 ) -> Attribute | None:
+    resolved = _resolve_searchable(path, resource_type, parent)
+    return resolved.leaf if resolved is not None else None
+
+
+def _resolve_searchable(
+    path: AttrPath, resource_type: ResourceType | None, parent: Attribute | None
+) -> _Resolved | None:
+    """The one resolution of a filter or sort path: checking, evaluation and SQL all use it,
+    so none of them can reach an attribute that is never returned."""
+    top = _locate_top(path, resource_type, parent)
+    if top is None:
+        return None
+    leaf = top.attr if path.sub is None else top.attr.sub(path.sub)
+    if leaf is None:
+        return None
+    enclosing = (parent, top.attr, leaf) if parent is not None else (top.attr, leaf)
+    if any(attr.returned is Returned.NEVER for attr in enclosing):
+        # A filter's result count would reveal what no response shows (RFC 7643 §2.2).
+        raise InvalidFilter(f"{render_attr_path(path)!r} is never returned, so not searchable.")
+    return _Resolved(top, leaf)
+
+
+def _locate_top(
+    path: AttrPath, resource_type: ResourceType | None, parent: Attribute | None
+) -> _Located | None:
     # Relative paths need only `parent`, so PATCH value filters resolve without a resource type.
-    top: Attribute | None = None
     if parent is not None:
-        top = parent.sub(path.name) if path.urn is None else None
-    elif resource_type is not None:
-        located = _locate(path, resource_type)
-        top = located.attr if located is not None else None
-    if top is None or path.sub is None:
-        return top
-    return top.sub(path.sub)
+        attr = parent.sub(path.name) if path.urn is None else None
+        return _Located(attr, None) if attr is not None else None
+    return _locate(path, resource_type) if resource_type is not None else None
 
 
 def _locate(path: AttrPath, resource_type: ResourceType) -> _Located | None:
@@ -182,8 +222,7 @@ def _check(f: Filter, resource_type: ResourceType | None, parent: Attribute | No
     elif isinstance(f, Present):
         _require(f.path, resource_type, parent)
     elif isinstance(f, Compare):
-        leaf = _comparison_leaf(_require(f.path, resource_type, parent), f.path)
-        _check_operand(leaf, f)
+        _check_operand(_comparison_leaf(f.path, resource_type, parent), f)
     else:
         _check_value_path(f, resource_type, parent)
 
@@ -209,11 +248,14 @@ def _require(
     return attr
 
 
-def _comparison_leaf(attr: Attribute, path: AttrPath) -> Attribute:
+def _comparison_leaf(
+    path: AttrPath, resource_type: ResourceType | None, parent: Attribute | None
+) -> Attribute:
     """The attribute whose values a comparison reads: a complex one compares its "value"."""
+    attr = _require(path, resource_type, parent)
     if not attr.is_complex:
         return attr
-    value = attr.sub("value")
+    value = _resolve(_implicit_value(path), resource_type, parent)
     if value is None:
         raise InvalidFilter(
             f"{render_attr_path(path)!r} is complex; compare one of its sub-attributes."
@@ -235,6 +277,11 @@ def _check_operand(leaf: Attribute, f: Compare) -> None:
         raise InvalidFilter(
             f"{shown!r} is a {leaf.type} attribute and cannot be compared with {_brief(f.value)}."
         )
+
+
+def _implicit_value(path: AttrPath) -> AttrPath:
+    """`emails` compared as a whole stands for `emails.value` (RFC 7644 §3.4.2.2)."""
+    return AttrPath(path.urn, path.name, "value")
 
 
 def _operand_fits(attr_type: AttrType, op: CompareOp, value: Value) -> bool:
@@ -294,8 +341,8 @@ def _evaluate(f: Filter, scope: _Scope) -> bool:
     if isinstance(f, Not):
         return not _evaluate(f.inner, scope)
     if isinstance(f, Present):
-        _, values = _leaf_values(f.path, scope, implicit_value=False)
-        return any(_is_present(value) for value in values)
+        leaf, values = _leaf_values(f.path, scope, implicit_value=False)
+        return any(_is_present(value, leaf) for value in values)
     if isinstance(f, Compare):
         return _evaluate_compare(f, scope)
     return _evaluate_value_path(f, scope)
@@ -314,29 +361,28 @@ def _evaluate_compare(f: Compare, scope: _Scope) -> bool:
 
 
 def _evaluate_value_path(f: ValuePath, scope: _Scope) -> bool:
-    attr, raw = _top_value(f.path, scope)
+    resolved = _resolved_in(f.path, scope)
+    attr = resolved.top.attr
     if scope.parent is not None or f.path.sub is not None or not attr.is_complex:
         return False
+    raw = _raw_value(resolved.top, scope.data)
     elements = [item for item in _as_list(raw) if isinstance(item, Mapping)]
     return any(
         _evaluate(f.filter, _Scope(element, scope.resource_type, attr)) for element in elements
     )
 
 
-def _top_value(path: AttrPath, scope: _Scope) -> tuple[Attribute, Any]:
-    """The definition of the path's first segment and its raw value in `scope`."""
-    container: Any = scope.data
-    attr: Attribute | None
-    if scope.parent is not None:
-        attr = scope.parent.sub(path.name) if path.urn is None else None
-    else:
-        located = _locate(path, scope.resource_type) if scope.resource_type else None
-        attr = located.attr if located is not None else None
-        if located is not None and located.container is not None:
-            container = container.get(located.container)
-    if attr is None:
+def _resolved_in(path: AttrPath, scope: _Scope) -> _Resolved:
+    resolved = _resolve_searchable(path, scope.resource_type, scope.parent)
+    if resolved is None:
         raise InvalidFilter(f"Unknown attribute {render_attr_path(path)!r}.")
-    return attr, container.get(attr.name) if isinstance(container, Mapping) else None
+    return resolved
+
+
+def _raw_value(top: _Located, data: Mapping[str, Any]) -> Any:
+    """The value of a path's first segment in `data`, inside its extension's sub-object."""
+    container = data if top.container is None else data.get(top.container)
+    return container.get(top.attr.name) if isinstance(container, Mapping) else None
 
 
 def _leaf_values(
@@ -347,20 +393,17 @@ def _leaf_values(
     With `implicit_value`, a complex attribute without a sub-attribute stands for its "value"
     sub-attribute (`emails co "example.com"`).
     """
-    attr, raw = _top_value(path, scope)
-    sub_name = path.sub
-    if sub_name is None and implicit_value and attr.is_complex:
-        sub_name = "value"
-    if sub_name is None:
-        return attr, _as_list(raw)
-    leaf = attr.sub(sub_name)
-    if leaf is None:
-        raise InvalidFilter(f"Unknown attribute {render_attr_path(path)!r}.")
+    resolved = _resolved_in(path, scope)
+    if path.sub is None and implicit_value and resolved.top.attr.is_complex:
+        resolved = _resolved_in(_implicit_value(path), scope)
+    raw = _raw_value(resolved.top, scope.data)
+    if resolved.leaf is resolved.top.attr:
+        return resolved.leaf, _as_list(raw)
     values: list[Any] = []
     for item in _as_list(raw):
         if isinstance(item, Mapping):
-            values.extend(_as_list(item.get(leaf.name)))
-    return leaf, values
+            values.extend(_as_list(item.get(resolved.leaf.name)))
+    return resolved.leaf, values
 
 
 def _as_list(raw: Any) -> list[Any]:
@@ -371,14 +414,21 @@ def _as_list(raw: Any) -> list[Any]:
     return [raw]
 
 
-def _is_present(value: Any) -> bool:
-    """RFC 7644 §3.4.2.2 "pr": a non-empty value, or a complex value with a non-empty part."""
+def _is_present(value: Any, attr: Attribute) -> bool:
+    """RFC 7644 §3.4.2.2 "pr": a non-empty value, or a complex value with a non-empty part.
+
+    Parts that are never returned do not count: `pr` would tell whether they are set.
+    """
     if value is None or value == "":
         return False
     if isinstance(value, Mapping):
-        return any(_is_present(item) for item in value.values())
+        return any(
+            _is_present(value.get(sub.name), sub)
+            for sub in attr.sub_attributes
+            if sub.returned is not Returned.NEVER
+        )
     if isinstance(value, list | tuple):
-        return any(_is_present(item) for item in value)
+        return any(_is_present(item, attr) for item in value)
     return True
 
 
@@ -396,7 +446,8 @@ def _compare(leaf: Attribute, op: CompareOp, stored: Any, wanted: Value) -> bool
         if leaf.type is AttrType.BINARY and op in _ORDERING_OPS:
             return False
         if not leaf.case_exact:
-            stored, wanted = stored.casefold(), wanted.casefold()
+            # The unique keys' folding, so memory and SQL agree on which spellings are equal.
+            stored, wanted = fold_key(stored), fold_key(wanted)
         return _OPERATORS[op](stored, wanted)
     return False
 

@@ -35,7 +35,7 @@ from typing import Final, Literal, NamedTuple, TypeAlias, cast
 
 from pipeline.errors import InvalidFilter
 from pipeline.scim.paths import ATTR_PATH_PATTERN, ATTRNAME_PATTERN, AttrPath, render_attr_path
-from pipeline.scim.unicode import is_utf8_encodable
+from pipeline.scim.unicode import is_storable_text
 
 CompareOp = Literal["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"]
 Value: TypeAlias = str | int | float | bool | None
@@ -327,8 +327,10 @@ class _Parser:
             if "\\" not in body:
                 return body
             decoded = cast(str, json.loads(token.text))
-            if not is_utf8_encodable(decoded):
-                raise InvalidFilter(f"The string at position {token.start} is not valid Unicode.")
+            if not is_storable_text(decoded):
+                raise InvalidFilter(
+                    f"The string at position {token.start} holds NUL or a lone surrogate."
+                )
             return decoded
         if token.kind == "number":
             return _number(token)

@@ -1,6 +1,20 @@
-"""Strings JSON can carry but UTF-8 cannot (lone surrogates)."""
+"""Text rules shared by acceptance, the store and the filters.
+
+* Storable text: JSON can carry strings that no database here can keep. A lone surrogate is a
+  valid JSON escape but no UTF-8 string, and PostgreSQL refuses NUL (U+0000) in `text` and in
+  JSON it must read back. Both are refused when a write is accepted, on every database, so
+  nothing is acknowledged that the journal or the directory could not store.
+* Key folding: `userName` and group `displayName` are case-insensitive (caseExact false) and
+  unique. `fold_key` is the one rule that decides when two spellings are the same key: at
+  acceptance, in the applied tables' unique indexes and in filters alike (docs/ARCHITECTURE.md,
+  "Unique keys").
+"""
 
 from __future__ import annotations
+
+import unicodedata
+
+NUL = "\x00"
 
 
 def is_utf8_encodable(text: str) -> bool:
@@ -12,3 +26,21 @@ def is_utf8_encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def is_storable_text(text: str) -> bool:
+    """Whether every database and the journal can store `text` as it is."""
+    return NUL not in text and is_utf8_encodable(text)
+
+
+def fold_key(text: str) -> str:
+    """The case-insensitive form of a unique key: Unicode canonical caseless matching.
+
+    Full case folding (`ΟΔΟΣ`, `οδος` and `οδοσ` are one key; `Straße` and `STRASSE` too) of
+    the canonically decomposed text, recomposed, so precomposed and combining spellings of
+    one letter are one key. Language-specific mappings are not applied: `İvan` (capital I
+    with dot) and `ivan` are different keys, as are dotless i (U+0131) and `i`.
+    """
+    if text.isascii():
+        return text.lower()
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).casefold())

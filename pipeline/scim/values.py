@@ -15,7 +15,7 @@ from typing import Any
 from pipeline.errors import InvalidValue
 from pipeline.scim.dialects import lenient_boolean
 from pipeline.scim.schema import Attribute, AttrType
-from pipeline.scim.unicode import is_utf8_encodable
+from pipeline.scim.unicode import is_storable_text
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\s_-]*")
 # xsd:dateTime's lexical form: fromisoformat alone also accepts a bare date, a space separator
@@ -33,10 +33,10 @@ def _fail(attr: Attribute, value: Any, expected: str) -> InvalidValue:
 
 
 def _string(attr: Attribute, value: Any) -> Any:
-    # A lone surrogate is a valid JSON escape but no UTF-8 string (RFC 7643 §2.3.1): accepting
-    # one would acknowledge a write that no database or journal can store.
-    if type(value) is not str or not is_utf8_encodable(value):
-        raise _fail(attr, value, "a string of Unicode characters")
+    # A lone surrogate (a valid JSON escape but no UTF-8 string, RFC 7643 §2.3.1) or a NUL
+    # (refused by PostgreSQL): accepting one would acknowledge a write the store cannot keep.
+    if type(value) is not str or not is_storable_text(value):
+        raise _fail(attr, value, "a string of Unicode characters other than NUL")
     return value
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from pipeline.errors import Uniqueness
+from pipeline.scim.unicode import fold_key, is_storable_text
 from pipeline.store.db import is_postgres
 from pipeline.store.models import AcknowledgedResource as Row
 
@@ -38,9 +39,9 @@ def key_columns(resource_type: str, data: Mapping[str, Any]) -> dict[str, str | 
     user_name = data.get("userName") if resource_type == "User" else None
     display_name = data.get("displayName") if resource_type == "Group" else None
     return {
-        "user_name_key": user_name.lower() if isinstance(user_name, str) else None,
+        "user_name_key": fold_key(user_name) if isinstance(user_name, str) else None,
         "external_id": data.get("externalId"),
-        "display_name_key": display_name.lower() if isinstance(display_name, str) else None,
+        "display_name_key": fold_key(display_name) if isinstance(display_name, str) else None,
     }
 
 
@@ -86,6 +87,9 @@ def get(
     *,
     for_update: bool = False,
 ) -> Acknowledged | None:
+    if not is_storable_text(resource_id):
+        # No stored id holds NUL (ids are UUIDs), and PostgreSQL would refuse to compare one.
+        return None
     statement = select(Row).where(
         Row.tenant_id == tenant_id, Row.id == resource_id, Row.resource_type == resource_type
     )

@@ -98,8 +98,10 @@ def ready_resources(
 ) -> list[tuple[str, str]]:
     """Up to `limit` resources with due pending commands: deprovisioning alone, or fair turns.
 
-    A resource whose oldest entry is postponed may be returned; the caller skips it (see
-    `journal.pending_entries` and `Entry.due`). `tenant_id` restricts the claim to one tenant.
+    A resource whose oldest entry is postponed may be returned once, when an entry behind it
+    is due; the caller skips it and gives those entries the postponed one's due time
+    (`journal.pending_entries`), so it is not returned again before it is due. `tenant_id`
+    restricts the claim to one tenant.
     """
     params = {"now": now, "limit": limit, "only_tenant": tenant_id}
     if is_postgres(session):

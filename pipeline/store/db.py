@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -93,6 +93,18 @@ def unit_of_work(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """
     with database_errors(), sessions.begin() as session:
         yield session
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a failure is the database's or the connection's, not one statement's data.
+
+    Such a failure says nothing about the change being written: it is retried as a whole and
+    no entry is charged an attempt for it. Anything else (a constraint, data the database
+    refuses, a bug) belongs to the resource being written, and is isolated to it.
+    """
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeout | Unavailable):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 @contextmanager

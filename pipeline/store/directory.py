@@ -62,11 +62,12 @@ def existing_types(session: Session, tenant_id: str, ids: Collection[str]) -> di
 
 
 def upsert_users(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    _upsert(session, User, rows, ("user_name", "external_id", "display_name", "active"))
+    columns = ("user_name", "user_name_key", "external_id", "display_name", "active")
+    _upsert(session, User, rows, columns)
 
 
 def upsert_groups(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    _upsert(session, Group, rows, ("display_name", "external_id"))
+    _upsert(session, Group, rows, ("display_name", "display_name_key", "external_id"))
 
 
 def _upsert(

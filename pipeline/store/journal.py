@@ -27,6 +27,8 @@ class Entry:
     attempts: int
     created_at: datetime
     not_before: datetime | None = None
+    # The API request that journaled it: named in logs and dead letters, for support.
+    request_id: str = ""
 
     def due(self, now: datetime) -> bool:
         return self.not_before is None or _naive(self.not_before) <= _naive(now)
@@ -78,20 +80,37 @@ def pending_entries(
         return []
     rows = session.execute(
         select(Row.seq, Row.tenant_id, Row.resource_id, Row.command, Row.attempts,
-               Row.created_at, Row.not_before)
+               Row.created_at, Row.not_before, Row.request_id)
         .where(Row.status == PENDING, tuple_(Row.tenant_id, Row.resource_id).in_(resources))
         .order_by(Row.seq)
     )
     entries = [
         Entry(row.seq, row.tenant_id, row.resource_id, Command.from_json(row.command),
-              row.attempts, row.created_at, row.not_before)
+              row.attempts, row.created_at, row.not_before, row.request_id)
         for row in rows
     ]
     heads: dict[tuple[str, str], Entry] = {}
     for entry in entries:
         heads.setdefault((entry.tenant_id, entry.resource_id), entry)
-    waiting = {key for key, head in heads.items() if not head.due(now)}
+    waiting = {key: head for key, head in heads.items() if not head.due(now)}
+    _postpone_behind(session, waiting.values())
     return [e for e in entries if (e.tenant_id, e.resource_id) not in waiting]
+
+
+def _postpone_behind(session: Session, heads: Iterable[Entry]) -> None:
+    """Give the entries queued behind a postponed entry its due time.
+
+    Claiming looks at each entry's own due time; an entry journaled after its resource's
+    oldest one was postponed would otherwise make the resource look ready at every claim,
+    take a place in every batch and apply nothing, and crowd out work that is ready.
+    """
+    for head in heads:
+        session.execute(
+            update(Row)
+            .where(Row.tenant_id == head.tenant_id, Row.resource_id == head.resource_id,
+                   Row.status == PENDING, Row.seq > head.seq)
+            .values(not_before=head.not_before)
+        )
 
 
 def _naive(moment: datetime) -> datetime:

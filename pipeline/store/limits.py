@@ -1,9 +1,10 @@
 """What the store can keep: checked when a write is accepted, never discovered by a worker.
 
 The directory's string columns (`users.user_name`, `groups.display_name`, `memberships.display`
-and the unique keys of `resources`) hold up to 512 characters. SCIM sets no maximum, so a
-longer value is refused with `400 invalidValue` when the write is accepted: refused later, at
-apply time, it would be an acknowledged change the workers can never apply.
+and the unique keys, folded, of `resources`, `users` and `groups`) hold up to 512 characters.
+SCIM sets no maximum, so a longer value is refused with `400 invalidValue` when the write is
+accepted: refused later, at apply time, it would be an acknowledged change the workers can
+never apply.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from pipeline.errors import InvalidValue
+from pipeline.scim.unicode import fold_key
 
 MAX_TEXT: Final = 512
+_FOLDED: Final = frozenset(("userName", "displayName"))
 _STORED_TEXT: Final = {
     "User": ("userName", "externalId", "displayName"),
     "Group": ("displayName", "externalId"),
@@ -33,5 +36,9 @@ def check_storable(
 
 
 def _check(name: str, value: object) -> None:
-    if isinstance(value, str) and len(value) > MAX_TEXT:
+    if not isinstance(value, str):
+        return
+    # A folded key can be longer than its text ("ß" folds to "ss"); it is stored too.
+    folded = fold_key(value) if name in _FOLDED else value
+    if max(len(value), len(folded)) > MAX_TEXT:
         raise InvalidValue(f"{name} is longer than {MAX_TEXT} characters.")

@@ -27,7 +27,6 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
-    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -189,6 +188,9 @@ class User(Base):
     )
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     user_name: Mapped[str] = mapped_column(String(512))
+    # `fold_key(user_name)`, computed in Python: the one folding rule acceptance uses too, so
+    # the two can never disagree on which spellings are one userName (pipeline/scim/unicode.py).
+    user_name_key: Mapped[str] = mapped_column(String(512))
     external_id: Mapped[str | None] = mapped_column(String(512))
     display_name: Mapped[str | None] = mapped_column(String(512))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -199,7 +201,7 @@ class User(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (
-        Index("uq_users_user_name", "tenant_id", func.lower(text("user_name")), unique=True),
+        Index("uq_users_user_name_key", "tenant_id", "user_name_key", unique=True),
         Index("uq_users_external_id", "tenant_id", "external_id", unique=True),
     )
 
@@ -214,6 +216,8 @@ class Group(Base):
     )
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     display_name: Mapped[str] = mapped_column(String(512))
+    # `fold_key(display_name)`, as for `User.user_name_key`.
+    display_name_key: Mapped[str] = mapped_column(String(512))
     external_id: Mapped[str | None] = mapped_column(String(512))
     data: Mapped[dict[str, Any]]
     version: Mapped[int] = mapped_column(Integer)
@@ -222,7 +226,7 @@ class Group(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (
-        Index("uq_groups_display_name", "tenant_id", func.lower(text("display_name")), unique=True),
+        Index("uq_groups_display_name_key", "tenant_id", "display_name_key", unique=True),
         Index("uq_groups_external_id", "tenant_id", "external_id", unique=True),
     )
 

@@ -8,8 +8,8 @@ columns can be translated:
 |-------------------------------------|----------------------------|--------------------------|
 | `id`                                | `id`                       | case-exact string        |
 | `externalId`                        | `external_id`              | case-exact string        |
-| `userName` (User)                   | `user_name_key`            | lower-cased (caseExact false) |
-| `displayName` (Group)               | `display_name_key`         | lower-cased (caseExact false) |
+| `userName` (User)                   | `user_name_key`            | folded (caseExact false) |
+| `displayName` (Group)               | `display_name_key`         | folded (caseExact false) |
 | `meta.created`, `meta.lastModified` | `created_at`, `updated_at` | instants (dateTime)      |
 
 with every operator (eq ne co sw ew gt ge lt le pr, and `eq`/`ne` null), plain or qualified by
@@ -22,11 +22,12 @@ caller streams the candidates and evaluates the filter itself (`pipeline.reads`)
 
 Decisions:
 
-* Lower-cased columns compare with the filter value lower-cased in Python, the normalisation
-  of the unique indexes, so `userName eq X` finds exactly the resource a POST of X collides
-  with. In-memory evaluation casefolds instead; the two differ only for the few characters
-  whose casefold is not their lower case (ß, ς), and only where an atom is evaluated in memory
-  (inside an `or`/`not` with an untranslatable part).
+* Every path is resolved by `evaluate.resolve` before it can name a column or a sort, so an
+  attribute that is never returned (the password hash) is refused here too ("invalidFilter").
+* Folded columns hold `unicode.fold_key` of the value, the normalisation of the unique
+  indexes, and compare with the filter value folded the same way in Python, for `eq` and for
+  `co`/`sw`/`ew` alike; so `userName eq X` finds exactly the resource a POST of X collides
+  with, and agrees with the in-memory evaluator, which folds with `fold_key` too.
 * Strings order by code point (`COLLATE "C"` on PostgreSQL, SQLite's default BINARY), as the
   in-memory evaluator and sorter do, whatever the database's default collation. (On a
   PostgreSQL database whose collation is not C, `gt`/`lt` and sortBy on a key column then
@@ -55,6 +56,7 @@ from pipeline.scim.evaluate import resolve
 from pipeline.scim.filters import And, Compare, Filter, Not, Or, Present, chain_operands
 from pipeline.scim.paths import AttrPath, parse_attr_path
 from pipeline.scim.schema import Attribute, AttrType, ResourceType
+from pipeline.scim.unicode import fold_key
 from pipeline.store.acknowledged import Acknowledged, from_row
 from pipeline.store.models import AcknowledgedResource as Row
 
@@ -69,7 +71,7 @@ SUBSTRING_OPS: Final = frozenset(("co", "sw", "ew"))
 
 class KeyKind(Enum):
     EXACT = "exact"  # case-exact string, compared as stored
-    FOLDED = "folded"  # stored lower-cased; the filter value is lower-cased to match
+    FOLDED = "folded"  # stored as `fold_key(value)`; the filter value is folded to match
     INSTANT = "instant"  # a timestamp column for a dateTime attribute
 
 
@@ -101,8 +103,11 @@ def key_column(path: AttrPath, resource_type: ResourceType) -> KeyColumn | None:
     """The column holding the attribute `path` names, or None if it lives only in `data`.
 
     Accepts the URN-qualified core form (`urn:...:core:2.0:User:userName`); an extension URN
-    never names a key column.
+    never names a key column. Raises InvalidFilter for a path that is never returned: the
+    path is resolved first, as every filter path is.
     """
+    if resolve(path, resource_type) is None:
+        return None
     if path.urn is not None and path.urn.lower() != resource_type.schema.id.lower():
         return None
     key = (path.name.lower(), path.sub.lower() if path.sub is not None else None)
@@ -211,7 +216,7 @@ def _operand(key: KeyColumn, value: object) -> str | datetime | None:
     if not isinstance(value, str):
         return None
     if key.kind is KeyKind.FOLDED:
-        return value.lower()
+        return fold_key(value)
     if key.kind is KeyKind.INSTANT:
         return parse_instant(value)
     return value
@@ -320,7 +325,8 @@ def resolve_sort(sort_by: str | None, sort_order: str, resource_type: ResourceTy
     """Resolve the RFC 7644 §3.4.2.3 parameters; an unknown attribute is 400 invalidValue.
 
     A complex attribute must be sorted by a sub-attribute, except a multi-valued one, which
-    sorts by the "value" of its primary (else first) value.
+    sorts by the "value" of its primary (else first) value. An attribute that is never
+    returned is 400 invalidFilter: the order of a page would reveal it.
     """
     descending = sort_order == "descending"
     if sort_by is None:
@@ -329,7 +335,7 @@ def resolve_sort(sort_by: str | None, sort_order: str, resource_type: ResourceTy
     top = resolve(AttrPath(path.urn, path.name, None), resource_type)
     if top is None:
         raise InvalidValue(f"sortBy names no attribute of {resource_type.name}: {sort_by!r}.")
-    leaf = _sort_leaf(top, path, sort_by)
+    leaf = _sort_leaf(top, path, resource_type, sort_by)
     return Sort(
         descending,
         column=key_column(path, resource_type),
@@ -349,11 +355,14 @@ def _sort_path(sort_by: str, resource_type: ResourceType) -> AttrPath:
     return path
 
 
-def _sort_leaf(top: Attribute, path: AttrPath, sort_by: str) -> Attribute:
+def _sort_leaf(
+    top: Attribute, path: AttrPath, resource_type: ResourceType, sort_by: str
+) -> Attribute:
     sub_name = path.sub
     if sub_name is None and top.is_complex and top.multi_valued:
         sub_name = "value"
-    leaf = top.sub(sub_name) if sub_name is not None else top
+    # Resolved again with the sub-attribute, so a never-returned one is refused as in filters.
+    leaf = resolve(AttrPath(path.urn, path.name, sub_name), resource_type)
     if leaf is None or leaf.is_complex:
         raise InvalidValue(f"sortBy must name a simple (sub-)attribute: {sort_by!r}.")
     return leaf
@@ -383,7 +392,7 @@ def _comparable(leaf: Attribute, raw: Any) -> Any:
         return raw if is_number else None
     if not isinstance(raw, str):
         return None
-    return raw if leaf.case_exact else raw.casefold()
+    return raw if leaf.case_exact else fold_key(raw)
 
 
 # --- Queries ---------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.scim.filters import Compare, Filter
 from pipeline.scim.schema import ResourceType
+from pipeline.scim.unicode import fold_key
 from pipeline.store.acknowledged import Acknowledged, from_row
 from pipeline.store.models import AcknowledgedResource as Row
 from pipeline.store.search import RESOURCE_COLUMNS, KeyKind, key_column
@@ -31,13 +32,18 @@ class UniqueKey:
 
 
 def unique_key(parsed: Filter | None, resource_type: ResourceType) -> UniqueKey | None:
-    """The unique key a filter asks for by equality, or None for any other filter."""
+    """The unique key a filter asks for by equality, or None for any other filter.
+
+    The path is resolved by `search.key_column` like every filter path, so one that is never
+    returned is InvalidFilter here too, even if the filter was not checked first.
+    """
     if not (isinstance(parsed, Compare) and parsed.op == "eq" and isinstance(parsed.value, str)):
         return None
     key = key_column(parsed.path, resource_type)
     if key is None or key.column.key not in _UNIQUE_COLUMNS:
         return None
-    value = parsed.value.lower() if key.kind is KeyKind.FOLDED else parsed.value
+    # Folded exactly as acceptance folds the stored key (`acknowledged.key_columns`).
+    value = fold_key(parsed.value) if key.kind is KeyKind.FOLDED else parsed.value
     return UniqueKey(key.column.key, value)
 
 

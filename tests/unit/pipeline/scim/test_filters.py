@@ -389,6 +389,10 @@ def test_length_limit() -> None:
         'emails[type eq "work"][value pr]',
         '[type eq "work"]',
         "emails[a pr] eq 1",
+        # strings no database can store: NUL (escaped or raw) and a lone surrogate
+        'userName eq "a\\u0000b"',
+        'userName eq "a\x00b"',
+        'userName sw "\\ud800"',
     ],
 )
 def test_malformed_filters_raise_invalid_filter(text: str) -> None:

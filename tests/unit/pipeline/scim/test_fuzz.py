@@ -508,3 +508,33 @@ def test_string_with_lone_surrogate_is_invalid_value() -> None:
     body = {"schemas": [USER_SCHEMA], "userName": f"babs{LONE_SURROGATE}"}
     with pytest.raises(InvalidValue):
         ENGINE.validate_create("User", "id", body)
+
+
+# --- NUL: valid JSON and Unicode, but no database here can store it ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("type_name", "body"),
+    [
+        ("User", {"schemas": [USER_SCHEMA], "userName": "nul\x00"}),
+        ("User", {"schemas": [USER_SCHEMA], "userName": "babs", "displayName": "B\x00"}),
+        ("User", {"schemas": [USER_SCHEMA], "userName": "babs", "password": "pw\x00"}),
+        ("User", {"schemas": [USER_SCHEMA], "userName": "babs", "emails": [{"value": "\x00"}]}),
+        ("Group", {"schemas": [GROUP_SCHEMA], "displayName": "g\x00"}),
+        ("Group", {"schemas": [GROUP_SCHEMA], "displayName": "g",
+                   "members": [{"value": "id", "display": "x\x00"}]}),
+    ],
+)
+def test_nul_anywhere_in_a_create_is_invalid_value(type_name: str, body: dict[str, Any]) -> None:
+    with pytest.raises(InvalidValue):
+        ENGINE.validate_create(type_name, "id", body)
+
+
+@pytest.mark.parametrize("path", ["title", "nickName", "name.givenName"])
+def test_nul_in_a_patch_value_is_invalid_value(path: str) -> None:
+    payload = {
+        "schemas": [PATCH_OP_SCHEMA],
+        "Operations": [{"op": "replace", "path": path, "value": "t\x00"}],
+    }
+    with pytest.raises(InvalidValue):
+        ENGINE.validate_patch("User", "id", payload, CURRENT["User"])
