@@ -107,7 +107,8 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
         report = tenant_status(session, now=utc_now())
     text = "\n".join(
         f"{r['tenant']}\tbacklog={r['backlog']}\toldest_pending_s={r['oldest_pending_seconds']}"
-        f"\tdead={r['dead_letters']}\tdeprovision_p99_s={r['deprovision_p99_seconds']}"
+        f"\tretrying={r['retrying']}\tdead={r['dead_letters']}"
+        f"\tdeprovision_p99_s={r['deprovision_p99_seconds']}"
         for r in report
     )
     _print(report, args.json, text or "(no tenants)")

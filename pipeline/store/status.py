@@ -28,6 +28,15 @@ def tenant_status(session: Session, *, now: datetime) -> list[dict[str, Any]]:
             .where(JournalEntry.status == PENDING).group_by(JournalEntry.tenant_id)
         ).all()
     )
+    # Entries that failed at least once and wait for another attempt: a member that has not
+    # landed yet, or an apply failure on its way to the dead letters (see `last_error`).
+    retrying = dict(
+        session.execute(
+            select(JournalEntry.tenant_id, func.count())
+            .where(JournalEntry.status == PENDING, JournalEntry.attempts > 0)
+            .group_by(JournalEntry.tenant_id)
+        ).all()
+    )
     dead = dict(
         session.execute(
             select(DeadLetter.tenant_id, func.count())
@@ -42,6 +51,7 @@ def tenant_status(session: Session, *, now: datetime) -> list[dict[str, Any]]:
             "tenant_id": tenant_id,
             "backlog": int(backlog.get(tenant_id, 0)),
             "oldest_pending_seconds": _age(now, started),
+            "retrying": int(retrying.get(tenant_id, 0)),
             "dead_letters": int(dead.get(tenant_id, 0)),
             **deprovision_latency(session, tenant_id),
         })

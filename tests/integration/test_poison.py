@@ -29,6 +29,7 @@ from pipeline.scim.engine import default_engine
 from pipeline.scim.unicode import fold_key
 from pipeline.store import dead_letters, journal
 from pipeline.store.models import Group, JournalEntry, User
+from pipeline.store.status import tenant_status
 from pipeline.store.tenants import TenantRef
 from tests.conftest import patch_body
 from tests.integration.conftest import GROUP_SCHEMA, USER_SCHEMA, Services
@@ -226,6 +227,8 @@ def test_an_entry_that_fails_to_apply_is_retried_alone_then_dead_letters(
         assert entry.attempts == 1 and "KeyError" in (entry.last_error or "")
         assert session.get(User, (poisoned.id, other_user)) is not None
         assert len(healthy_users) == session.query(User).filter_by(tenant_id=healthy.id).count()
+        figures = {row["tenant"]: row for row in tenant_status(session, now=clock.now)}
+        assert figures["poisoned"]["retrying"] == 1 and figures["healthy"]["retrying"] == 0
     # Reads show the acknowledged state, whatever the journal holds.
     assert services.reads.get(poisoned, "Group", group_id).resource.data["displayName"]
     services.reads.search(poisoned, "Group", SearchQuery())
