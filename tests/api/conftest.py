@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.app import create_app
 from api.services import ApiServices
 from pipeline.accept import WriteService
+from pipeline.engines import TenantEngines
 from pipeline.reads import ReadService
 from pipeline.scim.discovery import Capabilities
 from pipeline.scim.engine import ProtocolEngine
+from pipeline.scim.registry import default_registry
 from pipeline.settings import Settings
 from pipeline.store.db import make_engine as make_db_engine
 from pipeline.store.db import make_sessions
@@ -108,6 +110,27 @@ def services(
         registry=protocol.registry,
         capabilities=Capabilities(filter_max_results=settings.filter_max_results),
         ready=lambda: None,
+    )
+
+
+@pytest.fixture
+def engines(sessions: sessionmaker[Session]) -> TenantEngines:
+    """Per-tenant engines read afresh at every request (no cache), for extension schemas."""
+    return TenantEngines(sessions, default_registry(), cache_seconds=0)
+
+
+@pytest.fixture
+def tenant_services(
+    settings: Settings, sessions: sessionmaker[Session], tenancy: Tenancy,
+    dispatcher: RecordingDispatcher, engines: TenantEngines,
+) -> ApiServices:
+    """The API's services with per-tenant engines, so tenants' declared schemas apply."""
+    return ApiServices(
+        settings=settings, tenancy=tenancy,
+        writes=WriteService(sessions, engines, dispatcher),
+        reads=ReadService(sessions, engines, max_results=settings.filter_max_results),
+        registry=default_registry(), capabilities=Capabilities(), ready=lambda: None,
+        engines=engines,
     )
 
 

@@ -12,18 +12,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.services import ApiServices
-from pipeline.accept import WriteService
 from pipeline.drain import Drainer
 from pipeline.engines import TenantEngines
 from pipeline.errors import InvalidValue
-from pipeline.reads import ReadService
-from pipeline.scim.discovery import Capabilities
 from pipeline.scim.registry import default_registry
-from pipeline.settings import Settings
 from pipeline.store.tenant_schemas import Declared
 from pipeline.store.tenants import IssuedToken
-from pipeline.tenancy import Tenancy
-from tests.api.conftest import RecordingDispatcher, client_for
+from tests.api.conftest import client_for
 
 BADGE = "urn:example:acme:2.0:Badge"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -39,25 +34,6 @@ BADGE_SCHEMA: dict[str, Any] = {
          "mutability": "readWrite", "returned": "default", "uniqueness": "none"},
     ],
 }
-
-
-@pytest.fixture
-def engines(sessions: sessionmaker[Session]) -> TenantEngines:
-    return TenantEngines(sessions, default_registry(), cache_seconds=0)
-
-
-@pytest.fixture
-def tenant_services(
-    settings: Settings, sessions: sessionmaker[Session], tenancy: Tenancy,
-    dispatcher: RecordingDispatcher, engines: TenantEngines,
-) -> ApiServices:
-    return ApiServices(
-        settings=settings, tenancy=tenancy,
-        writes=WriteService(sessions, engines, dispatcher),
-        reads=ReadService(sessions, engines, max_results=settings.filter_max_results),
-        registry=default_registry(), capabilities=Capabilities(), ready=lambda: None,
-        engines=engines,
-    )
 
 
 @pytest.fixture

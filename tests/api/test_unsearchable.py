@@ -12,21 +12,13 @@ from typing import Any
 
 import pytest
 from falcon import testing
-from sqlalchemy.orm import Session, sessionmaker
 
 from api.services import ApiServices
-from pipeline.accept import WriteService
 from pipeline.engines import TenantEngines
-from pipeline.reads import ReadService
-from pipeline.scim.discovery import Capabilities
-from pipeline.scim.registry import default_registry
-from pipeline.settings import Settings
 from pipeline.store.tenant_schemas import Declared
 from pipeline.store.tenants import IssuedToken
-from pipeline.tenancy import Tenancy
 from tests.api.conftest import (
     BASE,
-    RecordingDispatcher,
     assert_scim_error,
     client_for,
     create_user,
@@ -117,31 +109,12 @@ def test_searching_on_the_password_by_post_is_invalid_filter(
 
 
 @pytest.fixture
-def engines(sessions: sessionmaker[Session]) -> TenantEngines:
-    return TenantEngines(sessions, default_registry(), cache_seconds=0)
-
-
-@pytest.fixture
-def vault_services(
-    settings: Settings, sessions: sessionmaker[Session], tenancy: Tenancy,
-    dispatcher: RecordingDispatcher, engines: TenantEngines,
-) -> ApiServices:
-    return ApiServices(
-        settings=settings, tenancy=tenancy,
-        writes=WriteService(sessions, engines, dispatcher),
-        reads=ReadService(sessions, engines, max_results=settings.filter_max_results),
-        registry=default_registry(), capabilities=Capabilities(), ready=lambda: None,
-        engines=engines,
-    )
-
-
-@pytest.fixture
 def vault_client(
-    vault_services: ApiServices, engines: TenantEngines, acme: IssuedToken
+    tenant_services: ApiServices, engines: TenantEngines, acme: IssuedToken
 ) -> testing.TestClient:
     """Acme's client, after acme declared the Vault extension and created a user with it."""
     engines.declare(acme.tenant.id, Declared("User", VAULT_SCHEMA, required=False))
-    client = client_for(vault_services, acme)
+    client = client_for(tenant_services, acme)
     created = client.simulate_post(f"{BASE}/Users", json={
         "schemas": [USER, VAULT], "userName": "ada",
         VAULT: {"pin": "4711", "label": "front door",
