@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from api.errors import install_error_handlers
 from api.media import RESPONSE_CONTENT_TYPE, install_media
-from api.middleware import BearerAuthMiddleware, RequestIdMiddleware
+from api.middleware import (
+    AcceptMiddleware,
+    BearerAuthMiddleware,
+    ConnectionReuseMiddleware,
+    RequestIdMiddleware,
+)
 from api.resources.discovery import (
     ResourceTypesEndpoint,
     SchemasEndpoint,
@@ -19,42 +24,68 @@ from api.resources.search import SearchEndpoint
 from api.resources.unsupported import NotImplementedEndpoint
 from api.resources.users import users_endpoint
 from api.services import API_PREFIX, ApiServices, WsgiApp
+from pipeline.auth_throttle import AuthFailureThrottle
+
+Middleware = (
+    RequestIdMiddleware | AcceptMiddleware | BearerAuthMiddleware | ConnectionReuseMiddleware
+)
 
 
 def create_app(services: ApiServices) -> WsgiApp:
-    # Request ids come first so that even a 401 carries one.
-    middleware: list[RequestIdMiddleware | BearerAuthMiddleware] = [
-        RequestIdMiddleware(),
-        BearerAuthMiddleware(services.tenancy),
-    ]
-    app = WsgiApp(media_type=RESPONSE_CONTENT_TYPE, middleware=middleware)
+    app = WsgiApp(media_type=RESPONSE_CONTENT_TYPE, middleware=_middleware(services))
     # `/Users/` and `/Users` are one endpoint; a trailing slash is not worth a 404.
     app.req_options.strip_url_path_trailing_slash = True
     install_media(app, services.settings.max_body_bytes)
     install_error_handlers(app)
     _add_scim_routes(app, services)
-    app.add_route("/healthz", LivenessEndpoint())
-    app.add_route("/readyz", ReadinessEndpoint(services.ready))
+    _route(app, "/healthz", LivenessEndpoint())
+    _route(app, "/readyz", ReadinessEndpoint(services.ready))
     return app
+
+
+def _middleware(services: ApiServices) -> list[Middleware]:
+    settings = services.settings
+    throttle = AuthFailureThrottle(settings.auth_failure_limit,
+                                   settings.auth_failure_window_seconds)
+    # Request ids come first so that even a 401 carries one; a 406 costs no token check.
+    return [
+        RequestIdMiddleware(),
+        ConnectionReuseMiddleware(),
+        AcceptMiddleware(),
+        BearerAuthMiddleware(services.tenancy, throttle),
+    ]
+
+
+def _route(app: WsgiApp, path: str, resource: object, *, suffix: str | None = None) -> None:
+    """Add a route that answers HEAD wherever it answers GET (RFC 9110 §9.3.2).
+
+    HEAD runs the GET responder: same status and headers; Falcon sends no body and keeps the
+    Content-Length the GET body has.
+    """
+    tail = f"_{suffix}" if suffix else ""
+    get = getattr(resource, f"on_get{tail}", None)
+    if get is not None and getattr(resource, f"on_head{tail}", None) is None:
+        setattr(resource, f"on_head{tail}", get)
+    app.add_route(path, resource, suffix=suffix)
 
 
 def _add_scim_routes(app: WsgiApp, services: ApiServices) -> None:
     for endpoint in (users_endpoint(services), groups_endpoint(services)):
         path = API_PREFIX + endpoint.resource_type.endpoint
-        app.add_route(path, endpoint)
-        app.add_route(path + "/{resource_id}", endpoint, suffix="item")
-        app.add_route(path + "/.search", SearchEndpoint(services, [endpoint.resource_type]))
+        _route(app, path, endpoint)
+        _route(app, path + "/{resource_id}", endpoint, suffix="item")
+        _route(app, path + "/.search", SearchEndpoint(services, [endpoint.resource_type]))
     every_type = services.registry.resource_types
-    app.add_route(API_PREFIX + "/.search", SearchEndpoint(services, every_type))
+    _route(app, API_PREFIX + "/.search", SearchEndpoint(services, every_type))
 
-    app.add_route(API_PREFIX + "/ServiceProviderConfig", ServiceProviderConfigEndpoint(services))
+    _route(app, API_PREFIX + "/ServiceProviderConfig", ServiceProviderConfigEndpoint(services))
     resource_types = ResourceTypesEndpoint(services)
-    app.add_route(API_PREFIX + "/ResourceTypes", resource_types)
-    app.add_route(API_PREFIX + "/ResourceTypes/{name}", resource_types, suffix="item")
+    _route(app, API_PREFIX + "/ResourceTypes", resource_types)
+    _route(app, API_PREFIX + "/ResourceTypes/{name}", resource_types, suffix="item")
     schemas = SchemasEndpoint(services)
-    app.add_route(API_PREFIX + "/Schemas", schemas)
-    app.add_route(API_PREFIX + "/Schemas/{urn}", schemas, suffix="item")
+    _route(app, API_PREFIX + "/Schemas", schemas)
+    _route(app, API_PREFIX + "/Schemas/{urn}", schemas, suffix="item")
 
-    app.add_route(API_PREFIX + "/Me", NotImplementedEndpoint("/Me is not supported."))
+    _route(app, API_PREFIX + "/Me", NotImplementedEndpoint("/Me is not supported."))
     # Bulk is advertised as unsupported in /ServiceProviderConfig (Capabilities.bulk).
-    app.add_route(API_PREFIX + "/Bulk", NotImplementedEndpoint("Bulk is not supported."))
+    _route(app, API_PREFIX + "/Bulk", NotImplementedEndpoint("Bulk is not supported."))

@@ -13,9 +13,11 @@ from typing import Any, cast
 import falcon
 
 from api.services import WsgiApp
+from pipeline.auth_throttle import AuthenticationThrottled
 from pipeline.errors import (
     InvalidSyntax,
     MethodNotAllowed,
+    NotAcceptable,
     NotFound,
     PayloadTooLarge,
     ScimError,
@@ -30,7 +32,8 @@ BEARER_CHALLENGE = 'Bearer realm="scim"'
 
 # Falcon errors with a SCIM counterpart take its wording; other statuses keep Falcon's title.
 _SCIM_BY_STATUS: dict[int, type[ScimError]] = {
-    cls.status: cls for cls in (NotFound, MethodNotAllowed, PayloadTooLarge, UnsupportedMediaType)
+    cls.status: cls
+    for cls in (NotFound, MethodNotAllowed, NotAcceptable, PayloadTooLarge, UnsupportedMediaType)
 }
 
 
@@ -50,7 +53,8 @@ def handle_scim_error(
 ) -> None:
     # Falcon calls this handler only for ScimError, the class it is registered for.
     scim_error = cast(ScimError, error)
-    if isinstance(scim_error, Unavailable):
+    if isinstance(scim_error, Unavailable) and not isinstance(scim_error, AuthenticationThrottled):
+        # (A throttled address is logged once, when its refusal starts, not per request.)
         # Operators need to see a database outage or admission control at work.
         log.warning("Request %s refused: %s", _request_id(req), scim_error.detail)
     render_error(req, resp, scim_error)

@@ -20,6 +20,8 @@ from pipeline.errors import (
     InvalidSyntax,
     LengthRequired,
     PayloadTooLarge,
+    RequestTimeout,
+    ScimError,
     UnsupportedMediaType,
 )
 
@@ -67,7 +69,10 @@ def read_json(req: falcon.Request, max_body_bytes: int) -> Any:
     server marks where it ends.
     """
     require_json_content_type(req.content_type)
-    return parse_json(read_bounded(_body_stream(req), req.content_length, max_body_bytes))
+    raw = read_bounded(_body_stream(req), req.content_length, max_body_bytes)
+    # The connection can serve another request (middleware.ConnectionReuseMiddleware).
+    req.context.body_read = True
+    return parse_json(raw)
 
 
 def require_json_content_type(content_type: str | None) -> None:
@@ -88,7 +93,7 @@ def read_bounded(stream: ReadableIO, content_length: int | None, limit: int) -> 
     chunks: list[bytes] = []
     received = 0
     while received <= limit:
-        chunk = stream.read(limit + 1 - received)
+        chunk = _read_framed(stream, limit + 1 - received)
         if not chunk:
             break
         chunks.append(chunk)
@@ -96,6 +101,25 @@ def read_bounded(stream: ReadableIO, content_length: int | None, limit: int) -> 
     if received > limit:
         raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
     return b"".join(chunks)
+
+
+def _read_framed(stream: ReadableIO, size: int) -> bytes:
+    """One read of the body as the server frames it; a framing defect is the client's.
+
+    The WSGI server raises its own exception classes for a body it cannot delimit (gunicorn:
+    a malformed chunk size or a missing chunk terminator); naming them would tie this module to
+    one server, so any exception the input stream raises on read is a malformed body, except a
+    read timeout (the client stalled). A body cut short by the client going away is one too:
+    the answer reaches no one, and it is not worth a logged 500.
+    """
+    try:
+        return stream.read(size)
+    except TimeoutError:
+        raise RequestTimeout("The request body stalled; it was not received in time.") from None
+    except ScimError:
+        raise
+    except Exception as ex:
+        raise InvalidSyntax(f"The request body is malformed or incomplete: {ex}") from None
 
 
 def parse_json(raw: bytes) -> Any:

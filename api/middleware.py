@@ -1,7 +1,11 @@
-"""Request ids and bearer-token authentication, applied to every request before routing."""
+"""Request ids, content negotiation, bearer-token authentication and connection reuse.
+
+Applied to every request before routing.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import uuid
@@ -10,11 +14,16 @@ from typing import Any
 
 import falcon
 
-from pipeline.errors import Unauthorized
+from pipeline.auth_throttle import AuthenticationThrottled, AuthFailureThrottle
+from pipeline.errors import NotAcceptable, Unauthorized
 from pipeline.store.tenants import TenantRef
 from pipeline.tenancy import Tenancy
 
+log = logging.getLogger(__name__)
+
 REQUEST_ID_HEADER = "X-Request-Id"
+# Every response is SCIM JSON; a client must accept one of these (RFC 7644 §3.1, §3.8).
+RESPONSE_MEDIA_TYPES = ("application/scim+json", "application/json")
 # Health probes come from the orchestrator, which holds no tenant token.
 UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz"})
 
@@ -53,17 +62,65 @@ class RequestIdLogFilter(logging.Filter):
         return True
 
 
-class BearerAuthMiddleware:
-    """`Authorization: Bearer <token>` → the tenant, or 401 before anything else runs."""
+class AcceptMiddleware:
+    """406 when the Accept header excludes SCIM JSON (wildcards and q-values honoured)."""
 
-    def __init__(self, tenancy: Tenancy) -> None:
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not any(req.client_accepts(media_type) for media_type in RESPONSE_MEDIA_TYPES):
+            raise NotAcceptable()
+
+
+class BearerAuthMiddleware:
+    """`Authorization: Bearer <token>` → the tenant, or 401 before anything else runs.
+
+    An address that keeps failing gets 429 for its unknown tokens (AuthFailureThrottle).
+    """
+
+    def __init__(self, tenancy: Tenancy, throttle: AuthFailureThrottle | None = None) -> None:
         self._tenancy = tenancy
+        self._throttle = throttle or AuthFailureThrottle(limit=0, window_seconds=0)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.path in UNAUTHENTICATED_PATHS:
             return
-        token = bearer_token(req.get_header("Authorization"))
-        req.context.tenant = self._tenancy.authenticate(token)
+        source = req.remote_addr or "-"
+        try:
+            token = bearer_token(req.get_header("Authorization"))
+        except Unauthorized:
+            self._count_failure(source)
+            raise
+        key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        retry_after = self._throttle.refusal(source, key)
+        if retry_after is not None:
+            raise AuthenticationThrottled(retry_after=retry_after)
+        try:
+            req.context.tenant = self._tenancy.authenticate(token)
+        except Unauthorized:
+            self._count_failure(source)
+            raise
+        self._throttle.succeeded(key)
+
+    def _count_failure(self, source: str) -> None:
+        if self._throttle.failed(source):
+            log.warning("Authentication failures from %s: refusing unknown tokens for a while",
+                        source)
+
+
+class ConnectionReuseMiddleware:
+    """`Connection: close` on a response to a request whose body was left unread.
+
+    An early answer (413, 401, 415, a 404 on a POST...) does not read the body; the client may
+    still be sending it, and the server would have to read it all before the next request
+    can start. Closing is what lets the client start its next request cleanly (the API server
+    honours the header: api/buffered_worker.py).
+    """
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        announced = bool(req.content_length) or req.get_header("Transfer-Encoding") is not None
+        if announced and not getattr(req.context, "body_read", False):
+            resp.set_header("Connection", "close")
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -47,13 +47,20 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
     os.execv(argv[0], argv)
 
 
+# Named, not imported: ops does not import api (tests/unit/test_layering.py).
+BUFFERING_WORKER = "api.buffered_worker.RequestBufferingWorker"
+
+
 def gunicorn_argv(app: str, bind: str, processes: int, threads: int, connections: int, *,
                   access_log: bool = False) -> list[str]:
     # A gthread worker accepts every connection it can get; IdPs keep theirs open, so without
     # a cap one process would own them all and the others would idle. The cap spreads them.
+    # The worker class is gthread reading each request whole, under deadlines, before a thread
+    # serves it (slow clients hold no thread; SCIM JSON for gunicorn's own errors).
     log = ["--access-logfile", "-"] if access_log else []
     return [sys.executable, "-m", "gunicorn", app, "--bind", bind,
-            "--workers", str(processes), "--threads", str(threads), "--worker-class", "gthread",
+            "--workers", str(processes), "--threads", str(threads),
+            "--worker-class", BUFFERING_WORKER,
             "--worker-connections", str(connections), *log,
             "--graceful-timeout", "20", "--timeout", "60"]
 

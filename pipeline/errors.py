@@ -114,6 +114,16 @@ class PreconditionFailed(ScimError):
     default_detail = "The resource has changed since the version the client supplied."
 
 
+class NotAcceptable(ScimError):
+    status = 406
+    default_detail = "Responses are application/scim+json; the Accept header excludes it."
+
+
+class RequestTimeout(ScimError):
+    status = 408
+    default_detail = "The request was not received in time."
+
+
 class LengthRequired(ScimError):
     status = 411
     default_detail = "Send the request body with a Content-Length header."

@@ -56,6 +56,17 @@ class Settings:
     # uWSGI, which gives each connection a thread, also its thread count.
     api_worker_connections: int = 32
     api_server: ApiServer = ApiServer.GUNICORN
+    # gunicorn reads each request whole before a thread serves it (api/buffered_worker.py):
+    # its head must arrive within the header timeout, its body within the body timeout.
+    api_header_timeout_seconds: float = 10.0
+    api_body_timeout_seconds: float = 20.0
+    # Connections one API process holds while their request is still arriving; when full,
+    # the oldest is closed. They do not count against `api_worker_connections`.
+    api_reading_connections: int = 256
+    # Bearer-token failures from one client address within the window before its unknown
+    # tokens get 429 for a window (no database query); 0 turns the back-off off.
+    auth_failure_limit: int = 20
+    auth_failure_window_seconds: float = 60.0
     # gunicorn's access log: off by default, since every request line is written under one
     # lock; the application logs each request's id and failures itself.
     access_log: bool = False
