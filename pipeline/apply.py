@@ -236,6 +236,16 @@ def _unknown_members(command: Command, known_ids: Collection[str]) -> set[str]:
     return {m["value"] for m in referenced if isinstance(m, dict) and "value" in m} - set(known_ids)
 
 
+def _names_every_member(command: Command) -> bool:
+    """Whether every member value the command adds or sets names its member (`value`)."""
+    values: list[Any] = list((command.resource or {}).get(MEMBERS, []))
+    for op in command.operations:
+        if op["path"].startswith(MEMBERS) and op["op"] != "remove":
+            value = op.get("value")
+            values.extend(value if isinstance(value, list) else [])
+    return all(isinstance(v, dict) and isinstance(v.get("value"), str) for v in values)
+
+
 def _record_effects(
     outcome: Outcome,
     command: Command,
@@ -277,6 +287,8 @@ def project_members(
     for command in pending:
         if command.kind is CommandKind.DELETE:
             return []
+        if not _names_every_member(command):
+            continue  # the worker cannot apply it either (it is refused when accepted)
         try:
             after, _ = engine.apply(command, {**group, MEMBERS: members})
         except ScimError:

@@ -135,20 +135,15 @@ class Drainer:
                 applied = current.get(key)
                 if key[0] not in engines:
                     engines[key[0]] = self._engines.for_tenant(key[0], session)
-                entries_of_key = by_resource[key]
-                try:
-                    outcome = apply_resource(
-                        engines[key[0]],
-                        resource_type,
-                        applied.data if applied else None,
-                        entries_of_key,
-                        known_ids=batch.known.get(key[0], {}),
-                        load_members=partial(directory.members_of, session, key[0], key[1]),
-                    )
-                except Exception as ex:
-                    if is_transient(ex):
-                        raise
-                    outcome = _unapplied(resource_type, applied, _failure(entries_of_key[0], ex))
+                apply = partial(
+                    apply_resource,
+                    engines[key[0]],
+                    resource_type,
+                    applied.data if applied else None,
+                    known_ids=batch.known.get(key[0], {}),
+                    load_members=partial(directory.members_of, session, key[0], key[1]),
+                )
+                outcome = _apply_isolated(apply, by_resource[key])
                 outcome.previous_version = applied.version if applied else 0
                 batch.outcomes[key] = outcome
                 if outcome.exists:
@@ -353,10 +348,29 @@ def _failure(entry: Entry, error: Exception) -> Blocked:
     return Blocked(entry, f"apply failed: {detail} (request {entry.request_id or '-'})")
 
 
-def _unapplied(resource_type: str, applied: Applied | None, blocked: Blocked) -> Outcome:
-    """The outcome of a resource none of whose entries could be applied."""
-    state = applied.data if applied else None
-    return Outcome(resource_type, applied is not None, state, blocked=blocked)
+def _apply_isolated(apply: Callable[[list[Entry]], Outcome], entries: list[Entry]) -> Outcome:
+    """Apply a resource's entries; if one fails unexpectedly, those before it, and charge it.
+
+    The failing entry is found by applying ever longer prefixes (a rare path: one resource,
+    a handful of entries), so the entries acknowledged before it still apply and only its
+    own request is named in the failure.
+    """
+    try:
+        return apply(entries)
+    except Exception as ex:
+        if is_transient(ex):
+            raise
+    outcome = apply([])
+    for count in range(1, len(entries) + 1):
+        try:
+            outcome = apply(entries[:count])
+        except Exception as ex:
+            if is_transient(ex):
+                raise
+            if outcome.blocked is None:
+                outcome.blocked = _failure(entries[count - 1], ex)
+            return outcome
+    return outcome  # the failure did not recur
 
 
 def _printable(text: str, limit: int = 1000) -> str:

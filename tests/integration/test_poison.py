@@ -263,3 +263,25 @@ def test_a_postponed_deprovisioning_entry_does_not_starve_other_work(services: S
     with services.sessions() as session:
         applied = set(session.scalars(select(User.id).where(User.tenant_id == tenant.id)))
     assert applied == set(others)
+
+
+def test_only_the_failing_entry_is_charged_when_good_entries_precede_it(
+    services: Services,
+) -> None:
+    """The create journaled before the poison, in the same batch, applies; reads skip it."""
+    tenant = services.tenant("acme")
+    member = services.user(tenant, "ann")
+    group_id = services.group(tenant, "staff", [member])
+    seq = journal_poison(services, tenant, group_id)
+    found = services.reads.get(tenant, "Group", group_id)
+    assert [m["value"] for m in found.members] == [member]  # the poison is not projected
+    clock = FastForward()
+    drainer = Drainer(services.sessions, default_engine(), retry=RETRY, clock=clock)
+    drainer.drain()
+    with services.sessions() as session:
+        assert session.get(Group, (tenant.id, group_id)) is not None
+        entry = session.get_one(JournalEntry, seq)
+        assert entry.attempts == 1 and "req-poison" in (entry.last_error or "")
+        created = session.scalars(select(JournalEntry.status).where(
+            JournalEntry.resource_id == group_id, JournalEntry.seq < seq)).all()
+    assert created == ["applied"]
