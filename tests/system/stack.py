@@ -59,6 +59,10 @@ class Stack:
             "SCIMFLOW_RETRY_BASE_SECONDS": "0.2",
             "SCIMFLOW_RETRY_MAX_SECONDS": "2",
             "SCIMFLOW_LOG_LEVEL": "WARNING",
+            # Every test client is 127.0.0.1 and some send wrong tokens on purpose: the
+            # back-off after failed authentications (tested on its own in tests/api and
+            # tests/unit) would answer their later requests with 429.
+            "SCIMFLOW_AUTH_FAILURE_LIMIT": "0",
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         })
         env.update(self.extra_env)
