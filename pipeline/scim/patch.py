@@ -18,7 +18,8 @@ from pipeline.passwords import PasswordHasher
 from pipeline.scim.dialects import undo_patch_dialects
 from pipeline.scim.evaluate import check_value_filter
 from pipeline.scim.filters import Filter, render_filter
-from pipeline.scim.paths import AttrPath, PatchPath, parse_path
+from pipeline.scim.patch_paths import PatchPath, parse_path
+from pipeline.scim.paths import AttrPath
 from pipeline.scim.schema import (
     COMMON_BY_LOWER_NAME,
     Attribute,

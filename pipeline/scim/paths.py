@@ -1,13 +1,12 @@
-"""SCIM attribute paths (RFC 7644 §3.10) and PATCH operation paths (RFC 7644 §3.5.2).
+"""SCIM attribute paths (RFC 7644 §3.10). PATCH paths, which embed a filter, are in
+`patch_paths.py`, so the filter grammar can use attribute paths without importing back.
 
-Grammar (RFC 7644 §3.4.2.2 Figure 1 and §3.5.2):
+Grammar (RFC 7644 §3.4.2.2 Figure 1):
 
     attrPath  = [URI ":"] ATTRNAME *1subAttr
     ATTRNAME  = ALPHA *(nameChar)            ; plus "$ref" (RFC 7643 §2.3.7 "$ref" sub-attributes)
     nameChar  = "-" / "_" / DIGIT / ALPHA
     subAttr   = "." ATTRNAME
-    PATH      = attrPath / valuePath [subAttr]
-    valuePath = attrPath "[" valFilter "]"
 
 Schema URNs contain ':' themselves, so an attribute path is split at the *last* ':' whose
 remainder is a valid `ATTRNAME[.subAttr]`. That is always right when an attribute follows the
@@ -28,12 +27,9 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from pipeline.errors import InvalidPath
-
-if TYPE_CHECKING:
-    from pipeline.scim.filters import Filter
 
 MAX_PATH_LENGTH: Final = 4096
 
@@ -49,8 +45,6 @@ _ATTR_PATH_RE: Final = re.compile(ATTR_PATH_PATTERN)
 _NAME_AND_SUB_RE: Final = re.compile(
     rf"(?P<name>{ATTRNAME_PATTERN})(?:\.(?P<sub>{ATTRNAME_PATTERN}))?"
 )
-# The ".subAttr" that may follow the closing bracket of a PATCH valuePath.
-_TRAILING_SUB_RE: Final = re.compile(rf"\]\.(?P<sub>{ATTRNAME_PATTERN})\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,20 +59,6 @@ class AttrPath:
     sub: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class PatchPath:
-    """A PATCH operation's "path" (RFC 7644 §3.5.2): `attrPath / valuePath [subAttr]`.
-
-    For a plain attrPath, `value_filter` and `sub` are None and any sub-attribute is `attr.sub`.
-    For a valuePath, `attr.sub` is None, `value_filter` holds the bracketed filter (whose paths
-    are relative to `attr`) and `sub` the optional ".subAttr" after the ']'.
-    """
-
-    attr: AttrPath
-    value_filter: Filter | None
-    sub: str | None
-
-
 def parse_attr_path(text: str, known_urns: Collection[str] = ()) -> AttrPath:
     """Parse `[URI ":"] ATTRNAME [. subAttr]` (RFC 7644 §3.10); raise InvalidPath otherwise."""
     if not isinstance(text, str) or len(text) > MAX_PATH_LENGTH:
@@ -88,26 +68,8 @@ def parse_attr_path(text: str, known_urns: Collection[str] = ()) -> AttrPath:
         return known
     match = _ATTR_PATH_RE.fullmatch(text)
     if match is None:
-        raise InvalidPath(f"Malformed attribute path {_brief(text)}.")
+        raise InvalidPath(f"Malformed attribute path {brief(text)}.")
     return AttrPath(match["urn"], match["name"], match["sub"])
-
-
-def parse_path(text: str, known_urns: Collection[str] = ()) -> PatchPath:
-    """Parse a PATCH "path" (RFC 7644 §3.5.2).
-
-    Raises InvalidPath for a malformed path and InvalidFilter for a malformed bracketed value
-    filter (RFC 7644 Table 9 lists invalidFilter for "PATCH (Path Filter)").
-    """
-    if not isinstance(text, str) or len(text) > MAX_PATH_LENGTH:
-        raise InvalidPath("The path is not a string of acceptable length.")
-    open_at = text.find("[")
-    if open_at < 0:
-        return PatchPath(parse_attr_path(text, known_urns), None, None)
-    attr = parse_attr_path(text[:open_at], known_urns)
-    if attr.sub is not None or not attr.name:
-        raise InvalidPath(f"Only a multi-valued attribute can be filtered: {_brief(text)}.")
-    inner, sub = _split_value_path_tail(text, open_at)
-    return PatchPath(attr, _parse_value_filter(inner), sub)
 
 
 def render_attr_path(path: AttrPath) -> str:
@@ -116,17 +78,6 @@ def render_attr_path(path: AttrPath) -> str:
         return path.urn or ""
     text = path.name if path.sub is None else f"{path.name}.{path.sub}"
     return text if path.urn is None else f"{path.urn}:{text}"
-
-
-def render_path(path: PatchPath) -> str:
-    """Render the canonical text of a PATCH path; inverse of `parse_path`."""
-    # A lazy import: pipeline.scim.filters imports this module for AttrPath.
-    from pipeline.scim.filters import render_filter  # noqa: PLC0415
-
-    text = render_attr_path(path.attr)
-    if path.value_filter is not None:
-        text = f"{text}[{render_filter(path.value_filter)}]"
-    return text if path.sub is None else f"{text}.{path.sub}"
 
 
 def _split_known_urn(text: str, known_urns: Collection[str]) -> AttrPath | None:
@@ -142,28 +93,6 @@ def _split_known_urn(text: str, known_urns: Collection[str]) -> AttrPath | None:
     return None
 
 
-def _split_value_path_tail(text: str, open_at: int) -> tuple[str, str | None]:
-    """Return the text between '[' and the final ']' and the optional ".subAttr" after it.
-
-    The valFilter grammar has no nested brackets and strings are quoted, so the bracket that
-    closes the value path is the last ']' in the text; the filter parser rejects the rest.
-    """
-    if text.endswith("]"):
-        return text[open_at + 1 : -1], None
-    tail = _TRAILING_SUB_RE.search(text, open_at)
-    if tail is None:
-        raise InvalidPath(f"Malformed value path {_brief(text)}.")
-    return text[open_at + 1 : tail.start()], tail["sub"]
-
-
-def _parse_value_filter(text: str) -> Filter:
-    # A lazy import: pipeline.scim.filters imports this module for AttrPath.
-    from pipeline.scim.filters import parse_value_filter  # noqa: PLC0415
-
-    # A malformed filter stays invalidFilter: RFC 7644 Table 9 lists it for PATCH path filters.
-    return parse_value_filter(text)
-
-
-def _brief(text: str, limit: int = 80) -> str:
+def brief(text: str, limit: int = 80) -> str:
     """Quote client text for an error detail without echoing an arbitrarily long input."""
     return repr(text if len(text) <= limit else text[:limit] + "...")

@@ -24,13 +24,11 @@ from pipeline.scim.filters import (
     parse_filter,
     render_filter,
 )
+from pipeline.scim.patch_paths import PatchPath, parse_path, render_path
 from pipeline.scim.paths import (
     AttrPath,
-    PatchPath,
     parse_attr_path,
-    parse_path,
     render_attr_path,
-    render_path,
 )
 from pipeline.scim.schema import Extension, ResourceType, load_builtin_schema
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.errors import InvalidValue, Mutability, NoTarget
 from pipeline.scim.engine import ProtocolEngine
-from pipeline.scim.paths import parse_path
+from pipeline.scim.patch_paths import parse_path
 from tests.conftest import patch_body, sample_paths
 from tests.unit.pipeline.scim.test_patch_add import create, fails_with, run_patch
 

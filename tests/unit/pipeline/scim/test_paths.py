@@ -6,14 +6,12 @@ import pytest
 
 from pipeline.errors import InvalidFilter, InvalidPath
 from pipeline.scim.filters import And, Compare, Not, Or, Present
+from pipeline.scim.patch_paths import PatchPath, parse_path, render_path
 from pipeline.scim.paths import (
     MAX_PATH_LENGTH,
     AttrPath,
-    PatchPath,
     parse_attr_path,
-    parse_path,
     render_attr_path,
-    render_path,
 )
 
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
