@@ -5,7 +5,6 @@ Applied to every request before routing.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import uuid
@@ -16,7 +15,7 @@ import falcon
 
 from pipeline.auth_throttle import AuthenticationThrottled, AuthFailureThrottle
 from pipeline.errors import NotAcceptable, Unauthorized
-from pipeline.store.tenants import TenantRef
+from pipeline.store.tenants import TenantRef, token_digest
 from pipeline.tenancy import Tenancy
 
 log = logging.getLogger(__name__)
@@ -89,7 +88,7 @@ class BearerAuthMiddleware:
         except Unauthorized:
             self._count_failure(source)
             raise
-        key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        key = token_digest(token)
         retry_after = self._throttle.refusal(source, key)
         if retry_after is not None:
             raise AuthenticationThrottled(retry_after=retry_after)

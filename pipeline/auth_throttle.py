@@ -11,12 +11,14 @@ token cannot lock the other tenants behind the same address out. Those tokens st
 database as usual, so a revocation takes effect as before.
 
 Memory is bounded: at most `max_sources` addresses and `max_trusted` token keys are
-remembered, the oldest forgotten first.
+remembered, the oldest forgotten first. One lock guards both tables: the API's request threads
+share a throttle, and an evicting insert is several steps.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -46,6 +48,9 @@ class _Failures:
 
 
 class AuthFailureThrottle:
+    """Counts failed authentications per client address and refuses an address that keeps
+    failing (see the module docstring)."""
+
     def __init__(
         self,
         limit: int,
@@ -61,48 +66,52 @@ class AuthFailureThrottle:
         self._max_trusted = max_trusted
         self._clock = clock
         self._sources: OrderedDict[str, _Failures] = OrderedDict()
-        # Keys (hashes) of tokens that authenticated, with when they stop being trusted.
-        self._trusted: OrderedDict[bytes, float] = OrderedDict()
+        # Digests (`tenants.token_digest`) of tokens that authenticated, and until when they
+        # stay trusted.
+        self._trusted: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
         return self._limit > 0
 
-    def refusal(self, source: str, token_key: bytes) -> int | None:
+    def refusal(self, source: str, token_key: str) -> int | None:
         """Seconds the source must wait before this token is tried, or None to try it now."""
-        failures = self._sources.get(source)
         now = self._clock()
-        if failures is None or failures.refused_until <= now:
-            return None
-        if self._trusted.get(token_key, 0.0) > now:
-            return None
-        return max(1, math.ceil(failures.refused_until - now))
+        with self._lock:
+            failures = self._sources.get(source)
+            if failures is None or failures.refused_until <= now:
+                return None
+            if self._trusted.get(token_key, 0.0) > now:
+                return None
+            return max(1, math.ceil(failures.refused_until - now))
 
     def failed(self, source: str) -> bool:
         """Count a failure; True when it is the one that starts the source's refusal."""
         if not self.enabled:
             return False
         now = self._clock()
-        failures = self._sources.get(source)
-        if failures is None or failures.window_ends <= now:
-            failures = _Failures(count=0, window_ends=now + self._window)
-        failures.count += 1
-        _remember(self._sources, source, failures, self._max_sources)
-        if failures.count == self._limit:
-            failures.refused_until = now + self._window
-            failures.window_ends = failures.refused_until
-            return True
-        return False
+        with self._lock:
+            failures = self._sources.get(source)
+            if failures is None or failures.window_ends <= now:
+                failures = _Failures(count=0, window_ends=now + self._window)
+            failures.count += 1
+            _remember(self._sources, source, failures, self._max_sources)
+            if failures.count == self._limit:
+                failures.refused_until = now + self._window
+                failures.window_ends = failures.refused_until
+                return True
+            return False
 
-    def succeeded(self, token_key: bytes) -> None:
+    def succeeded(self, token_key: str) -> None:
         """A token authenticated: trusted for a window even from a refused address.
 
         A success does not clear its address's failures: those may be another tenant's.
         """
         if self.enabled:
             expires = self._clock() + self._window
-            _remember(self._trusted, token_key, expires, self._max_trusted)
-
+            with self._lock:
+                _remember(self._trusted, token_key, expires, self._max_trusted)
 
 
 def _remember(table: OrderedDict[K, V], key: K, value: V, cap: int) -> None:

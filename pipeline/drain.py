@@ -92,18 +92,18 @@ class Drainer:
             )
             if not claimed:
                 return DrainReport()
-            batch = self._apply(session, journal.pending_entries(session, claimed, now=now))
+            pending = journal.pending_entries(session, claimed, now=now)
+            journal.hold_behind(session, pending.postponed_heads)
+            batch = self._apply(session, pending.due)
             # Stamped after applying, just before the writes and the commit: `applied_at`
             # minus `created_at` is then the real acknowledgement-to-applied latency.
             report = self._write(session, batch, self._clock())
         report.resources = len(claimed)
         # A full batch probably left work behind; so did one of the deprovisioning lane, which
         # the claim keeps to that lane on purpose (store/claim.py), and one that held
-        # resources whose oldest entry turned out to be postponed (no longer claimed).
+        # resources whose oldest entry turned out to be postponed (held back now).
         report.more_waiting = (
-            len(claimed) >= self._batch_size
-            or batch.urgent
-            or len(claimed) > len(batch.entries)
+            len(claimed) >= self._batch_size or batch.urgent or bool(pending.postponed_heads)
         )
         return report
 
@@ -204,15 +204,10 @@ class Drainer:
                 outcome = self._apply_step(session, batch, entry, states.get(key))
                 with session.begin_nested():
                     _add(report, self._write_all(session, batch, {key: outcome}, now))
-            except IntegrityError as ex:
-                conflict = Blocked(entry, f"unique key conflict: {ex.orig}")
-                self._settle_blocked(session, conflict, now, report)
-                stopped.add(key)
-                continue
             except Exception as ex:
                 if is_transient(ex):
                     raise
-                self._settle_blocked(session, _failure(entry, ex), now, report)
+                self._settle_blocked(session, _step_failure(entry, ex), now, report)
                 stopped.add(key)
                 continue
             if outcome.blocked is not None:
@@ -371,6 +366,13 @@ def _apply_isolated(apply: Callable[[list[Entry]], Outcome], entries: list[Entry
                 outcome.blocked = _failure(entries[count - 1], ex)
             return outcome
     return outcome  # the failure did not recur
+
+
+def _step_failure(entry: Entry, error: Exception) -> Blocked:
+    """A unique key still in use when the entry's turn comes (it waits), or any failure."""
+    if isinstance(error, IntegrityError):
+        return Blocked(entry, f"unique key conflict: {error.orig}")
+    return _failure(entry, error)
 
 
 def _printable(text: str, limit: int = 1000) -> str:

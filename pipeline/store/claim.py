@@ -100,7 +100,7 @@ def ready_resources(
 
     A resource whose oldest entry is postponed may be returned once, when an entry behind it
     is due; the caller skips it and gives those entries the postponed one's due time
-    (`journal.pending_entries`), so it is not returned again before it is due. `tenant_id`
+    (`journal.hold_behind`), so it is not returned again before it is due. `tenant_id`
     restricts the claim to one tenant.
     """
     params = {"now": now, "limit": limit, "only_tenant": tenant_id}

@@ -68,16 +68,24 @@ def append(
     return seq
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """The pending entries of claimed resources, split by whether their resource is due."""
+
+    due: list[Entry]  # every pending entry of the resources whose oldest entry is due
+    postponed_heads: list[Entry]  # the oldest entry of each other resource
+
+
 def pending_entries(
     session: Session, resources: Sequence[tuple[str, str]], *, now: datetime
-) -> list[Entry]:
+) -> Pending:
     """All pending entries of the given (locked) resources, in `seq` order.
 
     A resource whose oldest pending entry is postponed is left out entirely: its later
     entries wait behind it, whatever their own due time.
     """
     if not resources:
-        return []
+        return Pending([], [])
     rows = session.execute(
         select(Row.seq, Row.tenant_id, Row.resource_id, Row.command, Row.attempts,
                Row.created_at, Row.not_before, Row.request_id)
@@ -93,12 +101,12 @@ def pending_entries(
     for entry in entries:
         heads.setdefault((entry.tenant_id, entry.resource_id), entry)
     waiting = {key: head for key, head in heads.items() if not head.due(now)}
-    _postpone_behind(session, waiting.values())
-    return [e for e in entries if (e.tenant_id, e.resource_id) not in waiting]
+    due = [e for e in entries if (e.tenant_id, e.resource_id) not in waiting]
+    return Pending(due, list(waiting.values()))
 
 
-def _postpone_behind(session: Session, heads: Iterable[Entry]) -> None:
-    """Give the entries queued behind a postponed entry its due time.
+def hold_behind(session: Session, heads: Iterable[Entry]) -> None:
+    """Give the entries queued behind each postponed oldest entry its due time.
 
     Claiming looks at each entry's own due time; an entry journaled after its resource's
     oldest one was postponed would otherwise make the resource look ready at every claim,
