@@ -131,20 +131,10 @@ class Stack:
         return created
 
     def client(self, token: str, **options: Any) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base_url, timeout=options.pop("timeout", 30),
-            headers={"Authorization": f"Bearer {token}",
-                     "Content-Type": "application/scim+json"},
-            **options,
-        )
+        return scim_client(self.base_url, token, **options)
 
     def sql(self, query: str, **params: Any) -> list[Any]:
-        engine = create_engine(self.database_url, poolclass=NullPool)
-        try:
-            with engine.connect() as connection:
-                return list(connection.execute(text(query), params))
-        finally:
-            engine.dispose()
+        return run_sql(self.database_url, query, **params)
 
     def backlog(self) -> int:
         return int(self.sql("SELECT count(*) FROM journal WHERE status = 'pending'")[0][0])
@@ -199,6 +189,25 @@ def redis_url(db: int) -> str:
     client.flushdb()
     client.close()
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
+
+
+def scim_client(base_url: str, token: str, **options: Any) -> httpx.Client:
+    """An HTTP client speaking SCIM JSON with a tenant's bearer token."""
+    return httpx.Client(
+        base_url=base_url, timeout=options.pop("timeout", 30),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"},
+        **options,
+    )
+
+
+def run_sql(database_url: str, query: str, **params: Any) -> list[Any]:
+    """The rows of one query, on a connection of its own."""
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(text(query), params))
+    finally:
+        engine.dispose()
 
 
 @contextmanager

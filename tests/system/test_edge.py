@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -122,19 +123,26 @@ def _report(label: str, latencies: list[float]) -> None:
           f" max {ordered[-1] * 1000:.1f} ms")
 
 
-def test_ordinary_requests_are_answered_within_a_second_during_80_slow_header_clients(
-    server: Server,
-) -> None:
+@contextmanager
+def trickling(server: Server, *, every: float) -> Iterator[list[socket.socket]]:
+    """`SLOW_CLIENTS` connections sending their request head one byte per `every` seconds."""
     slow = [server.connect() for _ in range(SLOW_CLIENTS)]
     stop = threading.Event()
-    trickler = threading.Thread(target=_trickle, args=(slow, stop, 1.5), daemon=True)
+    trickler = threading.Thread(target=_trickle, args=(slow, stop, every), daemon=True)
     trickler.start()
     try:
         time.sleep(0.5)
-        latencies = _ordinary_latencies(server, seconds=6)
+        yield slow
     finally:
         stop.set()
         trickler.join(timeout=5)
+
+
+def test_ordinary_requests_are_answered_within_a_second_during_80_slow_header_clients(
+    server: Server,
+) -> None:
+    with trickling(server, every=1.5) as slow:
+        latencies = _ordinary_latencies(server, seconds=6)
         for sock in slow:
             sock.close()
     _report(f"GET /Users during {SLOW_CLIENTS} slow-header clients", latencies)
@@ -146,16 +154,8 @@ def test_when_the_reading_bound_is_full_the_oldest_slow_client_goes(
 ) -> None:
     """10 arriving connections per process at most: 80 slow clients take none of the others'."""
     with serving(tmp_path, SCIMFLOW_API_READING_CONNECTIONS="10") as bounded:
-        slow = [bounded.connect() for _ in range(SLOW_CLIENTS)]
-        stop = threading.Event()
-        trickler = threading.Thread(target=_trickle, args=(slow, stop, 1.0), daemon=True)
-        trickler.start()
-        try:
-            time.sleep(0.5)
+        with trickling(bounded, every=1.0) as slow:
             latencies = _ordinary_latencies(bounded, seconds=3)
-        finally:
-            stop.set()
-            trickler.join(timeout=5)
         closed = sum(1 for sock in slow if _closed_by_server(sock))
         for sock in slow:
             sock.close()
@@ -341,6 +341,6 @@ def _read_response(sock: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + body
 
 
-def _error_body(answer: bytes) -> dict[str, str]:
-    body: dict[str, str] = json.loads(answer.partition(b"\r\n\r\n")[2])
+def _error_body(answer: bytes) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(answer.partition(b"\r\n\r\n")[2])
     return body

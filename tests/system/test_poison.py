@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, insert
 from sqlalchemy.pool import NullPool
 
 from pipeline.commands import Command, CommandKind
@@ -46,7 +46,14 @@ from pipeline.store import journal
 from pipeline.store.models import JournalEntry
 from tests.support.services import free_port, require_postgres, require_redis
 from tests.system.idp import ERROR_SCHEMA, GROUP_SCHEMA, USER_SCHEMA, patch_body
-from tests.system.stack import VENV_BIN, Stack, running_stack, wait_until_serving
+from tests.system.stack import (
+    VENV_BIN,
+    Stack,
+    run_sql,
+    running_stack,
+    scim_client,
+    wait_until_serving,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -373,25 +380,28 @@ def poison_stack(tmp_path: Path) -> Iterator[Stack]:
         yield running
 
 
+def refuse_while_another_tenant_writes(target: Target) -> None:
+    """Tenant A's bad writes are refused while tenant B writes users; then all of B applies,
+    A left nothing behind, and nothing is dead."""
+    a = target.create_tenant("refused")
+    b = target.create_tenant("busy")
+    refused, writer = while_b_writes(
+        target, b["token"], lambda: send_bad_requests(target, a["token"])
+    )
+    target.wait_until_applied(timeout=60)
+    assert_refused_writes_left_nothing(target, a["tenant_id"], a["token"], refused)
+    assert journal_statuses(target, b["tenant_id"]) == {"applied": len(writer.ids)}
+    assert len(user_names(target, b["tenant_id"])) == len(writer.ids)
+    assert dead_letter_count(target) == 0
+    print(f"\ntenant B wrote {len(writer.ids)} users meanwhile; all applied, none dead")
+
+
 def test_writes_the_workers_could_not_apply_are_refused_while_another_tenant_applies(
     poison_stack: Stack,
 ) -> None:
-    stack = poison_stack
-    a = stack.create_tenant("refused")
-    b = stack.create_tenant("busy")
-
-    refused, writer = while_b_writes(
-        stack, b["token"], lambda: send_bad_requests(stack, a["token"])
-    )
-
-    stack.wait_until_applied(timeout=60)
-    assert_refused_writes_left_nothing(stack, a["tenant_id"], a["token"], refused)
-    assert journal_statuses(stack, b["tenant_id"]) == {"applied": len(writer.ids)}
-    assert len(user_names(stack, b["tenant_id"])) == len(writer.ids)
-    assert dead_letter_count(stack) == 0
-    worker_log = stack.log("worker1")
+    refuse_while_another_tenant_writes(poison_stack)
+    worker_log = poison_stack.log("worker1")
     assert "apply failed" not in worker_log and "Traceback" not in worker_log, worker_log[-3000:]
-    print(f"\ntenant B wrote {len(writer.ids)} users meanwhile; all applied, none dead")
 
 
 # --- 2. an entry that fails at apply anyway ---------------------------------------------------
@@ -793,20 +803,10 @@ class Embedded:
         return tenant
 
     def client(self, token: str, **options: Any) -> httpx.Client:
-        return httpx.Client(
-            base_url=f"http://127.0.0.1:{self.port}/scim/v2", timeout=options.pop("timeout", 30),
-            headers={"Authorization": f"Bearer {token}",
-                     "Content-Type": "application/scim+json"},
-            **options,
-        )
+        return scim_client(f"http://127.0.0.1:{self.port}/scim/v2", token, **options)
 
     def sql(self, query: str, **params: Any) -> list[Any]:
-        engine = create_engine(self.database_url, poolclass=NullPool)
-        try:
-            with engine.connect() as connection:
-                return list(connection.execute(text(query), params))
-        finally:
-            engine.dispose()
+        return run_sql(self.database_url, query, **params)
 
     def wait_until_applied(self, timeout: float = 120) -> None:
         wait_for(
@@ -843,16 +843,4 @@ def embedded(tmp_path: Path) -> Iterator[Embedded]:
 def test_the_embedded_server_refuses_the_same_writes_while_another_tenant_applies(
     embedded: Embedded,
 ) -> None:
-    a = embedded.create_tenant("refused")
-    b = embedded.create_tenant("busy")
-
-    refused, writer = while_b_writes(
-        embedded, b["token"], lambda: send_bad_requests(embedded, a["token"])
-    )
-
-    embedded.wait_until_applied(timeout=60)
-    assert_refused_writes_left_nothing(embedded, a["tenant_id"], a["token"], refused)
-    assert journal_statuses(embedded, b["tenant_id"]) == {"applied": len(writer.ids)}
-    assert len(user_names(embedded, b["tenant_id"])) == len(writer.ids)
-    assert dead_letter_count(embedded) == 0
-    print(f"\ntenant B wrote {len(writer.ids)} users meanwhile; all applied, none dead")
+    refuse_while_another_tenant_writes(embedded)
