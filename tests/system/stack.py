@@ -191,6 +191,17 @@ def redis_url(db: int) -> str:
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
 
 
+def stop_serving(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C, which `scimflow serve` handles by closing the server and stopping its worker."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 def scim_client(base_url: str, token: str, **options: Any) -> httpx.Client:
     """An HTTP client speaking SCIM JSON with a tenant's bearer token."""
     return httpx.Client(

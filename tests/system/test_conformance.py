@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import CheckResult, Status, check_server
 
 from tests.support.services import free_port
-from tests.system.stack import VENV_BIN, Stack, wait_until_serving
+from tests.system.stack import VENV_BIN, Stack, stop_serving, wait_until_serving
 
 SCIMFLOW = str(VENV_BIN / "scimflow")
 
@@ -92,17 +91,6 @@ def _embedded_env(database_url: str) -> dict[str, str]:
     return env
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Ctrl-C, which `scimflow serve` handles by closing the server and stopping its worker."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[Target]:
     """`scimflow serve` on a free port and a fresh SQLite file, with one tenant from the CLI."""
@@ -137,7 +125,7 @@ def embedded(tmp_path: Path) -> Iterator[Target]:
             "embedded (scimflow serve, SQLite)", tenant["base_url"], tenant["token"], database_url
         )
     finally:
-        _stop(process)
+        stop_serving(process)
 
 
 # --- running scim2-tester ---------------------------------------------------------------------

@@ -52,6 +52,7 @@ from tests.system.stack import (
     run_sql,
     running_stack,
     scim_client,
+    stop_serving,
     wait_until_serving,
 )
 
@@ -831,13 +832,7 @@ def embedded(tmp_path: Path) -> Iterator[Embedded]:
         served = log.read_text(errors="replace")
         assert "apply failed" not in served and "Traceback" not in served, served[-3000:]
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_serving(process)
 
 
 def test_the_embedded_server_refuses_the_same_writes_while_another_tenant_applies(
