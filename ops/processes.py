@@ -49,6 +49,10 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
 
 # Named, not imported: ops does not import api (tests/unit/test_layering.py).
 BUFFERING_WORKER = "api.buffered_worker.RequestBufferingWorker"
+# How long an idle keep-alive connection is kept, as under uWSGI (`--socket-timeout`). Longer
+# than HTTP clients keep theirs idle (httpx: 5 s), so the client closes first and never sends a
+# request onto a connection the server is closing at that moment (gunicorn's default is 2 s).
+KEEPALIVE_SECONDS = 30
 
 
 def gunicorn_argv(app: str, bind: str, processes: int, threads: int, connections: int, *,
@@ -61,8 +65,8 @@ def gunicorn_argv(app: str, bind: str, processes: int, threads: int, connections
     return [sys.executable, "-m", "gunicorn", app, "--bind", bind,
             "--workers", str(processes), "--threads", str(threads),
             "--worker-class", BUFFERING_WORKER,
-            "--worker-connections", str(connections), *log,
-            "--graceful-timeout", "20", "--timeout", "60"]
+            "--worker-connections", str(connections), "--keep-alive", str(KEEPALIVE_SECONDS),
+            *log, "--graceful-timeout", "20", "--timeout", "60"]
 
 
 def uwsgi_argv(app: str, bind: str, processes: int, threads: int, *,
@@ -78,7 +82,8 @@ def uwsgi_argv(app: str, bind: str, processes: int, threads: int, *,
     return [str(Path(sys.executable).parent / "uwsgi"), "--http11-socket", bind,
             "--module", module, "--callable", callable_name, "--master", "--lazy-apps",
             "--need-app", "--processes", str(processes), "--threads", str(threads),
-            "--enable-threads", "--die-on-term", "--listen", "1024", "--socket-timeout", "30",
+            "--enable-threads", "--die-on-term", "--listen", "1024",
+            "--socket-timeout", str(KEEPALIVE_SECONDS),
             "--harakiri", "60", "--worker-reload-mercy", "20", "--buffer-size", "32768",
             "--pythonpath", str(Path(__file__).resolve().parent.parent), *log]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -344,3 +345,33 @@ def _read_response(sock: socket.socket) -> bytes:
 def _error_body(answer: bytes) -> dict[str, Any]:
     body: dict[str, Any] = json.loads(answer.partition(b"\r\n\r\n")[2])
     return body
+
+
+def test_an_idle_kept_alive_connection_serves_the_next_request(server: Server) -> None:
+    """Idle longer than gunicorn's default keep-alive (2 s) and the head deadline (10 s), the
+    connection still serves: a client reusing it after waiting out a Retry-After never meets a
+    server closing it just as the request leaves."""
+    request = (f"GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\n"
+               f"Authorization: Bearer {server.token}\r\n\r\n").encode()
+    with server.connect() as sock:
+        sock.settimeout(5)
+        sock.sendall(request)
+        first = _read_one_response(sock)
+        time.sleep(12)
+        sock.sendall(request)
+        second = _read_one_response(sock)
+    assert first.startswith(b"HTTP/1.1 200 ") and second.startswith(b"HTTP/1.1 200 "), second[:200]
+
+
+def _read_one_response(sock: socket.socket) -> bytes:
+    """One response with a Content-Length body, leaving the connection open."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed by the server after {data[:200]!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head)[1])  # type: ignore[index]
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
