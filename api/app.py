@@ -5,26 +5,26 @@
 
 from __future__ import annotations
 
-from api.errors import install_error_handlers
-from api.media import RESPONSE_CONTENT_TYPE, install_media
-from api.middleware import (
+from scimflow.api.errors import install_error_handlers
+from scimflow.api.media import RESPONSE_CONTENT_TYPE, install_media
+from scimflow.api.middleware import (
     AcceptMiddleware,
     BearerAuthMiddleware,
     ConnectionReuseMiddleware,
     RequestIdMiddleware,
 )
-from api.resources.discovery import (
+from scimflow.api.resources.discovery import (
     ResourceTypesEndpoint,
     SchemasEndpoint,
     ServiceProviderConfigEndpoint,
 )
-from api.resources.groups import groups_endpoint
-from api.resources.health import LivenessEndpoint, ReadinessEndpoint
-from api.resources.search import SearchEndpoint
-from api.resources.unsupported import NotImplementedEndpoint
-from api.resources.users import users_endpoint
-from api.services import API_PREFIX, ApiServices, WsgiApp
-from pipeline.auth_throttle import AuthFailureThrottle
+from scimflow.api.resources.groups import groups_endpoint
+from scimflow.api.resources.health import LivenessEndpoint, ReadinessEndpoint
+from scimflow.api.resources.search import SearchEndpoint
+from scimflow.api.resources.unsupported import NotImplementedEndpoint
+from scimflow.api.resources.users import users_endpoint
+from scimflow.api.services import API_PREFIX, ApiServices, WsgiApp
+from scimflow.pipeline.auth_throttle import AuthFailureThrottle
 
 Middleware = (
     RequestIdMiddleware | AcceptMiddleware | BearerAuthMiddleware | ConnectionReuseMiddleware

@@ -36,10 +36,10 @@ from typing import Any
 from gunicorn.http import errors as parse_errors  # type: ignore[import-untyped]
 from gunicorn.workers.gthread import TConn, ThreadWorker  # type: ignore[import-untyped]
 
-from api.errors import InternalError
-from api.media import RESPONSE_CONTENT_TYPE
-from pipeline.errors import ScimError
-from pipeline.settings import Settings
+from scimflow.api.errors import InternalError
+from scimflow.api.media import RESPONSE_CONTENT_TYPE
+from scimflow.pipeline.errors import ScimError
+from scimflow.pipeline.settings import Settings
 
 HEAD_END = b"\r\n\r\n"
 # Larger than any head gunicorn accepts with its default limits (a 4 KiB request line, 100

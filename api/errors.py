@@ -12,9 +12,9 @@ from typing import Any, cast
 
 import falcon
 
-from api.services import WsgiApp
-from pipeline.auth_throttle import AuthenticationThrottled
-from pipeline.errors import (
+from scimflow.api.services import WsgiApp
+from scimflow.pipeline.auth_throttle import AuthenticationThrottled
+from scimflow.pipeline.errors import (
     InvalidSyntax,
     MethodNotAllowed,
     NotAcceptable,

@@ -15,8 +15,8 @@ import falcon
 from falcon.media import BaseHandler, Handlers
 from falcon.typing import ReadableIO
 
-from api.services import WsgiApp
-from pipeline.errors import (
+from scimflow.api.services import WsgiApp
+from scimflow.pipeline.errors import (
     InvalidSyntax,
     LengthRequired,
     PayloadTooLarge,

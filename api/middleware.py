@@ -13,10 +13,10 @@ from typing import Any
 
 import falcon
 
-from pipeline.auth_throttle import AuthenticationThrottled, AuthFailureThrottle
-from pipeline.errors import NotAcceptable, Unauthorized
-from pipeline.store.tenants import TenantRef, token_digest
-from pipeline.tenancy import Tenancy
+from scimflow.pipeline.auth_throttle import AuthenticationThrottled, AuthFailureThrottle
+from scimflow.pipeline.errors import NotAcceptable, Unauthorized
+from scimflow.pipeline.store.tenants import TenantRef, token_digest
+from scimflow.pipeline.tenancy import Tenancy
 
 log = logging.getLogger(__name__)
 

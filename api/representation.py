@@ -8,11 +8,11 @@ from urllib.parse import quote
 
 import falcon
 
-from pipeline.accept import Accepted
-from pipeline.reads import Found, SearchPage
-from pipeline.scim.render import Meta, Projection, list_response, render_resource
-from pipeline.scim.schema import ResourceType
-from pipeline.store.acknowledged import MEMBERS, Acknowledged
+from scimflow.pipeline.accept import Accepted
+from scimflow.pipeline.reads import Found, SearchPage
+from scimflow.pipeline.scim.render import Meta, Projection, list_response, render_resource
+from scimflow.pipeline.scim.schema import ResourceType
+from scimflow.pipeline.store.acknowledged import MEMBERS, Acknowledged
 
 
 def scim_datetime(moment: datetime) -> str:

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 
 import falcon
 
-from pipeline.accept import WriteService
-from pipeline.engines import Engines
-from pipeline.reads import ReadService
-from pipeline.scim.discovery import Capabilities
-from pipeline.scim.registry import SchemaRegistry
-from pipeline.scim.schema import ResourceType
-from pipeline.settings import Settings
-from pipeline.store.tenants import TenantRef
-from pipeline.tenancy import Tenancy
+from scimflow.pipeline.accept import WriteService
+from scimflow.pipeline.engines import Engines
+from scimflow.pipeline.reads import ReadService
+from scimflow.pipeline.scim.discovery import Capabilities
+from scimflow.pipeline.scim.registry import SchemaRegistry
+from scimflow.pipeline.scim.schema import ResourceType
+from scimflow.pipeline.settings import Settings
+from scimflow.pipeline.store.tenants import TenantRef
+from scimflow.pipeline.tenancy import Tenancy
 
 API_PREFIX = "/scim/v2"
 

@@ -1,6 +1,6 @@
 """Composition root: builds the services and the Falcon app from Settings.
 
-`app` is what gunicorn serves in production (`api.wsgi:app`): PostgreSQL, and a Celery
+`app` is what gunicorn serves in production (`scimflow.api.wsgi:app`): PostgreSQL, and a Celery
 dispatcher ringing Redis. `build_app` is also used by `scimflow serve` with the in-process
 worker as its dispatcher. This is the only module of `api/` that may import `workers/`.
 """
@@ -13,20 +13,20 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import create_app
-from api.middleware import RequestIdLogFilter
-from api.services import ApiServices, WsgiApp
-from pipeline.accept import WriteService
-from pipeline.admission import Admission, AdmissionLimits
-from pipeline.engines import TenantEngines
-from pipeline.passwords import PasswordPolicy, make_hasher
-from pipeline.ports import Dispatcher
-from pipeline.reads import ReadService
-from pipeline.scim.discovery import Capabilities
-from pipeline.scim.registry import default_registry
-from pipeline.settings import Settings
-from pipeline.store.db import make_engine, make_sessions, unit_of_work
-from pipeline.tenancy import Tenancy
+from scimflow.api.app import create_app
+from scimflow.api.middleware import RequestIdLogFilter
+from scimflow.api.services import ApiServices, WsgiApp
+from scimflow.pipeline.accept import WriteService
+from scimflow.pipeline.admission import Admission, AdmissionLimits
+from scimflow.pipeline.engines import TenantEngines
+from scimflow.pipeline.passwords import PasswordPolicy, make_hasher
+from scimflow.pipeline.ports import Dispatcher
+from scimflow.pipeline.reads import ReadService
+from scimflow.pipeline.scim.discovery import Capabilities
+from scimflow.pipeline.scim.registry import default_registry
+from scimflow.pipeline.settings import Settings
+from scimflow.pipeline.store.db import make_engine, make_sessions, unit_of_work
+from scimflow.pipeline.tenancy import Tenancy
 
 
 def tenant_engines(settings: Settings, sessions: sessionmaker[Session]) -> TenantEngines:
@@ -86,9 +86,9 @@ def configure_logging(settings: Settings) -> None:
 
 
 def production_app() -> WsgiApp:
-    from workers.celery_app import make_celery  # noqa: PLC0415 - production only
-    from workers.coalesce import CoalescingDispatcher  # noqa: PLC0415
-    from workers.dispatch import CeleryDispatcher  # noqa: PLC0415
+    from scimflow.workers.celery_app import make_celery  # noqa: PLC0415 - production only
+    from scimflow.workers.coalesce import CoalescingDispatcher  # noqa: PLC0415
+    from scimflow.workers.dispatch import CeleryDispatcher  # noqa: PLC0415
 
     settings = Settings.from_env()
     configure_logging(settings)

@@ -24,11 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.passwords import make_hasher
-from pipeline.scim.engine import ProtocolEngine
-from pipeline.scim.evaluate import check_filter
-from pipeline.scim.filters import parse_filter
-from pipeline.scim.registry import default_registry
+from scimflow.pipeline.passwords import make_hasher
+from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.evaluate import check_filter
+from scimflow.pipeline.scim.filters import parse_filter
+from scimflow.pipeline.scim.registry import default_registry
 
 SAMPLES = Path(__file__).resolve().parent.parent / "tests" / "samples" / "idp"
 OKTA_CREATE = SAMPLES / "okta" / "okta-create-user.json"

@@ -9,18 +9,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.engines import TenantEngines
-from pipeline.ports import utc_now
-from pipeline.scim.registry import default_registry
-from pipeline.settings import Settings
-from pipeline.store import dead_letters
-from pipeline.store.budget import Budget, server_limits
-from pipeline.store.db import make_engine, make_sessions, unit_of_work
-from pipeline.store.migrate import upgrade
-from pipeline.store.status import tenant_status
-from pipeline.store.tenant_schemas import Declared
-from pipeline.store.tenants import IssuedToken
-from pipeline.tenancy import Tenancy
+from scimflow.pipeline.engines import TenantEngines
+from scimflow.pipeline.ports import utc_now
+from scimflow.pipeline.scim.registry import default_registry
+from scimflow.pipeline.settings import Settings
+from scimflow.pipeline.store import dead_letters
+from scimflow.pipeline.store.budget import Budget, server_limits
+from scimflow.pipeline.store.db import make_engine, make_sessions, unit_of_work
+from scimflow.pipeline.store.migrate import upgrade
+from scimflow.pipeline.store.status import tenant_status
+from scimflow.pipeline.store.tenant_schemas import Declared
+from scimflow.pipeline.store.tenants import IssuedToken
+from scimflow.pipeline.tenancy import Tenancy
 
 
 def _tenancy(settings: Settings) -> Tenancy:
@@ -91,7 +91,7 @@ def dead_letter_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def dead_letter_replay(settings: Settings, args: argparse.Namespace) -> int:
     """Re-append a dead command to the journal, then ring the workers for its tenant."""
-    from ops.processes import dispatcher_for  # noqa: PLC0415 - only replay needs a broker
+    from scimflow.ops.processes import dispatcher_for  # noqa: PLC0415 - only replay needs a broker
 
     sessions = make_sessions(make_engine(settings, "tool"))
     with unit_of_work(sessions) as session:

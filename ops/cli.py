@@ -6,10 +6,11 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from ops import admin, processes, validate
-from ops.bench import command as bench
-from pipeline.errors import ScimError
-from pipeline.settings import Settings
+from scimflow import __version__
+from scimflow.ops import admin, processes, validate
+from scimflow.ops.bench import command as bench
+from scimflow.pipeline.errors import ScimError
+from scimflow.pipeline.settings import Settings
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 
@@ -30,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scimflow", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"scimflow {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_serve(commands)
     _add_production(commands)
@@ -51,7 +53,7 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from ops.serve import serve  # noqa: PLC0415 - the composition root loads the API
+    from scimflow.ops.serve import serve  # noqa: PLC0415 - the composition root loads the API
 
     return serve(settings, host=args.host, port=args.port)
 

@@ -7,9 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.ports import Dispatcher
-from pipeline.settings import ApiServer, Settings
-from pipeline.store.migrate import upgrade
+from scimflow.pipeline.ports import Dispatcher
+from scimflow.pipeline.settings import ApiServer, Settings
+from scimflow.pipeline.store.migrate import upgrade
 
 
 class _NoBroker:
@@ -22,8 +22,8 @@ class _NoBroker:
 def dispatcher_for(settings: Settings) -> Dispatcher:
     if settings.embedded:
         return _NoBroker()
-    from workers.celery_app import make_celery  # noqa: PLC0415 - only with a broker
-    from workers.dispatch import CeleryDispatcher  # noqa: PLC0415
+    from scimflow.workers.celery_app import make_celery  # noqa: PLC0415 - only with a broker
+    from scimflow.workers.dispatch import CeleryDispatcher  # noqa: PLC0415
 
     return CeleryDispatcher(make_celery(settings))
 
@@ -38,17 +38,17 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
     """Replace this process with the API server (gunicorn gthread, or uWSGI)."""
     processes = args.workers or settings.api_processes
     if settings.api_server is ApiServer.UWSGI:
-        argv = uwsgi_argv("api.uwsgi_entry:application", args.bind, processes,
+        argv = uwsgi_argv("scimflow.api.uwsgi_entry:application", args.bind, processes,
                           settings.api_worker_connections, access_log=settings.access_log)
     else:
-        argv = gunicorn_argv("api.wsgi:app", args.bind, processes,
+        argv = gunicorn_argv("scimflow.api.wsgi:app", args.bind, processes,
                              args.threads or settings.api_threads,
                              settings.api_worker_connections, access_log=settings.access_log)
     os.execv(argv[0], argv)
 
 
 # Named, not imported: ops does not import api (tests/unit/test_layering.py).
-BUFFERING_WORKER = "api.buffered_worker.RequestBufferingWorker"
+BUFFERING_WORKER = "scimflow.api.buffered_worker.RequestBufferingWorker"
 # How long an idle keep-alive connection is kept, as under uWSGI (`--socket-timeout`). Longer
 # than HTTP clients keep theirs idle (httpx: 5 s), so the client closes first and never sends a
 # request onto a connection the server is closing at that moment (gunicorn's default is 2 s).
@@ -95,7 +95,7 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     one more thing a broker restart can break.
     """
     concurrency = str(args.concurrency or settings.worker_concurrency)
-    argv = [sys.executable, "-m", "celery", "-A", "workers.main", "worker",
+    argv = [sys.executable, "-m", "celery", "-A", "scimflow.workers.main", "worker",
             "--queues", "scimflow.urgent,scimflow", "--concurrency", concurrency,
             "--prefetch-multiplier", "1", "--task-events", "--without-gossip",
             "--without-mingle", "--loglevel", settings.log_level, "--hostname", args.hostname]
@@ -103,6 +103,6 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_beat(settings: Settings, args: argparse.Namespace) -> int:
-    argv = [sys.executable, "-m", "celery", "-A", "workers.main", "beat",
+    argv = [sys.executable, "-m", "celery", "-A", "scimflow.workers.main", "beat",
             "--loglevel", settings.log_level, "--schedule", args.schedule]
     os.execv(sys.executable, argv)

@@ -11,13 +11,13 @@ from dataclasses import replace
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from api.wsgi import build_app, configure_logging
-from ops.admin import base_url
-from pipeline.settings import Settings
-from pipeline.store.db import make_engine, make_sessions
-from pipeline.store.migrate import upgrade
-from workers.inprocess import InProcessWorker
-from workers.runtime import build_drainer
+from scimflow.api.wsgi import build_app, configure_logging
+from scimflow.ops.admin import base_url
+from scimflow.pipeline.settings import Settings
+from scimflow.pipeline.store.db import make_engine, make_sessions
+from scimflow.pipeline.store.migrate import upgrade
+from scimflow.workers.inprocess import InProcessWorker
+from scimflow.workers.runtime import build_drainer
 
 log = logging.getLogger("scimflow")
 

@@ -13,9 +13,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ScimError
-from pipeline.scim.engine import ProtocolEngine, default_engine
-from pipeline.settings import Settings
+from scimflow.pipeline.errors import ScimError
+from scimflow.pipeline.scim.engine import ProtocolEngine, default_engine
+from scimflow.pipeline.settings import Settings
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -17,18 +17,18 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.admission import Admission
-from pipeline.commands import Command
-from pipeline.engines import Engines, as_engines
-from pipeline.errors import InvalidValue, NotFound, PreconditionFailed, Uniqueness
-from pipeline.ports import Clock, Dispatcher, utc_now
-from pipeline.scim.engine import ProtocolEngine
-from pipeline.store import acceptance, acknowledged, journal
-from pipeline.store.acceptance import BatchedCreates
-from pipeline.store.acknowledged import MEMBERS, Acknowledged
-from pipeline.store.db import unit_of_work
-from pipeline.store.limits import check_storable
-from pipeline.store.tenants import TenantRef
+from scimflow.pipeline.admission import Admission
+from scimflow.pipeline.commands import Command
+from scimflow.pipeline.engines import Engines, as_engines
+from scimflow.pipeline.errors import InvalidValue, NotFound, PreconditionFailed, Uniqueness
+from scimflow.pipeline.ports import Clock, Dispatcher, utc_now
+from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.store import acceptance, acknowledged, journal
+from scimflow.pipeline.store.acceptance import BatchedCreates
+from scimflow.pipeline.store.acknowledged import MEMBERS, Acknowledged
+from scimflow.pipeline.store.db import unit_of_work
+from scimflow.pipeline.store.limits import check_storable
+from scimflow.pipeline.store.tenants import TenantRef
 
 
 @dataclass(frozen=True, slots=True)

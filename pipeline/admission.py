@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.errors import TooManyRequests
-from pipeline.ports import Clock, utc_now
-from pipeline.store import journal
-from pipeline.store.db import unit_of_work
+from scimflow.pipeline.errors import TooManyRequests
+from scimflow.pipeline.ports import Clock, utc_now
+from scimflow.pipeline.store import journal
+from scimflow.pipeline.store.db import unit_of_work
 
 MIN_RETRY_AFTER, MAX_RETRY_AFTER = 1, 300
 

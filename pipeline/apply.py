@@ -12,13 +12,13 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.commands import Command, CommandKind
-from pipeline.errors import ScimError
-from pipeline.scim.engine import ProtocolEngine
-from pipeline.scim.filters import Compare, Or
-from pipeline.scim.patch import decode_operations
-from pipeline.scim.schema import ResourceType
-from pipeline.store.journal import Entry
+from scimflow.pipeline.commands import Command, CommandKind
+from scimflow.pipeline.errors import ScimError
+from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.filters import Compare, Or
+from scimflow.pipeline.scim.patch import decode_operations
+from scimflow.pipeline.scim.schema import ResourceType
+from scimflow.pipeline.store.journal import Entry
 
 MEMBERS = "members"
 

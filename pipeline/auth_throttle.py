@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from pipeline.errors import TooManyRequests
+from scimflow.pipeline.errors import TooManyRequests
 
 MAX_SOURCES = 10_000
 MAX_TRUSTED = 10_000

@@ -22,15 +22,15 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.apply import MEMBERS, Blocked, Outcome, apply_resource
-from pipeline.engines import Engines, as_engines
-from pipeline.ports import Clock, utc_now
-from pipeline.scim.engine import ProtocolEngine
-from pipeline.scim.unicode import fold_key
-from pipeline.store import acknowledged, claim, dead_letters, directory, journal
-from pipeline.store.db import is_transient, unit_of_work
-from pipeline.store.directory import Applied, Key, MemberRow
-from pipeline.store.journal import Entry
+from scimflow.pipeline.apply import MEMBERS, Blocked, Outcome, apply_resource
+from scimflow.pipeline.engines import Engines, as_engines
+from scimflow.pipeline.ports import Clock, utc_now
+from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.unicode import fold_key
+from scimflow.pipeline.store import acknowledged, claim, dead_letters, directory, journal
+from scimflow.pipeline.store.db import is_transient, unit_of_work
+from scimflow.pipeline.store.directory import Applied, Key, MemberRow
+from scimflow.pipeline.store.journal import Entry
 
 log = logging.getLogger(__name__)
 

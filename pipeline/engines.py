@@ -16,13 +16,13 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.passwords import PasswordHasher
-from pipeline.ports import Clock, utc_now
-from pipeline.scim.engine import ProtocolEngine
-from pipeline.scim.registry import SchemaRegistry
-from pipeline.store import tenant_schemas
-from pipeline.store.db import unit_of_work
-from pipeline.store.tenant_schemas import Declared
+from scimflow.pipeline.passwords import PasswordHasher
+from scimflow.pipeline.ports import Clock, utc_now
+from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.registry import SchemaRegistry
+from scimflow.pipeline.store import tenant_schemas
+from scimflow.pipeline.store.db import unit_of_work
+from scimflow.pipeline.store.tenant_schemas import Declared
 
 
 class Engines(Protocol):

@@ -31,21 +31,21 @@ from typing import Any, Final, Literal
 from sqlalchemy import Select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.apply import project_members
-from pipeline.commands import Command
-from pipeline.engines import Engines, as_engines
-from pipeline.errors import NotFound
-from pipeline.scim.engine import ProtocolEngine
-from pipeline.scim.evaluate import check_filter, matches
-from pipeline.scim.filters import And, Filter, Not, Or, chain_operands, parse_filter
-from pipeline.scim.paths import AttrPath
-from pipeline.scim.schema import ResourceType
-from pipeline.store import acknowledged, directory, journal, unique_lookup
-from pipeline.store import search as store_search
-from pipeline.store.acknowledged import Acknowledged, as_utc
-from pipeline.store.db import autocommit_sessions, is_postgres, unit_of_work
-from pipeline.store.search import Sort
-from pipeline.store.tenants import TenantRef
+from scimflow.pipeline.apply import project_members
+from scimflow.pipeline.commands import Command
+from scimflow.pipeline.engines import Engines, as_engines
+from scimflow.pipeline.errors import NotFound
+from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.evaluate import check_filter, matches
+from scimflow.pipeline.scim.filters import And, Filter, Not, Or, chain_operands, parse_filter
+from scimflow.pipeline.scim.paths import AttrPath
+from scimflow.pipeline.scim.schema import ResourceType
+from scimflow.pipeline.store import acknowledged, directory, journal, unique_lookup
+from scimflow.pipeline.store import search as store_search
+from scimflow.pipeline.store.acknowledged import Acknowledged, as_utc
+from scimflow.pipeline.store.db import autocommit_sessions, is_postgres, unit_of_work
+from scimflow.pipeline.store.search import Sort
+from scimflow.pipeline.store.tenants import TenantRef
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
-from pipeline.passwords import PasswordPolicy
+from scimflow.pipeline.passwords import PasswordPolicy
 
 T = TypeVar("T")
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.ports import Clock, utc_now
-from pipeline.store import tenants
-from pipeline.store.db import unit_of_work
-from pipeline.store.tenants import IssuedToken, TenantRef
+from scimflow.pipeline.ports import Clock, utc_now
+from scimflow.pipeline.store import tenants
+from scimflow.pipeline.store.db import unit_of_work
+from scimflow.pipeline.store.tenants import IssuedToken, TenantRef
 
 MAX_CACHED_TOKENS = 10_000
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.passwords import make_hasher
-from pipeline.scim.engine import ProtocolEngine
-from pipeline.scim.registry import default_registry
+from scimflow.pipeline.passwords import make_hasher
+from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.registry import default_registry
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 

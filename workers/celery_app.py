@@ -12,7 +12,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu.entity import Queue
 
-from pipeline.settings import Settings
+from scimflow.pipeline.settings import Settings
 
 DRAIN_TASK = "scimflow.drain"
 SWEEP_TASK = "scimflow.sweep"
@@ -21,7 +21,7 @@ URGENT_QUEUE = "scimflow.urgent"
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("scimflow", broker=settings.broker_url, include=["workers.tasks"])
+    app = Celery("scimflow", broker=settings.broker_url, include=["scimflow.workers.tasks"])
     time_limit = settings.task_time_limit_seconds
     if time_limit * 2 >= settings.broker_visibility_timeout_seconds:
         raise ValueError("task_time_limit_seconds must stay well below the visibility timeout")

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from pipeline.ports import Dispatcher
+from scimflow.pipeline.ports import Dispatcher
 
 log = logging.getLogger("scimflow.dispatch")
 

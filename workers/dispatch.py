@@ -6,7 +6,7 @@ import logging
 
 from celery import Celery
 
-from workers.celery_app import DEFAULT_QUEUE, DRAIN_TASK, URGENT_QUEUE
+from scimflow.workers.celery_app import DEFAULT_QUEUE, DRAIN_TASK, URGENT_QUEUE
 
 log = logging.getLogger("scimflow.dispatch")
 

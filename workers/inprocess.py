@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from pipeline.drain import Drainer
-from pipeline.errors import Unavailable
+from scimflow.pipeline.drain import Drainer
+from scimflow.pipeline.errors import Unavailable
 
 log = logging.getLogger("scimflow.worker")
 

@@ -1,6 +1,6 @@
-"""Entry point for `celery -A workers.main worker|beat` (a composition shim)."""
+"""Entry point for `celery -A scimflow.workers.main worker|beat` (a composition shim)."""
 
-from pipeline.settings import Settings
-from workers.celery_app import make_celery
+from scimflow.pipeline.settings import Settings
+from scimflow.workers.celery_app import make_celery
 
 app = make_celery(Settings.from_env())

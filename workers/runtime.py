@@ -13,11 +13,11 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.drain import Drainer, RetryPolicy
-from pipeline.engines import TenantEngines
-from pipeline.scim.registry import default_registry
-from pipeline.settings import Settings
-from pipeline.store.db import make_engine, make_sessions
+from scimflow.pipeline.drain import Drainer, RetryPolicy
+from scimflow.pipeline.engines import TenantEngines
+from scimflow.pipeline.scim.registry import default_registry
+from scimflow.pipeline.settings import Settings
+from scimflow.pipeline.store.db import make_engine, make_sessions
 
 
 @dataclass

@@ -16,15 +16,15 @@ from celery import Task, shared_task
 from celery.signals import worker_process_init
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from pipeline.drain import DrainReport
-from pipeline.errors import Unavailable
-from pipeline.ports import utc_now
-from pipeline.settings import Settings
-from pipeline.store import journal
-from pipeline.store.db import unit_of_work
-from workers.celery_app import DRAIN_TASK, SWEEP_TASK
-from workers.dispatch import CeleryDispatcher
-from workers.runtime import WorkerRuntime
+from scimflow.pipeline.drain import DrainReport
+from scimflow.pipeline.errors import Unavailable
+from scimflow.pipeline.ports import utc_now
+from scimflow.pipeline.settings import Settings
+from scimflow.pipeline.store import journal
+from scimflow.pipeline.store.db import unit_of_work
+from scimflow.workers.celery_app import DRAIN_TASK, SWEEP_TASK
+from scimflow.workers.dispatch import CeleryDispatcher
+from scimflow.workers.runtime import WorkerRuntime
 
 log = logging.getLogger("scimflow.worker")
 runtime = WorkerRuntime(Settings.from_env())

@@ -10,14 +10,14 @@ from typing import Any
 
 import falcon
 
-from api.media import read_json
-from api.middleware import request_id_of, tenant_of
-from api.query import has_projection, projection, renders_memberships, search_from_params
-from api.representation import Representer, send_resource
-from api.services import ApiServices
-from pipeline.accept import Accepted
-from pipeline.scim.render import Projection
-from pipeline.scim.schema import ResourceType
+from scimflow.api.media import read_json
+from scimflow.api.middleware import request_id_of, tenant_of
+from scimflow.api.query import has_projection, projection, renders_memberships, search_from_params
+from scimflow.api.representation import Representer, send_resource
+from scimflow.api.services import ApiServices
+from scimflow.pipeline.accept import Accepted
+from scimflow.pipeline.scim.render import Projection
+from scimflow.pipeline.scim.schema import ResourceType
 
 
 class ResourceEndpoint:

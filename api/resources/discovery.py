@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import falcon
 
-from api.middleware import tenant_of
-from api.services import ApiServices
-from pipeline.errors import Forbidden
-from pipeline.scim.discovery import (
+from scimflow.api.middleware import tenant_of
+from scimflow.api.services import ApiServices
+from scimflow.pipeline.errors import Forbidden
+from scimflow.pipeline.scim.discovery import (
     resource_type_doc,
     resource_types_list,
     schema_doc,

@@ -8,8 +8,8 @@ spares rendering a membership the workers have not applied yet. A PATCH that ask
 
 from __future__ import annotations
 
-from api.resources.collection import ResourceEndpoint
-from api.services import ApiServices
+from scimflow.api.resources.collection import ResourceEndpoint
+from scimflow.api.services import ApiServices
 
 
 def groups_endpoint(services: ApiServices) -> ResourceEndpoint:

@@ -14,15 +14,15 @@ from typing import Any
 
 import falcon
 
-from api.media import read_json
-from api.middleware import tenant_of
-from api.query import SearchRequest, search_from_body
-from api.representation import Representer
-from api.services import ApiServices
-from pipeline.errors import InvalidFilter
-from pipeline.scim.render import list_response
-from pipeline.scim.schema import ResourceType
-from pipeline.store.tenants import TenantRef
+from scimflow.api.media import read_json
+from scimflow.api.middleware import tenant_of
+from scimflow.api.query import SearchRequest, search_from_body
+from scimflow.api.representation import Representer
+from scimflow.api.services import ApiServices
+from scimflow.pipeline.errors import InvalidFilter
+from scimflow.pipeline.scim.render import list_response
+from scimflow.pipeline.scim.schema import ResourceType
+from scimflow.pipeline.store.tenants import TenantRef
 
 
 class SearchEndpoint:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from pipeline.errors import NotImplementedFeature
+from scimflow.pipeline.errors import NotImplementedFeature
 
 
 class NotImplementedEndpoint:

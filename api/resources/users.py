@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from api.resources.collection import ResourceEndpoint
-from api.services import ApiServices
+from scimflow.api.resources.collection import ResourceEndpoint
+from scimflow.api.services import ApiServices
 
 
 def users_endpoint(services: ApiServices) -> ResourceEndpoint:

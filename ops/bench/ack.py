@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ops.bench import measure
-from ops.bench.http import Connection
-from ops.bench.load import Driver, Tally, run_closed_loop
-from ops.bench.okta import SyncPlan
-from ops.bench.stack import Processes, api_command, free_port, fresh_database, wait_http
+from scimflow.ops.bench import measure
+from scimflow.ops.bench.http import Connection
+from scimflow.ops.bench.load import Driver, Tally, run_closed_loop
+from scimflow.ops.bench.okta import SyncPlan
+from scimflow.ops.bench.stack import Processes, api_command, free_port, fresh_database, wait_http
 
 
 def connector(port: int, token: str) -> Callable[[], Connection]:

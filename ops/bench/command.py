@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.settings import ApiServer, Settings
+from scimflow.pipeline.settings import ApiServer, Settings
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +37,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
-    from ops.bench.runner import run  # noqa: PLC0415 - needs psycopg and gunicorn
+    from scimflow.ops.bench.runner import run  # noqa: PLC0415 - needs psycopg and gunicorn
 
     args.api_server = args.api_server or settings.api_server.value
     args.api_connections = settings.api_worker_connections

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ops.bench.http import Connection, Response
+from scimflow.ops.bench.http import Connection, Response
 
 Step = Callable[[Connection, Any], Awaitable[None]]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from ops.bench.okta import SyncPlan
+from scimflow.ops.bench.okta import SyncPlan
 
 
 def _dsn(database_url: str) -> str:

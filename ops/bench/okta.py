@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ops.bench.http import Connection
-from ops.bench.load import Driver, run_closed_loop
+from scimflow.ops.bench.http import Connection
+from scimflow.ops.bench.load import Driver, run_closed_loop
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"

@@ -24,17 +24,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ops.bench import measure
-from ops.bench.ack import (
+from scimflow.ops.bench import measure
+from scimflow.ops.bench.ack import (
     acknowledgement_phase,
     connector,
     post_users,
     start_scimflow,
     start_workers,
 )
-from ops.bench.load import Driver, Tally
-from ops.bench.okta import SyncPlan, SyncState, deactivate_during_sync, push_groups, push_users
-from ops.bench.stack import (
+from scimflow.ops.bench.load import Driver, Tally
+from scimflow.ops.bench.okta import (
+    SyncPlan,
+    SyncState,
+    deactivate_during_sync,
+    push_groups,
+    push_users,
+)
+from scimflow.ops.bench.stack import (
     BIN,
     Processes,
     baseline_command,
@@ -42,8 +48,8 @@ from ops.bench.stack import (
     fresh_database,
     wait_http,
 )
-from pipeline.settings import ApiServer, Settings
-from pipeline.store.budget import Budget
+from scimflow.pipeline.settings import ApiServer, Settings
+from scimflow.pipeline.store.budget import Budget
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from ops.processes import gunicorn_argv, uwsgi_argv
-from pipeline.settings import ApiServer
+from scimflow.ops.processes import gunicorn_argv, uwsgi_argv
+from scimflow.pipeline.settings import ApiServer
 
 BIN = Path(sys.executable).parent
 
@@ -98,5 +98,5 @@ def baseline_command(port: int, processes: int, threads: int, server: ApiServer,
     """The bare Falcon baseline, served by exactly the API's server and configuration."""
     bind = f"127.0.0.1:{port}"
     if server is ApiServer.UWSGI:
-        return uwsgi_argv("api.baseline:app", bind, processes, connections)
-    return gunicorn_argv("api.baseline:app", bind, processes, threads, connections)
+        return uwsgi_argv("scimflow.api.baseline:app", bind, processes, connections)
+    return gunicorn_argv("scimflow.api.baseline:app", bind, processes, threads, connections)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipeline.scim.schema import ENTERPRISE_USER_SCHEMA
+from scimflow.pipeline.scim.schema import ENTERPRISE_USER_SCHEMA
 
 _MISSPELLED_ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0user"
 _RETIRED_ENTRA_GROUP_SCHEMA = (

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.scim.registry import SchemaRegistry
-from pipeline.scim.schema import ResourceType, Schema
+from scimflow.pipeline.scim.registry import SchemaRegistry
+from scimflow.pipeline.scim.schema import ResourceType, Schema
 
 SERVICE_PROVIDER_CONFIG_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 LIST_RESPONSE_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"

@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from pipeline.commands import Command, CommandKind
-from pipeline.passwords import PasswordHasher
-from pipeline.scim.patch import decode_operations, normalise_patch, operations_json
-from pipeline.scim.patch_apply import apply_operations
-from pipeline.scim.registry import SchemaRegistry, default_registry
-from pipeline.scim.schema import ResourceType
-from pipeline.scim.validation import ResourceValidator
+from scimflow.pipeline.commands import Command, CommandKind
+from scimflow.pipeline.passwords import PasswordHasher
+from scimflow.pipeline.scim.patch import decode_operations, normalise_patch, operations_json
+from scimflow.pipeline.scim.patch_apply import apply_operations
+from scimflow.pipeline.scim.registry import SchemaRegistry, default_registry
+from scimflow.pipeline.scim.schema import ResourceType
+from scimflow.pipeline.scim.validation import ResourceValidator
 
 Resource = dict[str, Any]
 

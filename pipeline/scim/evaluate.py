@@ -46,8 +46,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final
 
-from pipeline.errors import InvalidFilter
-from pipeline.scim.filters import (
+from scimflow.pipeline.errors import InvalidFilter
+from scimflow.pipeline.scim.filters import (
     And,
     Compare,
     CompareOp,
@@ -59,8 +59,8 @@ from pipeline.scim.filters import (
     ValuePath,
     chain_operands,
 )
-from pipeline.scim.paths import AttrPath, render_attr_path
-from pipeline.scim.schema import (
+from scimflow.pipeline.scim.paths import AttrPath, render_attr_path
+from scimflow.pipeline.scim.schema import (
     COMMON_BY_LOWER_NAME,
     Attribute,
     AttrType,
@@ -68,7 +68,7 @@ from pipeline.scim.schema import (
     ResourceType,
     Returned,
 )
-from pipeline.scim.unicode import fold_key
+from scimflow.pipeline.scim.unicode import fold_key
 
 # RFC 7643 §3: every resource carries "schemas", but no schema document defines it.
 SCHEMAS_ATTRIBUTE: Final = Attribute(

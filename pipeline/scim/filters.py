@@ -33,9 +33,14 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal, NamedTuple, TypeAlias, cast
 
-from pipeline.errors import InvalidFilter
-from pipeline.scim.paths import ATTR_PATH_PATTERN, ATTRNAME_PATTERN, AttrPath, render_attr_path
-from pipeline.scim.unicode import is_storable_text
+from scimflow.pipeline.errors import InvalidFilter
+from scimflow.pipeline.scim.paths import (
+    ATTR_PATH_PATTERN,
+    ATTRNAME_PATTERN,
+    AttrPath,
+    render_attr_path,
+)
+from scimflow.pipeline.scim.unicode import is_storable_text
 
 CompareOp = Literal["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"]
 Value: TypeAlias = str | int | float | bool | None

@@ -13,21 +13,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
-from pipeline.errors import InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget
-from pipeline.passwords import PasswordHasher
-from pipeline.scim.dialects import undo_patch_dialects
-from pipeline.scim.evaluate import check_value_filter
-from pipeline.scim.filters import Filter, render_filter
-from pipeline.scim.patch_paths import PatchPath, parse_path
-from pipeline.scim.paths import AttrPath
-from pipeline.scim.schema import (
+from scimflow.pipeline.errors import InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget
+from scimflow.pipeline.passwords import PasswordHasher
+from scimflow.pipeline.scim.dialects import undo_patch_dialects
+from scimflow.pipeline.scim.evaluate import check_value_filter
+from scimflow.pipeline.scim.filters import Filter, render_filter
+from scimflow.pipeline.scim.patch_paths import PatchPath, parse_path
+from scimflow.pipeline.scim.paths import AttrPath
+from scimflow.pipeline.scim.schema import (
     COMMON_BY_LOWER_NAME,
     Attribute,
     ResourceType,
     Schema,
 )
-from pipeline.scim.schema import Mutability as Mut
-from pipeline.scim.values import coerce_complex, coerce_simple, coerce_value
+from scimflow.pipeline.scim.schema import Mutability as Mut
+from scimflow.pipeline.scim.values import coerce_complex, coerce_simple, coerce_value
 
 PATCH_OP_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 OpName = Literal["add", "remove", "replace"]

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pipeline.errors import Mutability, NoTarget
-from pipeline.scim.evaluate import value_matches
-from pipeline.scim.filters import And, Compare, Filter
-from pipeline.scim.patch import PatchOperation, Target
-from pipeline.scim.schema import Attribute, ResourceType
-from pipeline.scim.schema import Mutability as Mut
-from pipeline.scim.validation import check_required
-from pipeline.scim.values import identity_key
+from scimflow.pipeline.errors import Mutability, NoTarget
+from scimflow.pipeline.scim.evaluate import value_matches
+from scimflow.pipeline.scim.filters import And, Compare, Filter
+from scimflow.pipeline.scim.patch import PatchOperation, Target
+from scimflow.pipeline.scim.schema import Attribute, ResourceType
+from scimflow.pipeline.scim.schema import Mutability as Mut
+from scimflow.pipeline.scim.validation import check_required
+from scimflow.pipeline.scim.values import identity_key
 
 Resource = dict[str, Any]
 Items = list[Any]

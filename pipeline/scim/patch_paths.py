@@ -14,9 +14,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final
 
-from pipeline.errors import InvalidPath
-from pipeline.scim.filters import Filter, parse_value_filter, render_filter
-from pipeline.scim.paths import (
+from scimflow.pipeline.errors import InvalidPath
+from scimflow.pipeline.scim.filters import Filter, parse_value_filter, render_filter
+from scimflow.pipeline.scim.paths import (
     ATTRNAME_PATTERN,
     MAX_PATH_LENGTH,
     AttrPath,

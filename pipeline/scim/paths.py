@@ -29,7 +29,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final
 
-from pipeline.errors import InvalidPath
+from scimflow.pipeline.errors import InvalidPath
 
 MAX_PATH_LENGTH: Final = 4096
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from pipeline.errors import InvalidValue, NotFound
-from pipeline.scim.schema import (
+from scimflow.pipeline.errors import InvalidValue, NotFound
+from scimflow.pipeline.scim.schema import (
     AttrType,
     Extension,
     Mutability,

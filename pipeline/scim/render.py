@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.scim.schema import (
+from scimflow.pipeline.scim.schema import (
     COMMON_BY_LOWER_NAME,
     Attribute,
     ResourceType,

@@ -14,7 +14,7 @@ from enum import StrEnum
 from importlib import resources
 from typing import Any
 
-from pipeline.errors import InvalidValue
+from scimflow.pipeline.errors import InvalidValue
 
 SCHEMA_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Schema"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -280,5 +280,5 @@ COMMON_BY_LOWER_NAME: dict[str, Attribute] = {a.name.lower(): a for a in COMMON_
 
 def load_builtin_schema(file_name: str) -> Schema:
     """Load one of the RFC 7643 §8.7 schema documents shipped in `schemas/`."""
-    text = resources.files("pipeline.scim").joinpath("schemas", file_name).read_text("utf-8")
+    text = (resources.files("scimflow.pipeline.scim") / "schemas" / file_name).read_text("utf-8")
     return Schema.from_dict(json.loads(text))

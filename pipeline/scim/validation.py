@@ -11,17 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.errors import InvalidSyntax, InvalidValue, Mutability, ScimError
-from pipeline.passwords import PasswordHasher
-from pipeline.scim.dialects import undo_resource_dialects
-from pipeline.scim.schema import (
+from scimflow.pipeline.errors import InvalidSyntax, InvalidValue, Mutability, ScimError
+from scimflow.pipeline.passwords import PasswordHasher
+from scimflow.pipeline.scim.dialects import undo_resource_dialects
+from scimflow.pipeline.scim.schema import (
     COMMON_BY_LOWER_NAME,
     Attribute,
     ResourceType,
     Schema,
 )
-from pipeline.scim.schema import Mutability as Mut
-from pipeline.scim.values import coerce_value
+from scimflow.pipeline.scim.schema import Mutability as Mut
+from scimflow.pipeline.scim.values import coerce_value
 
 Resource = dict[str, Any]
 

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from pipeline.errors import InvalidValue
-from pipeline.scim.dialects import lenient_boolean
-from pipeline.scim.schema import Attribute, AttrType
-from pipeline.scim.unicode import is_storable_text
+from scimflow.pipeline.errors import InvalidValue
+from scimflow.pipeline.scim.dialects import lenient_boolean
+from scimflow.pipeline.scim.schema import Attribute, AttrType
+from scimflow.pipeline.scim.unicode import is_storable_text
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\s_-]*")
 # xsd:dateTime's lexical form: fromisoformat alone also accepts a bare date, a space separator

@@ -23,11 +23,11 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from pipeline.commands import Command
-from pipeline.errors import Unavailable
-from pipeline.store import acknowledged, journal
-from pipeline.store.db import database_errors
-from pipeline.store.group_commit import GroupCommit
+from scimflow.pipeline.commands import Command
+from scimflow.pipeline.errors import Unavailable
+from scimflow.pipeline.store import acknowledged, journal
+from scimflow.pipeline.store.db import database_errors
+from scimflow.pipeline.store.group_commit import GroupCommit
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,10 @@ from sqlalchemy import Table, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from pipeline.errors import Uniqueness
-from pipeline.scim.unicode import fold_key, is_storable_text
-from pipeline.store.db import is_postgres
-from pipeline.store.models import AcknowledgedResource as Row
+from scimflow.pipeline.errors import Uniqueness
+from scimflow.pipeline.scim.unicode import fold_key, is_storable_text
+from scimflow.pipeline.store.db import is_postgres
+from scimflow.pipeline.store.models import AcknowledgedResource as Row
 
 MEMBERS = "members"
 # Hot-path statements use the Core table: the ORM layer adds CPU and nothing else to them.

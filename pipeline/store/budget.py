@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from pipeline.settings import Settings
+from scimflow.pipeline.settings import Settings
 
 # Operator tools (migrate, status, tenant commands) connect one at a time, without a pool.
 TOOL_CONNECTIONS = 2

@@ -24,8 +24,8 @@ from datetime import datetime
 from sqlalchemy import String, bindparam, text
 from sqlalchemy.orm import Session
 
-from pipeline.store.db import is_postgres
-from pipeline.store.models import UtcDateTime
+from scimflow.pipeline.store.db import is_postgres
+from scimflow.pipeline.store.models import UtcDateTime
 
 # How many times the batch size a worker looks ahead for resources no other worker holds.
 CLAIM_LOOKAHEAD = 4

@@ -12,8 +12,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from pipeline.errors import Unavailable, Uniqueness
-from pipeline.settings import Settings
+from scimflow.pipeline.errors import Unavailable, Uniqueness
+from scimflow.pipeline.settings import Settings
 
 Role = Literal["api", "worker", "tool"]
 

@@ -8,10 +8,10 @@ from datetime import datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from pipeline.commands import Command
-from pipeline.errors import NotFound
-from pipeline.store import journal
-from pipeline.store.models import DeadLetter, JournalEntry
+from scimflow.pipeline.commands import Command
+from scimflow.pipeline.errors import NotFound
+from scimflow.pipeline.store import journal
+from scimflow.pipeline.store.models import DeadLetter, JournalEntry
 
 
 @dataclass(frozen=True, slots=True)

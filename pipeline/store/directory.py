@@ -16,8 +16,8 @@ from sqlalchemy import and_, delete, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from pipeline.store.db import is_postgres
-from pipeline.store.models import Group, Membership, OutboxEvent, User, UserSession
+from scimflow.pipeline.store.db import is_postgres
+from scimflow.pipeline.store.models import Group, Membership, OutboxEvent, User, UserSession
 
 Key = tuple[str, str]  # (tenant_id, resource_id)
 

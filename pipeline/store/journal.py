@@ -10,9 +10,9 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from pipeline.commands import Command
-from pipeline.store.models import JournalEntry as Row
-from pipeline.store.models import JournalWait as Wait
+from scimflow.pipeline.commands import Command
+from scimflow.pipeline.store.models import JournalEntry as Row
+from scimflow.pipeline.store.models import JournalWait as Wait
 
 PENDING, APPLIED, DEAD = "pending", "applied", "dead"
 DEPROVISION_LANE, NORMAL_LANE = 0, 1

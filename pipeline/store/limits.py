@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from pipeline.errors import InvalidValue
-from pipeline.scim.unicode import fold_key
+from scimflow.pipeline.errors import InvalidValue
+from scimflow.pipeline.scim.unicode import fold_key
 
 MAX_TEXT: Final = 512
 _FOLDED: Final = frozenset(("userName", "displayName"))

@@ -8,7 +8,7 @@ from alembic.config import Config
 
 def alembic_config(database_url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", "pipeline.store:migrations")
+    config.set_main_option("script_location", "scimflow.pipeline.store:migrations")
     config.set_main_option("sqlalchemy.url", database_url)
     return config
 

@@ -51,14 +51,14 @@ from typing import Any, Final, cast
 from sqlalchemy import ColumnElement, Select, Table, and_, false, func, not_, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from pipeline.errors import InvalidPath, InvalidValue
-from pipeline.scim.evaluate import resolve
-from pipeline.scim.filters import And, Compare, Filter, Not, Or, Present, chain_operands
-from pipeline.scim.paths import AttrPath, parse_attr_path
-from pipeline.scim.schema import Attribute, AttrType, ResourceType
-from pipeline.scim.unicode import fold_key
-from pipeline.store.acknowledged import Acknowledged, from_row
-from pipeline.store.models import AcknowledgedResource as Row
+from scimflow.pipeline.errors import InvalidPath, InvalidValue
+from scimflow.pipeline.scim.evaluate import resolve
+from scimflow.pipeline.scim.filters import And, Compare, Filter, Not, Or, Present, chain_operands
+from scimflow.pipeline.scim.paths import AttrPath, parse_attr_path
+from scimflow.pipeline.scim.schema import Attribute, AttrType, ResourceType
+from scimflow.pipeline.scim.unicode import fold_key
+from scimflow.pipeline.store.acknowledged import Acknowledged, from_row
+from scimflow.pipeline.store.models import AcknowledgedResource as Row
 
 Condition = ColumnElement[bool]
 

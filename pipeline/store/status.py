@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pipeline.store.journal import DEPROVISION_LANE, PENDING
-from pipeline.store.models import DeadLetter, JournalEntry, Tenant
+from scimflow.pipeline.store.journal import DEPROVISION_LANE, PENDING
+from scimflow.pipeline.store.models import DeadLetter, JournalEntry, Tenant
 
 LATENCY_SAMPLE = 1000
 

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from pipeline.errors import NotFound
-from pipeline.store.models import TenantSchema as Row
+from scimflow.pipeline.errors import NotFound
+from scimflow.pipeline.store.models import TenantSchema as Row
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pipeline.errors import NotFound, Unauthorized, Uniqueness
-from pipeline.store.models import ApiToken, Tenant
+from scimflow.pipeline.errors import NotFound, Unauthorized, Uniqueness
+from scimflow.pipeline.store.models import ApiToken, Tenant
 
 TOKEN_PREFIX = "scimflow_"
 

@@ -15,12 +15,12 @@ from typing import Any, Final
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
-from pipeline.scim.filters import Compare, Filter
-from pipeline.scim.schema import ResourceType
-from pipeline.scim.unicode import fold_key
-from pipeline.store.acknowledged import Acknowledged, from_row
-from pipeline.store.models import AcknowledgedResource as Row
-from pipeline.store.search import RESOURCE_COLUMNS, KeyKind, key_column
+from scimflow.pipeline.scim.filters import Compare, Filter
+from scimflow.pipeline.scim.schema import ResourceType
+from scimflow.pipeline.scim.unicode import fold_key
+from scimflow.pipeline.store.acknowledged import Acknowledged, from_row
+from scimflow.pipeline.store.models import AcknowledgedResource as Row
+from scimflow.pipeline.store.search import RESOURCE_COLUMNS, KeyKind, key_column
 
 _UNIQUE_COLUMNS: Final = frozenset(("id", "external_id", "user_name_key", "display_name_key"))
 

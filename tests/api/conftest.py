@@ -16,20 +16,20 @@ import pytest
 from falcon import testing
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import create_app
-from api.services import ApiServices
-from pipeline.accept import WriteService
-from pipeline.engines import TenantEngines
-from pipeline.reads import ReadService
-from pipeline.scim.discovery import Capabilities
-from pipeline.scim.engine import ProtocolEngine
-from pipeline.scim.registry import default_registry
-from pipeline.settings import Settings
-from pipeline.store.db import make_engine as make_db_engine
-from pipeline.store.db import make_sessions
-from pipeline.store.models import Base
-from pipeline.store.tenants import IssuedToken
-from pipeline.tenancy import Tenancy
+from scimflow.api.app import create_app
+from scimflow.api.services import ApiServices
+from scimflow.pipeline.accept import WriteService
+from scimflow.pipeline.engines import TenantEngines
+from scimflow.pipeline.reads import ReadService
+from scimflow.pipeline.scim.discovery import Capabilities
+from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.registry import default_registry
+from scimflow.pipeline.settings import Settings
+from scimflow.pipeline.store.db import make_engine as make_db_engine
+from scimflow.pipeline.store.db import make_sessions
+from scimflow.pipeline.store.models import Base
+from scimflow.pipeline.store.tenants import IssuedToken
+from scimflow.pipeline.tenancy import Tenancy
 from tests.conftest import make_engine as make_protocol_engine
 from tests.conftest import read_sample
 

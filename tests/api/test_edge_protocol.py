@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from falcon import testing
 
-from api.app import create_app
-from api.services import ApiServices
-from pipeline.store.tenants import IssuedToken
+from scimflow.api.app import create_app
+from scimflow.api.services import ApiServices
+from scimflow.pipeline.store.tenants import IssuedToken
 from tests.api.conftest import BASE, MAX_BODY_BYTES, SCIM_JSON, assert_scim_error, client_for
 from tests.conftest import read_sample
 

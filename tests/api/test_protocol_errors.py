@@ -12,13 +12,13 @@ import pytest
 from falcon import testing
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import create_app
-from api.services import ApiServices
-from pipeline.accept import WriteService
-from pipeline.errors import TooManyRequests, Unavailable
-from pipeline.scim.engine import ProtocolEngine
-from pipeline.store.tenants import IssuedToken, TenantRef
-from pipeline.tenancy import Tenancy
+from scimflow.api.app import create_app
+from scimflow.api.services import ApiServices
+from scimflow.pipeline.accept import WriteService
+from scimflow.pipeline.errors import TooManyRequests, Unavailable
+from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.store.tenants import IssuedToken, TenantRef
+from scimflow.pipeline.tenancy import Tenancy
 from tests.api.conftest import (
     BASE,
     MAX_BODY_BYTES,
@@ -295,7 +295,7 @@ def test_an_unexpected_error_is_500_without_internals(
 ) -> None:
     exploding = replace(services, writes=ExplodingWrites(sessions, protocol, RecordingDispatcher()))
     client = client_for(exploding, acme)
-    with caplog.at_level(logging.ERROR, logger="api.errors"):
+    with caplog.at_level(logging.ERROR, logger="scimflow.api.errors"):
         result = client.simulate_post(
             f"{BASE}/Users",
             headers={"X-Request-Id": "req-500"},

@@ -9,10 +9,10 @@ import pytest
 from falcon import testing
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.services import ApiServices
-from pipeline.reads import Found, ReadService, SearchPage, SearchQuery
-from pipeline.scim.engine import ProtocolEngine
-from pipeline.store.tenants import IssuedToken, TenantRef
+from scimflow.api.services import ApiServices
+from scimflow.pipeline.reads import Found, ReadService, SearchPage, SearchQuery
+from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.store.tenants import IssuedToken, TenantRef
 from tests.api.conftest import (
     BASE,
     assert_scim_error,

@@ -11,13 +11,13 @@ from falcon import testing
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.services import ApiServices
-from pipeline.drain import Drainer
-from pipeline.engines import TenantEngines
-from pipeline.errors import InvalidValue
-from pipeline.scim.registry import default_registry
-from pipeline.store.tenant_schemas import Declared
-from pipeline.store.tenants import IssuedToken
+from scimflow.api.services import ApiServices
+from scimflow.pipeline.drain import Drainer
+from scimflow.pipeline.engines import TenantEngines
+from scimflow.pipeline.errors import InvalidValue
+from scimflow.pipeline.scim.registry import default_registry
+from scimflow.pipeline.store.tenant_schemas import Declared
+from scimflow.pipeline.store.tenants import IssuedToken
 from tests.api.conftest import client_for
 
 BADGE = "urn:example:acme:2.0:Badge"

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from falcon import testing
 
-from api.services import ApiServices
-from pipeline.engines import TenantEngines
-from pipeline.store.tenant_schemas import Declared
-from pipeline.store.tenants import IssuedToken
+from scimflow.api.services import ApiServices
+from scimflow.pipeline.engines import TenantEngines
+from scimflow.pipeline.store.tenant_schemas import Declared
+from scimflow.pipeline.store.tenants import IssuedToken
 from tests.api.conftest import (
     BASE,
     assert_scim_error,

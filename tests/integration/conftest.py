@@ -26,16 +26,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateSchema, DropSchema
 
-from pipeline.accept import WriteService
-from pipeline.drain import Drainer
-from pipeline.ports import utc_now
-from pipeline.reads import ReadService
-from pipeline.scim.engine import default_engine
-from pipeline.settings import Settings
-from pipeline.store import tenants
-from pipeline.store.db import make_engine, make_sessions
-from pipeline.store.models import Base
-from pipeline.store.tenants import TenantRef
+from scimflow.pipeline.accept import WriteService
+from scimflow.pipeline.drain import Drainer
+from scimflow.pipeline.ports import utc_now
+from scimflow.pipeline.reads import ReadService
+from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.settings import Settings
+from scimflow.pipeline.store import tenants
+from scimflow.pipeline.store.db import make_engine, make_sessions
+from scimflow.pipeline.store.models import Base
+from scimflow.pipeline.store.tenants import TenantRef
 from tests.support.services import POSTGRES_URL, require_postgres
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"

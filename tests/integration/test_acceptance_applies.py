@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from pipeline.drain import Drainer, RetryPolicy
-from pipeline.errors import ScimError
-from pipeline.ports import utc_now
-from pipeline.reads import SearchQuery
-from pipeline.scim.engine import default_engine
-from pipeline.store.models import AcknowledgedResource, Group, JournalEntry, User
-from pipeline.store.tenants import TenantRef
+from scimflow.pipeline.drain import Drainer, RetryPolicy
+from scimflow.pipeline.errors import ScimError
+from scimflow.pipeline.ports import utc_now
+from scimflow.pipeline.reads import SearchQuery
+from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.store.models import AcknowledgedResource, Group, JournalEntry, User
+from scimflow.pipeline.store.tenants import TenantRef
 from tests.integration.conftest import GROUP_SCHEMA, USER_SCHEMA, Services
 
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"

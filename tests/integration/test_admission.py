@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.admission import Admission, AdmissionLimits
-from pipeline.errors import TooManyRequests
-from pipeline.store.tenants import TenantRef
+from scimflow.pipeline.admission import Admission, AdmissionLimits
+from scimflow.pipeline.errors import TooManyRequests
+from scimflow.pipeline.store.tenants import TenantRef
 from tests.integration.conftest import Services
 
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from pipeline.commands import Command, CommandKind
-from pipeline.errors import Uniqueness
-from pipeline.store import acceptance
-from pipeline.store.models import AcknowledgedResource, JournalEntry, User
+from scimflow.pipeline.commands import Command, CommandKind
+from scimflow.pipeline.errors import Uniqueness
+from scimflow.pipeline.store import acceptance
+from scimflow.pipeline.store.models import AcknowledgedResource, JournalEntry, User
 from tests.integration.conftest import USER_SCHEMA, Services
 
 THREADS = 16

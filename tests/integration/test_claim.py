@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pipeline.store import claim
+from scimflow.pipeline.store import claim
 from tests.integration.conftest import Services
 from tests.integration.test_drain import patch_user
 

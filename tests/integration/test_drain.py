@@ -28,10 +28,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, insert, select, update
 
-from pipeline.drain import Drainer, DrainReport, RetryPolicy
-from pipeline.scim.engine import default_engine
-from pipeline.store import claim, dead_letters, journal
-from pipeline.store.models import (
+from scimflow.pipeline.drain import Drainer, DrainReport, RetryPolicy
+from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.store import claim, dead_letters, journal
+from scimflow.pipeline.store.models import (
     DeadLetter,
     Group,
     JournalEntry,
@@ -40,7 +40,7 @@ from pipeline.store.models import (
     User,
     UserSession,
 )
-from pipeline.store.tenants import TenantRef
+from scimflow.pipeline.store.tenants import TenantRef
 from tests.conftest import patch_body
 from tests.integration.conftest import USER_SCHEMA, Services
 

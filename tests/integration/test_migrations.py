@@ -10,8 +10,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
-from pipeline.store.migrate import downgrade, upgrade
-from pipeline.store.models import Base
+from scimflow.pipeline.store.migrate import downgrade, upgrade
+from scimflow.pipeline.store.models import Base
 from tests.support.services import require_postgres
 from tests.system.stack import postgres_database
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.settings import Settings
-from pipeline.store.db import make_engine
+from scimflow.pipeline.settings import Settings
+from scimflow.pipeline.store.db import make_engine
 from tests.support.services import POSTGRES_URL, require_postgres
 
 

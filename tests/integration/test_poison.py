@@ -21,16 +21,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select, update
 
-from pipeline.commands import Command, CommandKind
-from pipeline.drain import Drainer, RetryPolicy
-from pipeline.errors import InvalidValue, NotFound, Uniqueness
-from pipeline.reads import SearchQuery
-from pipeline.scim.engine import default_engine
-from pipeline.scim.unicode import fold_key
-from pipeline.store import dead_letters, journal
-from pipeline.store.models import Group, JournalEntry, User
-from pipeline.store.status import tenant_status
-from pipeline.store.tenants import TenantRef
+from scimflow.pipeline.commands import Command, CommandKind
+from scimflow.pipeline.drain import Drainer, RetryPolicy
+from scimflow.pipeline.errors import InvalidValue, NotFound, Uniqueness
+from scimflow.pipeline.reads import SearchQuery
+from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.scim.unicode import fold_key
+from scimflow.pipeline.store import dead_letters, journal
+from scimflow.pipeline.store.models import Group, JournalEntry, User
+from scimflow.pipeline.store.status import tenant_status
+from scimflow.pipeline.store.tenants import TenantRef
 from tests.conftest import patch_body
 from tests.integration.conftest import GROUP_SCHEMA, USER_SCHEMA, Services
 from tests.integration.test_acceptance_applies import FastForward

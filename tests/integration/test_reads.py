@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from pipeline import reads
-from pipeline.errors import InvalidFilter, InvalidValue, NotFound
-from pipeline.reads import Found, SearchPage, SearchQuery
-from pipeline.scim.engine import default_engine
-from pipeline.scim.evaluate import matches
-from pipeline.scim.filters import parse_filter
-from pipeline.store import search
-from pipeline.store.models import User
-from pipeline.store.tenants import TenantRef
+from scimflow.pipeline import reads
+from scimflow.pipeline.errors import InvalidFilter, InvalidValue, NotFound
+from scimflow.pipeline.reads import Found, SearchPage, SearchQuery
+from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.scim.evaluate import matches
+from scimflow.pipeline.scim.filters import parse_filter
+from scimflow.pipeline.store import search
+from scimflow.pipeline.store.models import User
+from scimflow.pipeline.store.tenants import TenantRef
 from tests.conftest import patch_body
 from tests.integration.conftest import Services
 

@@ -16,18 +16,18 @@ import pytest
 from falcon import testing
 from sqlalchemy import Engine
 
-from api.services import ApiServices
-from pipeline.errors import InvalidFilter
-from pipeline.reads import SearchQuery
-from pipeline.scim.discovery import Capabilities
-from pipeline.scim.engine import default_engine
-from pipeline.scim.filters import parse_filter
-from pipeline.scim.paths import AttrPath
-from pipeline.settings import Settings
-from pipeline.store import search, unique_lookup
-from pipeline.store.db import make_sessions
-from pipeline.store.tenants import IssuedToken
-from pipeline.tenancy import Tenancy
+from scimflow.api.services import ApiServices
+from scimflow.pipeline.errors import InvalidFilter
+from scimflow.pipeline.reads import SearchQuery
+from scimflow.pipeline.scim.discovery import Capabilities
+from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.scim.filters import parse_filter
+from scimflow.pipeline.scim.paths import AttrPath
+from scimflow.pipeline.settings import Settings
+from scimflow.pipeline.store import search, unique_lookup
+from scimflow.pipeline.store.db import make_sessions
+from scimflow.pipeline.store.tenants import IssuedToken
+from scimflow.pipeline.tenancy import Tenancy
 from tests.api.conftest import BASE, assert_scim_error, client_for, scim_body
 from tests.integration.conftest import Services
 

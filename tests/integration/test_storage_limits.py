@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from pipeline.errors import InvalidValue
-from pipeline.store.limits import MAX_TEXT
-from pipeline.store.models import JournalEntry
+from scimflow.pipeline.errors import InvalidValue
+from scimflow.pipeline.store.limits import MAX_TEXT
+from scimflow.pipeline.store.models import JournalEntry
 from tests.conftest import patch_body
 from tests.integration.conftest import GROUP_SCHEMA, USER_SCHEMA, Services
 

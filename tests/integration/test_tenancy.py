@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import Unauthorized
-from pipeline.store.models import ApiToken
-from pipeline.tenancy import Tenancy
+from scimflow.pipeline.errors import Unauthorized
+from scimflow.pipeline.store.models import ApiToken
+from scimflow.pipeline.tenancy import Tenancy
 from tests.integration.conftest import Services
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from pipeline.reads import SearchPage, SearchQuery
-from pipeline.scim.engine import default_engine
-from pipeline.scim.filters import parse_filter
-from pipeline.store import unique_lookup
+from scimflow.pipeline.reads import SearchPage, SearchQuery
+from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.scim.filters import parse_filter
+from scimflow.pipeline.store import unique_lookup
 from tests.integration.conftest import Services
 
 

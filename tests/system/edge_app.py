@@ -5,8 +5,8 @@ The HTTP edge is under test there, not the queue, so nothing but the API process
 
 from __future__ import annotations
 
-from api.wsgi import build_app
-from pipeline.settings import Settings
+from scimflow.api.wsgi import build_app
+from scimflow.pipeline.settings import Settings
 
 
 class _NoBroker:

@@ -25,11 +25,11 @@ from typing import Any
 import httpx
 import pytest
 
-from ops.processes import gunicorn_argv
-from pipeline.settings import Settings
-from pipeline.store.db import make_engine, make_sessions
-from pipeline.store.migrate import upgrade
-from pipeline.tenancy import Tenancy
+from scimflow.ops.processes import gunicorn_argv
+from scimflow.pipeline.settings import Settings
+from scimflow.pipeline.store.db import make_engine, make_sessions
+from scimflow.pipeline.store.migrate import upgrade
+from scimflow.pipeline.tenancy import Tenancy
 from tests.support.services import free_port
 from tests.system.stack import wait_until_serving
 

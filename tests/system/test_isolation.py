@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline.settings import Settings
+from scimflow.pipeline.settings import Settings
 from tests.system.idp import ERROR_SCHEMA, GROUP_SCHEMA, USER_SCHEMA, patch_body
 from tests.system.stack import Stack
 

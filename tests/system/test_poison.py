@@ -41,9 +41,9 @@ import pytest
 from sqlalchemy import create_engine, insert
 from sqlalchemy.pool import NullPool
 
-from pipeline.commands import Command, CommandKind
-from pipeline.store import journal
-from pipeline.store.models import JournalEntry
+from scimflow.pipeline.commands import Command, CommandKind
+from scimflow.pipeline.store import journal
+from scimflow.pipeline.store.models import JournalEntry
 from tests.support.services import free_port, require_postgres, require_redis
 from tests.system.idp import ERROR_SCHEMA, GROUP_SCHEMA, USER_SCHEMA, patch_body
 from tests.system.stack import (

@@ -7,7 +7,7 @@ import json
 import pytest
 from gunicorn.http import errors as parse_errors
 
-from api.buffered_worker import body_framing, classify_server_error, error_response
+from scimflow.api.buffered_worker import body_framing, classify_server_error, error_response
 
 LIMIT = 1000
 

@@ -23,15 +23,28 @@ COMPOSITION_ROOTS = {"api/wsgi.py", "ops/serve.py"}
 PURE_SCIM = {"sqlalchemy", "tenacity"}
 
 
-def imported_roots(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text("utf-8"))
-    roots: set[str] = set()
-    for node in ast.walk(tree):
+PACKAGES = ("pipeline", "api", "workers", "ops")
+
+
+def absolute_imports(path: Path) -> set[str]:
+    """Every module name a file imports absolutely, anywhere in it."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
         if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
+            names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            roots.add(node.module.split(".")[0])
-    return roots
+            names.add(node.module)
+    return names
+
+
+def layer_of(name: str) -> str:
+    """`scimflow.pipeline.drain` -> `pipeline`; `sqlalchemy.orm` -> `sqlalchemy`."""
+    parts = name.split(".")
+    return parts[1] if parts[0] == "scimflow" and len(parts) > 1 else parts[0]
+
+
+def imported_roots(path: Path) -> set[str]:
+    return {layer_of(name) for name in absolute_imports(path)}
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
@@ -54,14 +67,29 @@ def test_protocol_engine_is_pure() -> None:
 
 def test_layering_check_sees_imports(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
-    module.write_text("import falcon\nfrom celery import Celery\nfrom . import sibling\n")
-    assert imported_roots(module) == {"falcon", "celery"}
+    module.write_text("import falcon\nfrom celery import Celery\nfrom . import sibling\n"
+                      "from scimflow.api import app\n")
+    assert imported_roots(module) == {"falcon", "celery", "api"}
+
+
+def test_the_project_is_imported_only_as_scimflow() -> None:
+    """A bare `import pipeline` would load a second copy of a module (or another distribution's
+    `pipeline`/`ops` package) once installed: every project import goes through `scimflow.`."""
+    folders = (*PACKAGES, "tests", "benchmarks")
+    sources = [path for folder in folders for path in (ROOT / folder).rglob("*.py")]
+    bare = {
+        str(path.relative_to(ROOT)): sorted(
+            name for name in absolute_imports(path) if name.split(".")[0] in PACKAGES
+        )
+        for path in sources
+    }
+    assert {k: v for k, v in bare.items() if v} == {}
 
 
 def test_the_cli_loads_without_the_optional_extras() -> None:
     """`scimflow serve` runs on a runtime-only install: no driver, broker or server imported."""
     probe = (
-        "import sys, ops.cli, ops.serve; "
+        "import sys, scimflow.ops.cli, scimflow.ops.serve; "
         "print(sorted({'psycopg', 'celery', 'kombu', 'gunicorn', 'redis'} & set(sys.modules)))"
     )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
@@ -69,12 +97,9 @@ def test_the_cli_loads_without_the_optional_extras() -> None:
     assert loaded == "[]"
 
 
-PACKAGES = ("pipeline", "api", "workers", "ops")
-
-
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    return "scimflow." + ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def project_imports(path: Path, modules: set[str]) -> set[str]:

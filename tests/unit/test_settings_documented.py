@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.settings import Settings
+from scimflow.pipeline.settings import Settings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
 

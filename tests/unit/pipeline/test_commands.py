@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.commands import Command, CommandKind
-from pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.commands import Command, CommandKind
+from scimflow.pipeline.scim.engine import ProtocolEngine
 from tests.conftest import canonical, patch_body
 
 Load = Callable[[str], Any]

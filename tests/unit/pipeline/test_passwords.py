@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from pipeline.passwords import PasswordPolicy, make_hasher, verify_password
+from scimflow.pipeline.passwords import PasswordPolicy, make_hasher, verify_password
 
 PASSWORD = "t1meMa$heen"  # RFC 7643 §8.2
 hasher = make_hasher(1000)

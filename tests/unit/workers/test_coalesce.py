@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from workers.coalesce import CoalescingDispatcher
+from scimflow.workers.coalesce import CoalescingDispatcher
 
 
 class Recorder:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from pipeline.settings import Settings
+from scimflow.pipeline.settings import Settings
+from scimflow.workers.celery_app import make_celery
+from scimflow.workers.dispatch import CeleryDispatcher
 from tests.support.services import free_port
-from workers.celery_app import make_celery
-from workers.dispatch import CeleryDispatcher
 
 
 def test_ringing_with_the_broker_down_returns_quickly_without_raising() -> None:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from pipeline.scim.unicode import fold_key
+from scimflow.pipeline.scim.unicode import fold_key
 
 revision: str = "0007"
 down_revision: str | None = "0006"

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pipeline.errors import NotFound
-from pipeline.scim.discovery import (
+from scimflow.pipeline.errors import NotFound
+from scimflow.pipeline.scim.discovery import (
     LIST_RESPONSE_SCHEMA,
     SERVICE_PROVIDER_CONFIG_SCHEMA,
     Capabilities,
@@ -19,8 +19,8 @@ from pipeline.scim.discovery import (
     schemas_list,
     service_provider_config,
 )
-from pipeline.scim.registry import default_registry
-from pipeline.scim.schema import (
+from scimflow.pipeline.scim.registry import default_registry
+from scimflow.pipeline.scim.schema import (
     ENTERPRISE_USER_SCHEMA,
     GROUP_SCHEMA,
     SCHEMA_SCHEMA,

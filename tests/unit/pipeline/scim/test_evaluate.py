@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import InvalidFilter, ScimError
-from pipeline.scim.evaluate import (
+from scimflow.pipeline.errors import InvalidFilter, ScimError
+from scimflow.pipeline.scim.evaluate import (
     SCHEMAS_ATTRIBUTE,
     check_filter,
     check_value_filter,
@@ -17,9 +17,9 @@ from pipeline.scim.evaluate import (
     resolve,
     value_matches,
 )
-from pipeline.scim.filters import And, Compare, Or, Present, ValuePath, parse_filter
-from pipeline.scim.paths import AttrPath
-from pipeline.scim.schema import (
+from scimflow.pipeline.scim.filters import And, Compare, Or, Present, ValuePath, parse_filter
+from scimflow.pipeline.scim.paths import AttrPath
+from scimflow.pipeline.scim.schema import (
     COMMON_BY_LOWER_NAME,
     AttrType,
     Extension,

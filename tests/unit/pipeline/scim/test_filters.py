@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import InvalidFilter
-from pipeline.scim.filters import (
+from scimflow.pipeline.errors import InvalidFilter
+from scimflow.pipeline.scim.filters import (
     MAX_FILTER_LENGTH,
     MAX_NESTING_DEPTH,
     And,
@@ -20,7 +20,7 @@ from pipeline.scim.filters import (
     parse_value_filter,
     render_filter,
 )
-from pipeline.scim.paths import AttrPath
+from scimflow.pipeline.scim.paths import AttrPath
 
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"

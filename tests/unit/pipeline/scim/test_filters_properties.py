@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import InvalidFilter, InvalidPath, ScimError
-from pipeline.scim.evaluate import check_filter, matches
-from pipeline.scim.filters import (
+from scimflow.pipeline.errors import InvalidFilter, InvalidPath, ScimError
+from scimflow.pipeline.scim.evaluate import check_filter, matches
+from scimflow.pipeline.scim.filters import (
     COMPARE_OPS,
     MAX_FILTER_LENGTH,
     MAX_NESTING_DEPTH,
@@ -24,13 +24,13 @@ from pipeline.scim.filters import (
     parse_filter,
     render_filter,
 )
-from pipeline.scim.patch_paths import PatchPath, parse_path, render_path
-from pipeline.scim.paths import (
+from scimflow.pipeline.scim.patch_paths import PatchPath, parse_path, render_path
+from scimflow.pipeline.scim.paths import (
     AttrPath,
     parse_attr_path,
     render_attr_path,
 )
-from pipeline.scim.schema import Extension, ResourceType, load_builtin_schema
+from scimflow.pipeline.scim.schema import Extension, ResourceType, load_builtin_schema
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -19,14 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.commands import Command
-from pipeline.errors import InvalidValue, ScimError
-from pipeline.scim.evaluate import check_filter, matches
-from pipeline.scim.filters import parse_filter
-from pipeline.scim.patch import resolve_path
-from pipeline.scim.registry import GROUP, USER
-from pipeline.scim.render import Meta, Projection, render_resource
-from pipeline.scim.schema import Attribute, AttrType, ResourceType
+from scimflow.pipeline.commands import Command
+from scimflow.pipeline.errors import InvalidValue, ScimError
+from scimflow.pipeline.scim.evaluate import check_filter, matches
+from scimflow.pipeline.scim.filters import parse_filter
+from scimflow.pipeline.scim.patch import resolve_path
+from scimflow.pipeline.scim.registry import GROUP, USER
+from scimflow.pipeline.scim.render import Meta, Projection, render_resource
+from scimflow.pipeline.scim.schema import Attribute, AttrType, ResourceType
 from tests.conftest import PATCH_OP_SCHEMA, canonical, make_engine, read_sample, sample_paths
 
 ENGINE = make_engine()

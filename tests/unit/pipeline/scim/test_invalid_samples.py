@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import ERROR_SCHEMA, ScimError
-from pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.errors import ERROR_SCHEMA, ScimError
+from scimflow.pipeline.scim.engine import ProtocolEngine
 from tests.conftest import sample_paths
 
 Load = Callable[[str], Any]

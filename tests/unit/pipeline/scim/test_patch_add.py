@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from pipeline.commands import Command
-from pipeline.errors import InvalidPath, InvalidValue, Mutability, ScimError
-from pipeline.passwords import verify_password
-from pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.commands import Command
+from scimflow.pipeline.errors import InvalidPath, InvalidValue, Mutability, ScimError
+from scimflow.pipeline.passwords import verify_password
+from scimflow.pipeline.scim.engine import ProtocolEngine
 from tests.conftest import patch_body, sample_paths
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.commands import Command
-from pipeline.errors import Mutability, NoTarget, ScimError
-from pipeline.scim.patch import normalise_patch
-from pipeline.scim.patch_apply import apply_operations
-from pipeline.scim.registry import GROUP, USER
-from pipeline.scim.schema import ResourceType
+from scimflow.pipeline.commands import Command
+from scimflow.pipeline.errors import Mutability, NoTarget, ScimError
+from scimflow.pipeline.scim.patch import normalise_patch
+from scimflow.pipeline.scim.patch_apply import apply_operations
+from scimflow.pipeline.scim.registry import GROUP, USER
+from scimflow.pipeline.scim.schema import ResourceType
 from tests.conftest import FAST_HASHER, canonical, make_engine, patch_body, sample_paths
 from tests.unit.pipeline.scim.test_patch_add import run_patch
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import InvalidValue, Mutability, NoTarget
-from pipeline.scim.engine import ProtocolEngine
-from pipeline.scim.patch_paths import parse_path
+from scimflow.pipeline.errors import InvalidValue, Mutability, NoTarget
+from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.patch_paths import parse_path
 from tests.conftest import patch_body, sample_paths
 from tests.unit.pipeline.scim.test_patch_add import create, fails_with, run_patch
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import InvalidFilter, InvalidPath
-from pipeline.scim.filters import And, Compare, Not, Or, Present
-from pipeline.scim.patch_paths import PatchPath, parse_path, render_path
-from pipeline.scim.paths import (
+from scimflow.pipeline.errors import InvalidFilter, InvalidPath
+from scimflow.pipeline.scim.filters import And, Compare, Not, Or, Present
+from scimflow.pipeline.scim.patch_paths import PatchPath, parse_path, render_path
+from scimflow.pipeline.scim.paths import (
     MAX_PATH_LENGTH,
     AttrPath,
     parse_attr_path,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import InvalidValue, NotFound
-from pipeline.scim.registry import GROUP, USER, SchemaRegistry, default_registry
-from pipeline.scim.schema import (
+from scimflow.pipeline.errors import InvalidValue, NotFound
+from scimflow.pipeline.scim.registry import GROUP, USER, SchemaRegistry, default_registry
+from scimflow.pipeline.scim.schema import (
     ENTERPRISE_USER_SCHEMA,
     GROUP_SCHEMA,
     USER_SCHEMA,

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from pipeline.scim.engine import ProtocolEngine
-from pipeline.scim.render import (
+from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.render import (
     LIST_RESPONSE_SCHEMA,
     Meta,
     Projection,
     list_response,
     render_resource,
 )
-from pipeline.scim.schema import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
+from scimflow.pipeline.scim.schema import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
 from tests.conftest import canonical
 
 Load = Callable[[str], Any]

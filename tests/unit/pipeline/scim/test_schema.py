@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.scim.schema import (
+from scimflow.pipeline.scim.schema import (
     ENTERPRISE_USER_SCHEMA,
     GROUP_SCHEMA,
     USER_SCHEMA,
@@ -134,7 +134,7 @@ def test_builtin_schema_round_trips(file_name: str) -> None:
 
 @pytest.mark.parametrize("file_name", FILES)
 def test_schema_files_are_rfc7643_section7_documents(file_name: str) -> None:
-    text = resources.files("pipeline.scim").joinpath("schemas", file_name).read_text("utf-8")
+    text = (resources.files("scimflow.pipeline.scim") / "schemas" / file_name).read_text("utf-8")
     doc = json.loads(text)
     assert doc["schemas"] == ["urn:ietf:params:scim:schemas:core:2.0:Schema"]
     assert {"id", "name", "description", "attributes"} <= doc.keys()

@@ -11,18 +11,18 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import InvalidFilter
-from pipeline.scim.evaluate import (
+from scimflow.pipeline.errors import InvalidFilter
+from scimflow.pipeline.scim.evaluate import (
     check_filter,
     check_value_filter,
     matches,
     resolve,
     value_matches,
 )
-from pipeline.scim.filters import Compare, Present, parse_filter
-from pipeline.scim.paths import AttrPath
-from pipeline.scim.schema import Extension, ResourceType, Schema, load_builtin_schema
-from pipeline.scim.unicode import fold_key
+from scimflow.pipeline.scim.filters import Compare, Present, parse_filter
+from scimflow.pipeline.scim.paths import AttrPath
+from scimflow.pipeline.scim.schema import Extension, ResourceType, Schema, load_builtin_schema
+from scimflow.pipeline.scim.unicode import fold_key
 
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
 VAULT = "urn:example:vault:2.0:User"

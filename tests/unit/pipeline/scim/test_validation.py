@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import InvalidSyntax, InvalidValue, Mutability
-from pipeline.passwords import verify_password
-from pipeline.scim.engine import ProtocolEngine
-from pipeline.scim.registry import default_registry
-from pipeline.scim.schema import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
+from scimflow.pipeline.errors import InvalidSyntax, InvalidValue, Mutability
+from scimflow.pipeline.passwords import verify_password
+from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.registry import default_registry
+from scimflow.pipeline.scim.schema import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
 from tests.conftest import FAST_HASHER, canonical
 
 Load = Callable[[str], Any]
