@@ -153,7 +153,7 @@ class WriteService:
             command, new, changed = engine.validate_patch(
                 type_name, resource_id, payload, current.data
             )
-            member_values = _patched_member_values(command)
+            member_values = _patched_member_values(command, new)
             if not changed and member_values is None:
                 return Accepted(current)
             check_storable(type_name, new, member_values)
@@ -265,8 +265,16 @@ def _without_members(resource: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resource.items() if k != MEMBERS}
 
 
-def _patched_member_values(command: Command) -> list[dict[str, Any]] | None:
-    """Member values a group PATCH adds or sets; None when it does not touch members."""
+def _patched_member_values(
+    command: Command, patched: Mapping[str, Any]
+) -> list[dict[str, Any]] | None:
+    """Member values a group PATCH adds or sets; None when it does not touch members.
+
+    Besides the values the operations carry, the members the patch produced count: an `add`
+    to `members[value eq "id"].display` creates member `id` with that display, so both must be
+    checked like any other member (the acknowledged state holds no member list, so every
+    member of `patched` came from this patch).
+    """
     touched = [op for op in command.operations if op["path"].split("[")[0] == MEMBERS]
     if not touched:
         return None
@@ -274,6 +282,7 @@ def _patched_member_values(command: Command) -> list[dict[str, Any]] | None:
     for op in touched:
         if op["op"] != "remove" and isinstance(op.get("value"), list):
             values.extend(op["value"])
+    values.extend(patched.get(MEMBERS) or [])
     return values
 
 

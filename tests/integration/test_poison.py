@@ -67,6 +67,10 @@ def statuses(services: Services, tenant: TenantRef) -> list[str]:
         {"op": "add", "path": "members", "value": [{"value": "USER", "display": "x\x00"}]},
         {"op": "replace", "path": "displayName", "value": "g\x00"},
         {"op": "add", "path": "members", "value": [{"value": "SELF"}]},
+        # An add through a value filter creates the member it names: checked like any other.
+        {"op": "add", "path": 'members[value eq "USER"].display', "value": "d" * 513},
+        {"op": "add", "path": 'members[value eq "SELF"].display', "value": "me"},
+        {"op": "add", "path": 'members[value eq "NOBODY"].display', "value": "ghost"},
     ],
 )
 def test_group_patches_the_workers_could_not_apply_are_refused(
@@ -75,9 +79,20 @@ def test_group_patches_the_workers_could_not_apply_are_refused(
     tenant = services.tenant("acme")
     user_id = services.user(tenant, "ann")
     group_id = services.group(tenant, "staff")
-    rendered = json.dumps(operation).replace("USER", user_id).replace("SELF", group_id)
+    rendered = (json.dumps(operation).replace("USER", user_id).replace("SELF", group_id)
+                .replace("NOBODY", str(uuid.uuid4())))
     with pytest.raises(InvalidValue):
         patch_group(services, tenant, group_id, json.loads(rendered))
+    services.drain()
+    assert set(statuses(services, tenant)) == {"applied"}
+
+
+def test_a_member_added_through_a_value_filter_applies(services: Services) -> None:
+    tenant = services.tenant("acme")
+    user_id = services.user(tenant, "ann")
+    group_id = services.group(tenant, "staff")
+    path = f'members[value eq "{user_id}"].display'
+    patch_group(services, tenant, group_id, {"op": "add", "path": path, "value": "Ann"})
     services.drain()
     assert set(statuses(services, tenant)) == {"applied"}
 
