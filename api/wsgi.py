@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.api.app import create_app
@@ -19,13 +18,14 @@ from scimflow.api.services import ApiServices, WsgiApp
 from scimflow.pipeline.accept import WriteService
 from scimflow.pipeline.admission import Admission, AdmissionLimits
 from scimflow.pipeline.engines import TenantEngines
+from scimflow.pipeline.liveness import Readiness
 from scimflow.pipeline.passwords import PasswordPolicy, make_hasher
-from scimflow.pipeline.ports import Dispatcher
+from scimflow.pipeline.ports import Dispatcher, utc_now
 from scimflow.pipeline.reads import ReadService
 from scimflow.pipeline.scim.discovery import Capabilities
 from scimflow.pipeline.scim.registry import default_registry
 from scimflow.pipeline.settings import Settings
-from scimflow.pipeline.store.db import make_engine, make_sessions, unit_of_work
+from scimflow.pipeline.store.db import make_engine, make_sessions
 from scimflow.pipeline.tenancy import Tenancy
 
 
@@ -57,10 +57,6 @@ def build_app(settings: Settings, dispatcher: Dispatcher) -> WsgiApp:
     sessions = make_sessions(make_engine(settings, "api"))
     engines = tenant_engines(settings, sessions)
 
-    def ready() -> None:
-        with unit_of_work(sessions) as session:
-            session.execute(text("SELECT 1"))
-
     services = ApiServices(
         settings=settings,
         tenancy=Tenancy(sessions, cache_seconds=settings.token_cache_seconds),
@@ -68,7 +64,7 @@ def build_app(settings: Settings, dispatcher: Dispatcher) -> WsgiApp:
         reads=ReadService(sessions, engines, max_results=settings.filter_max_results),
         registry=default_registry(),
         capabilities=Capabilities(filter_max_results=settings.filter_max_results, bulk=False),
-        ready=ready,
+        ready=Readiness(sessions, stall_seconds=settings.stall_seconds, clock=utc_now),
         engines=engines,
     )
     return create_app(services)

@@ -17,7 +17,6 @@ from scimflow.pipeline.store import dead_letters
 from scimflow.pipeline.store.budget import Budget, server_limits
 from scimflow.pipeline.store.db import make_engine, make_sessions, unit_of_work
 from scimflow.pipeline.store.migrate import upgrade
-from scimflow.pipeline.store.status import tenant_status
 from scimflow.pipeline.store.tenant_schemas import Declared
 from scimflow.pipeline.store.tenants import IssuedToken
 from scimflow.pipeline.tenancy import Tenancy
@@ -98,20 +97,6 @@ def dead_letter_replay(settings: Settings, args: argparse.Namespace) -> int:
         tenant_id = dead_letters.replay(session, args.id, now=utc_now())
     dispatcher_for(settings).ring(tenant_id)
     print(f"dead letter {args.id} replayed for tenant {tenant_id}")
-    return 0
-
-
-def status(settings: Settings, args: argparse.Namespace) -> int:
-    sessions = make_sessions(make_engine(settings, "tool"))
-    with unit_of_work(sessions) as session:
-        report = tenant_status(session, now=utc_now())
-    text = "\n".join(
-        f"{r['tenant']}\tbacklog={r['backlog']}\toldest_pending_s={r['oldest_pending_seconds']}"
-        f"\tretrying={r['retrying']}\tdead={r['dead_letters']}"
-        f"\tdeprovision_p99_s={r['deprovision_p99_seconds']}"
-        for r in report
-    )
-    _print(report, args.json, text or "(no tenants)")
     return 0
 
 

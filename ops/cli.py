@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from scimflow import __version__
 from scimflow.ops import admin, processes, validate
+from scimflow.ops import status as operator_status
 from scimflow.ops.bench import command as bench
 from scimflow.pipeline.errors import ScimError
 from scimflow.pipeline.settings import Settings
@@ -127,7 +128,7 @@ def _add_schemas(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status = commands.add_parser("status", help="backlog, lag and dead letters per tenant")
     status.add_argument("--json", action="store_true")
-    status.set_defaults(handler=admin.status)
+    status.set_defaults(handler=operator_status.status)
     budget = commands.add_parser(
         "connections", help="the PostgreSQL connection budget against max_connections"
     )

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+import scimflow
 from scimflow.pipeline.ports import Dispatcher
 from scimflow.pipeline.settings import ApiServer, Settings
 from scimflow.pipeline.store.migrate import upgrade
@@ -85,7 +86,9 @@ def uwsgi_argv(app: str, bind: str, processes: int, threads: int, *,
             "--enable-threads", "--die-on-term", "--listen", "1024",
             "--socket-timeout", str(KEEPALIVE_SECONDS),
             "--harakiri", "60", "--worker-reload-mercy", "20", "--buffer-size", "32768",
-            "--pythonpath", str(Path(__file__).resolve().parent.parent), *log]
+            # uWSGI's embedded interpreter must find the `scimflow` package (a checkout or
+            # site-packages): the folder holding it.
+            "--pythonpath", str(Path(scimflow.__file__).resolve().parent.parent), *log]
 
 
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:

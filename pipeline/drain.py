@@ -24,10 +24,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.pipeline.apply import MEMBERS, Blocked, Outcome, apply_resource
 from scimflow.pipeline.engines import Engines, as_engines
+from scimflow.pipeline.liveness import Pulse
 from scimflow.pipeline.ports import Clock, utc_now
 from scimflow.pipeline.scim.engine import ProtocolEngine
 from scimflow.pipeline.scim.unicode import fold_key
-from scimflow.pipeline.store import acknowledged, claim, dead_letters, directory, journal
+from scimflow.pipeline.store import (
+    acknowledged,
+    claim,
+    dead_letters,
+    directory,
+    heartbeats,
+    journal,
+)
 from scimflow.pipeline.store.db import is_transient, unit_of_work
 from scimflow.pipeline.store.directory import Applied, Key, MemberRow
 from scimflow.pipeline.store.journal import Entry
@@ -82,6 +90,7 @@ class Drainer:
         self._batch_size = batch_size
         self._retry = retry or RetryPolicy()
         self._clock = clock
+        self._pulse = Pulse(sessions, heartbeats.DRAIN, clock=clock)
 
     def drain_once(self, tenant_id: str | None = None) -> DrainReport:
         """Apply one batch; `more_waiting` says more work is probably waiting."""
@@ -115,6 +124,7 @@ class Drainer:
             _add(total, report)
             if report.resources == 0 or (not report.more_waiting and not report.woken_tenants):
                 break
+        self._pulse.beat()
         return total
 
     def _apply(self, session: Session, entries: list[Entry]) -> Batch:

@@ -83,6 +83,9 @@ class Settings:
     # Sweeper (Celery beat): how often, and how old a pending entry must be to be re-rung.
     sweep_interval_seconds: float = 15.0
     sweep_stale_seconds: float = 10.0
+    # Work due for this long with no drain finished in this time means no worker is draining:
+    # `/readyz` answers 503 and `scimflow status` warns (pipeline/liveness.py).
+    stall_seconds: float = 120.0
     # Celery: a task must finish well within the Redis visibility timeout.
     task_time_limit_seconds: int = 300
     broker_visibility_timeout_seconds: int = 3600

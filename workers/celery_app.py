@@ -13,6 +13,7 @@ from celery import Celery
 from kombu.entity import Queue
 
 from scimflow.pipeline.settings import Settings
+from scimflow.workers.redis_transport import TRANSPORT as REDIS_TRANSPORT
 
 DRAIN_TASK = "scimflow.drain"
 SWEEP_TASK = "scimflow.sweep"
@@ -22,6 +23,9 @@ URGENT_QUEUE = "scimflow.urgent"
 
 def make_celery(settings: Settings) -> Celery:
     app = Celery("scimflow", broker=settings.broker_url, include=["scimflow.workers.tasks"])
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        # A worker must outlive a Redis restart (workers/redis_transport.py).
+        app.conf.broker_transport = REDIS_TRANSPORT
     time_limit = settings.task_time_limit_seconds
     if time_limit * 2 >= settings.broker_visibility_timeout_seconds:
         raise ValueError("task_time_limit_seconds must stay well below the visibility timeout")

@@ -20,7 +20,7 @@ from scimflow.pipeline.drain import DrainReport
 from scimflow.pipeline.errors import Unavailable
 from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.settings import Settings
-from scimflow.pipeline.store import journal
+from scimflow.pipeline.store import heartbeats, journal
 from scimflow.pipeline.store.db import unit_of_work
 from scimflow.workers.celery_app import DRAIN_TASK, SWEEP_TASK
 from scimflow.workers.dispatch import CeleryDispatcher
@@ -77,6 +77,7 @@ def sweep() -> int:
     older_than = utc_now() - timedelta(seconds=settings.sweep_stale_seconds)
     with unit_of_work(runtime.sessions) as session:
         tenants = journal.stale_tenants(session, older_than=older_than)
+        heartbeats.record(session, heartbeats.SWEEP, utc_now())
     dispatcher = CeleryDispatcher(sweep.app)
     for tenant_id in tenants:
         dispatcher.ring(tenant_id)

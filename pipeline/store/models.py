@@ -289,6 +289,15 @@ class OutboxEvent(Base):
     )
 
 
+class PipelineHeartbeat(Base):
+    """When the pipeline last moved (`drain`, `sweep`): pipeline/liveness.py reads it."""
+
+    __tablename__ = "pipeline_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    beat_at: Mapped[datetime]
+
+
 class DeadLetter(Base):
     """A command that could not be applied within its retry budget, kept for operators."""
 

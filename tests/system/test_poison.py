@@ -552,7 +552,7 @@ def assert_operator_sees_it(
     """`scimflow status --json` and `scimflow dead-letters list` (both forms) show it."""
     status = {row["tenant_id"]: row for row in json.loads(
         stack.run([SCIMFLOW, "status", "--json"])
-    )}
+    )["tenants"]}
     poisoned, healthy = status[a.tenant_id], status[healthy_id]
     assert poisoned["dead_letters"] == 1 and poisoned["backlog"] == 0, poisoned
     assert poisoned["retrying"] == 0, poisoned

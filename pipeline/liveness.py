@@ -1,0 +1,126 @@
+"""Is the pipeline moving? Heartbeats written by workers, judged against the pending work.
+
+The API acknowledges whether or not any worker runs, so a deployment whose workers (or
+broker) are down would keep saying `201` while nothing applies. Workers record a heartbeat
+when they finish a drain (at most every few seconds per process) and the sweeper when it
+runs; the pipeline is *stalled* when work has been due for longer than `stall_seconds` and no
+drain finished within that time. `/readyz` answers 503 then, and `scimflow status` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from scimflow.pipeline.errors import Unavailable
+from scimflow.pipeline.store import heartbeats
+from scimflow.pipeline.store.db import unit_of_work
+
+log = logging.getLogger(__name__)
+
+# Workers beat at most this often: one tiny upsert per process, never a contended row.
+BEAT_EVERY_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """The pipeline's heartbeats and its oldest due work, as ages in seconds (None: never)."""
+
+    last_drain_seconds: float | None
+    last_sweep_seconds: float | None
+    oldest_due_seconds: float | None
+    stalled: bool
+
+    def describe(self) -> str:
+        if not self.stalled:
+            return "pipeline moving"
+        since = "no worker has ever drained" if self.last_drain_seconds is None else (
+            f"no worker has drained for {self.last_drain_seconds:.0f} s"
+        )
+        return (f"pipeline stalled: work has waited {self.oldest_due_seconds:.0f} s and {since}"
+                " (are `scimflow worker` and the broker running?)")
+
+    def as_dict(self) -> dict[str, float | bool | None]:
+        return {
+            "stalled": self.stalled,
+            "last_drain_seconds": self.last_drain_seconds,
+            "last_sweep_seconds": self.last_sweep_seconds,
+            "oldest_due_seconds": self.oldest_due_seconds,
+        }
+
+
+def assess(session: Session, *, now: datetime, stall_seconds: float) -> Liveness:
+    beats = heartbeats.last_beats(session)
+    last_drain = _age(now, beats.get(heartbeats.DRAIN))
+    last_sweep = _age(now, beats.get(heartbeats.SWEEP))
+    oldest_due: float | None = None
+    if last_drain is None or last_drain > stall_seconds:
+        # Only then can it be stalled; a moving pipeline costs this check one primary-key read.
+        since = heartbeats.due_pending_since(
+            session, now=now, before=now - timedelta(seconds=stall_seconds)
+        )
+        oldest_due = _age(now, since)
+    return Liveness(last_drain, last_sweep, oldest_due, stalled=oldest_due is not None)
+
+
+def _age(now: datetime, at: datetime | None) -> float | None:
+    if at is None:
+        return None
+    # SQLite returns naive datetimes for timezone-aware columns; both sides are UTC.
+    return round((now.replace(tzinfo=None) - at.replace(tzinfo=None)).total_seconds(), 1)
+
+
+class Readiness:
+    """`/readyz`: the database answers and the pipeline is not stalled."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        stall_seconds: float,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._sessions = sessions
+        self._stall_seconds = stall_seconds
+        self._clock = clock
+
+    def __call__(self) -> None:
+        with unit_of_work(self._sessions) as session:
+            liveness = assess(session, now=self._clock(), stall_seconds=self._stall_seconds)
+        if liveness.stalled:
+            raise Unavailable(liveness.describe(), retry_after=30)
+
+
+class Pulse:
+    """Records one kind of heartbeat, at most every BEAT_EVERY_SECONDS per process."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        name: str,
+        *,
+        clock: Callable[[], datetime],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sessions = sessions
+        self._name = name
+        self._clock = clock
+        self._monotonic = monotonic
+        self._last: float | None = None
+
+    def beat(self) -> None:
+        now = self._monotonic()
+        if self._last is not None and now - self._last < BEAT_EVERY_SECONDS:
+            return
+        try:
+            with unit_of_work(self._sessions) as session:
+                heartbeats.record(session, self._name, self._clock())
+        except Unavailable:
+            log.warning("could not record the %s heartbeat (database unavailable)", self._name)
+            return
+        self._last = now
