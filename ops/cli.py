@@ -6,12 +6,15 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from sqlalchemy import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+
 from scimflow import __version__
 from scimflow.ops import admin, processes, validate
 from scimflow.ops import status as operator_status
 from scimflow.ops.bench import command as bench
 from scimflow.pipeline.errors import ScimError
-from scimflow.pipeline.settings import Settings
+from scimflow.pipeline.settings import ConfigError, Settings
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 
@@ -24,10 +27,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return handler(Settings.from_env(), args)
-    except ScimError as ex:
-        print(f"error: {ex.detail}", file=sys.stderr)
+        settings = Settings.from_env()
+    except ConfigError as ex:
+        print(f"error: {ex}", file=sys.stderr)
+        return 2
+    try:
+        return handler(settings, args)
+    except ConfigError as ex:
+        print(f"error: {ex}", file=sys.stderr)
+        return 2
+    except (ScimError, SQLAlchemyError) as ex:
+        print(f"error: {failure_text(settings, ex)}", file=sys.stderr)
         return 1
+
+
+def failure_text(settings: Settings, error: ScimError | SQLAlchemyError) -> str:
+    """One line; a database failure names the database (never its password) and the cause."""
+    cause = error if isinstance(error, SQLAlchemyError) else error.__context__
+    if not isinstance(cause, OperationalError | InterfaceError):
+        return error.detail if isinstance(error, ScimError) else str(error).splitlines()[0]
+    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    reason = str(cause.orig or cause).strip().splitlines()[0]
+    return f"cannot use the database {where}: {reason}"
 
 
 def _parser() -> argparse.ArgumentParser:

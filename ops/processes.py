@@ -37,6 +37,7 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def run_api(settings: Settings, args: argparse.Namespace) -> int:
     """Replace this process with the API server (gunicorn gthread, or uWSGI)."""
+    settings.require_broker("`scimflow api`")
     processes = args.workers or settings.api_processes
     if settings.api_server is ApiServer.UWSGI:
         argv = uwsgi_argv("scimflow.api.uwsgi_entry:application", args.bind, processes,
@@ -97,6 +98,7 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     Workers need no gossip or mingle (they share no broadcast state), and each subscription is
     one more thing a broker restart can break.
     """
+    settings.require_broker("`scimflow worker`")
     concurrency = str(args.concurrency or settings.worker_concurrency)
     argv = [sys.executable, "-m", "celery", "-A", "scimflow.workers.main", "worker",
             "--queues", "scimflow.urgent,scimflow", "--concurrency", concurrency,
@@ -106,6 +108,7 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_beat(settings: Settings, args: argparse.Namespace) -> int:
+    settings.require_broker("`scimflow beat`")
     argv = [sys.executable, "-m", "celery", "-A", "scimflow.workers.main", "beat",
             "--loglevel", settings.log_level, "--schedule", args.schedule]
     os.execv(sys.executable, argv)

@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from enum import Enum, StrEnum
+from pathlib import Path
 from typing import Any, TypeVar
 
 from scimflow.pipeline.passwords import PasswordPolicy
@@ -99,14 +101,27 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from `SCIMFLOW_<FIELD>` variables; unset ones keep their default."""
+        """Build settings from `SCIMFLOW_<FIELD>` variables; unset ones keep their default.
+
+        `SCIMFLOW_<FIELD>_FILE` names a file holding the value instead (Docker and compose
+        secrets, systemd credentials), so a password never has to sit in the environment.
+        Raises ConfigError, naming the variable, for a value that cannot be used.
+        """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for field in fields(cls):
-            raw = env.get(f"SCIMFLOW_{field.name.upper()}")
+            raw = _raw_value(env, f"SCIMFLOW_{field.name.upper()}")
             if raw is not None and raw != "":
                 values[field.name] = _convert(field.name, raw, _CONVERTERS[field.name])
         return cls(**values)
+
+    def require_broker(self, who: str) -> None:
+        """The production processes need a broker: without one, writes would never apply."""
+        if self.embedded:
+            raise ConfigError(
+                f"SCIMFLOW_BROKER_URL is not set: {who} needs a broker "
+                "(e.g. redis://127.0.0.1:6379/0); `scimflow serve` runs without one"
+            )
 
     @property
     def embedded(self) -> bool:
@@ -117,19 +132,76 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the variable."""
+
+
+def _raw_value(env: Mapping[str, str], name: str) -> str | None:
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return env.get(name)
+    if env.get(name):
+        raise ConfigError(f"{name} and {name}_FILE are both set: keep one")
+    try:
+        # Secret files usually end with a newline; a value never does.
+        return Path(path).read_text("utf-8").rstrip("\r\n")
+    except OSError as ex:
+        raise ConfigError(f"{name}_FILE={path!r} cannot be read: {ex.strerror}") from ex
+
+
 def _convert(name: str, raw: str, convert: Callable[[str], T]) -> T:
     try:
         return convert(raw)
     except ValueError as ex:
-        raise ValueError(f"SCIMFLOW_{name.upper()}={raw!r} is invalid: {ex}") from ex
+        raise ConfigError(f"SCIMFLOW_{name.upper()}={raw!r} is invalid: {ex}") from ex
+
+
+def _integer(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
+def _number(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number") from None
+    if not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return value
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _boolean(raw: str) -> bool:
+    if raw.lower() in _TRUE + _FALSE:
+        return raw.lower() in _TRUE
+    raise ValueError(f"expected one of {', '.join(_TRUE + _FALSE)}")
+
+
+def _choice(kind: type[Enum]) -> Callable[[str], Enum]:
+    def convert(raw: str) -> Enum:
+        try:
+            return kind(raw)
+        except ValueError:
+            raise ValueError(f"expected one of {', '.join(str(m.value) for m in kind)}") from None
+
+    return convert
 
 
 def _converter(default: Any) -> Callable[[str], Any]:
     if isinstance(default, Enum):
-        return type(default)
+        return _choice(type(default))
     if isinstance(default, bool):
-        return lambda raw: raw.lower() in ("1", "true", "yes", "on")
-    return type(default)
+        return _boolean
+    if isinstance(default, int):
+        return _integer
+    if isinstance(default, float):
+        return _number
+    return str
 
 
 _CONVERTERS: dict[str, Callable[[str], Any]] = {

@@ -22,6 +22,8 @@ URGENT_QUEUE = "scimflow.urgent"
 
 
 def make_celery(settings: Settings) -> Celery:
+    # Without a broker Celery would quietly fall back to amqp://localhost: refuse instead.
+    settings.require_broker("the Celery application")
     app = Celery("scimflow", broker=settings.broker_url, include=["scimflow.workers.tasks"])
     if settings.broker_url.startswith(("redis://", "rediss://")):
         # A worker must outlive a Redis restart (workers/redis_transport.py).
