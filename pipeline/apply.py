@@ -17,6 +17,7 @@ from scimflow.pipeline.errors import ScimError
 from scimflow.pipeline.scim.engine import ProtocolEngine
 from scimflow.pipeline.scim.filters import Compare, Or
 from scimflow.pipeline.scim.patch import decode_operations
+from scimflow.pipeline.scim.patch_paths import parse_path
 from scimflow.pipeline.scim.schema import ResourceType
 from scimflow.pipeline.store.journal import Entry
 
@@ -141,7 +142,7 @@ def _apply_entry(
     group_type: ResourceType,
 ) -> list[dict[str, Any]] | None:
     command = entry.command
-    unknown = _unknown_members(command, known_ids)
+    unknown = referenced_member_ids(command) - set(known_ids)
     if unknown:
         outcome.blocked = Blocked(
             entry, f"waiting for members: {', '.join(sorted(unknown)[:5])}",
@@ -225,15 +226,24 @@ def _filter_of(op: dict[str, Any], group_type: ResourceType) -> Any:
     return decode_operations([op], group_type)[0].target.value_filter
 
 
-def _unknown_members(command: Command, known_ids: Collection[str]) -> set[str]:
-    referenced: list[dict[str, Any]] = []
-    if command.resource is not None:
-        referenced = command.resource.get(MEMBERS, [])
+def referenced_member_ids(command: Command) -> set[str]:
+    """The ids of the members a command adds or sets (the workers must know them first).
+
+    Besides `members` values, an `add` to `members[value eq "id"].display` creates member `id`.
+    """
+    referenced: list[Any] = list((command.resource or {}).get(MEMBERS, []))
     for op in command.operations:
-        if op["path"].startswith(MEMBERS) and op["op"] != "remove":
-            value = op.get("value")
-            referenced.extend(value if isinstance(value, list) else [])
-    return {m["value"] for m in referenced if isinstance(m, dict) and "value" in m} - set(known_ids)
+        if not op["path"].startswith(MEMBERS) or op["op"] == "remove":
+            continue
+        value = op.get("value")
+        referenced.extend(value if isinstance(value, list) else [])
+        if op["path"].startswith(MEMBERS + "["):
+            ids = _value_eq_ids(parse_path(op["path"]).value_filter) or []
+            referenced.extend({"value": member_id} for member_id in ids)
+    return {
+        member["value"] for member in referenced
+        if isinstance(member, dict) and isinstance(member.get("value"), str)
+    }
 
 
 def _names_every_member(command: Command) -> bool:

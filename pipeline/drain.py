@@ -22,7 +22,12 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from scimflow.pipeline.apply import MEMBERS, Blocked, Outcome, apply_resource
+from scimflow.pipeline.apply import (
+    Blocked,
+    Outcome,
+    apply_resource,
+    referenced_member_ids,
+)
 from scimflow.pipeline.engines import Engines, as_engines
 from scimflow.pipeline.liveness import Pulse
 from scimflow.pipeline.ports import Clock, utc_now
@@ -173,7 +178,7 @@ class Drainer:
         referenced: dict[str, set[str]] = defaultdict(set)
         for entries in resources:
             for entry in entries:
-                referenced[entry.tenant_id].update(_referenced_members(entry))
+                referenced[entry.tenant_id].update(referenced_member_ids(entry.command))
         for tenant_id, ids in referenced.items():
             known = batch.known.setdefault(tenant_id, {})
             known.update(directory.existing_types(session, tenant_id, ids - known.keys()))
@@ -457,15 +462,6 @@ def _events(outcomes: dict[Key, Outcome], now: datetime) -> Iterable[dict[str, A
                 "payload": payload,
                 "created_at": now,
             }
-
-
-def _referenced_members(entry: Entry) -> set[str]:
-    command = entry.command
-    values: list[Any] = list((command.resource or {}).get(MEMBERS, []))
-    for op in command.operations:
-        if op["path"].startswith(MEMBERS) and isinstance(op.get("value"), list):
-            values.extend(op["value"])
-    return {v["value"] for v in values if isinstance(v, dict) and "value" in v}
 
 
 def _soonest(current: float | None, candidate: float | None) -> float | None:

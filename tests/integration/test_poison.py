@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -95,6 +95,30 @@ def test_a_member_added_through_a_value_filter_applies(services: Services) -> No
     patch_group(services, tenant, group_id, {"op": "add", "path": path, "value": "Ann"})
     services.drain()
     assert set(statuses(services, tenant)) == {"applied"}
+
+
+def test_a_member_added_through_a_value_filter_waits_for_its_user(services: Services) -> None:
+    """As a member added by value does: the membership never names a user not yet applied."""
+    tenant = services.tenant("acme")
+    group_id = services.group(tenant, "staff")
+    services.drain()
+    user_id = services.user(tenant, "ann")
+    with services.sessions.begin() as session:  # the user's create is not due yet
+        session.execute(update(JournalEntry).where(JournalEntry.resource_id == user_id)
+                        .values(not_before=datetime(2100, 1, 1, tzinfo=UTC)))
+    path = f'members[value eq "{user_id}"].display'
+    patch_group(services, tenant, group_id, {"op": "add", "path": path, "value": "Ann"})
+    services.drainer.drain()
+    with services.sessions() as session:
+        waiting = session.scalars(select(JournalEntry.last_error).where(
+            JournalEntry.resource_id == group_id, JournalEntry.status == "pending")).all()
+    assert waiting == [f"waiting for members: {user_id}"]
+    with services.sessions.begin() as session:
+        session.execute(update(JournalEntry).values(not_before=None))
+    services.drainer.drain()
+    assert set(statuses(services, tenant)) == {"applied"}
+    member = services.reads.get(tenant, "Group", group_id).members or []
+    assert [(m["value"], m.get("display")) for m in member] == [(user_id, "Ann")]
 
 
 def test_a_group_cannot_replace_its_members_with_itself(services: Services) -> None:
