@@ -1,22 +1,31 @@
-# Wheels are built in a stage with a C compiler (uWSGI, the optional API server, compiles);
-# the image itself carries no compiler.
+# The extras installed, declared once for both stages; .ci/production-smoke reads this default
+# and installs exactly these in a fresh virtual environment. uWSGI, the optional API server,
+# is opt-in: --build-arg SCIMFLOW_EXTRAS=postgres,production,uwsgi
+ARG SCIMFLOW_EXTRAS=postgres,production
+
+# Wheels are built in a stage with a C compiler (uWSGI compiles, when it is chosen); the image
+# itself carries no compiler.
 FROM python:3.11-slim AS wheels
+ARG SCIMFLOW_EXTRAS
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
+# scimflow/ holds the package's own files and symlinks to the folders below (pyproject.toml).
+COPY scimflow ./scimflow
 COPY pipeline ./pipeline
 COPY api ./api
 COPY workers ./workers
 COPY ops ./ops
-RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[postgres,production,uwsgi]'
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[${SCIMFLOW_EXTRAS}]"
 
 FROM python:3.11-slim
+ARG SCIMFLOW_EXTRAS
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY --from=wheels /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels 'scimflow[postgres,production,uwsgi]' \
+RUN pip install --no-cache-dir --no-index --find-links /wheels "scimflow[${SCIMFLOW_EXTRAS}]" \
     && rm -rf /wheels \
     && useradd --system --uid 10001 scimflow
 USER scimflow

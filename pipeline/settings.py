@@ -19,6 +19,8 @@ from scimflow.pipeline.passwords import PasswordPolicy
 T = TypeVar("T")
 
 DEFAULT_DATABASE_URL = "sqlite:///scimflow.sqlite3"
+# Broker URL schemes of RabbitMQ (kombu's py-amqp transport).
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
 
 
 class ApiServer(StrEnum):
@@ -91,6 +93,10 @@ class Settings:
     # Celery: a task must finish well within the Redis visibility timeout.
     task_time_limit_seconds: int = 300
     broker_visibility_timeout_seconds: int = 3600
+    # RabbitMQ: declare scimflow's queues as quorum queues (replicated, durable across a node
+    # loss) instead of classic ones. Needs an amqp:// broker; delayed doorbells then use
+    # Celery's native delayed delivery rather than waiting in a worker's memory.
+    broker_quorum_queues: bool = False
     filter_max_results: int = 1000
     # Admission control (429 + Retry-After): pending journal entries per tenant and in total,
     # and concurrent writes per tenant in one API process.
@@ -121,6 +127,11 @@ class Settings:
             raise ConfigError(
                 f"SCIMFLOW_BROKER_URL is not set: {who} needs a broker "
                 "(e.g. redis://127.0.0.1:6379/0); `scimflow serve` runs without one"
+            )
+        if self.broker_quorum_queues and not self.broker_url.startswith(AMQP_SCHEMES):
+            raise ConfigError(
+                "SCIMFLOW_BROKER_QUORUM_QUEUES needs a RabbitMQ broker "
+                "(SCIMFLOW_BROKER_URL=amqp://...): quorum queues are a RabbitMQ queue type"
             )
 
     @property

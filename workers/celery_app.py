@@ -10,7 +10,7 @@ redelivered while it still runs; task events on, so Flower sees everything.
 from __future__ import annotations
 
 from celery import Celery
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 
 from scimflow.pipeline.settings import Settings
 from scimflow.workers.redis_transport import TRANSPORT as REDIS_TRANSPORT
@@ -58,9 +58,34 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         task_default_queue=DEFAULT_QUEUE,
         # Deprovisioning doorbells have their own queue, consumed first by every worker.
-        task_queues=[Queue(URGENT_QUEUE), Queue(DEFAULT_QUEUE)],
+        task_queues=task_queues(settings),
         beat_schedule={
             "sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_seconds},
         },
     )
     return app
+
+
+def task_queues(settings: Settings) -> list[Queue]:
+    """scimflow's two queues: classic by default, RabbitMQ quorum queues when configured.
+
+    On quorum queues Celery turns global QoS off (they do not support it) and sends countdowns
+    through RabbitMQ's native delayed delivery, which only routes through topic exchanges: a
+    doorbell rung for later must not sit in a worker's prefetch until it is due.
+    """
+    if not settings.broker_quorum_queues:
+        return [Queue(URGENT_QUEUE), Queue(DEFAULT_QUEUE)]
+    exchange = Exchange(DEFAULT_QUEUE, type="topic")
+    quorum = {"x-queue-type": "quorum"}
+    return [Queue(name, exchange, routing_key=name, queue_arguments=quorum)
+            for name in (URGENT_QUEUE, DEFAULT_QUEUE)]
+
+
+def delays_in_whole_seconds(app: Celery) -> bool:
+    """Whether countdowns go through native delayed delivery, which counts whole seconds.
+
+    Celery truncates such a countdown to whole seconds and refuses one under a second, so a
+    doorbell rung for 0.4 s from now would not be sent at all.
+    """
+    return any((queue.queue_arguments or {}).get("x-queue-type") == "quorum"
+               for queue in app.conf.task_queues or ())

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from celery import Celery
 
-from scimflow.workers.celery_app import DEFAULT_QUEUE, DRAIN_TASK, URGENT_QUEUE
+from scimflow.workers.celery_app import (
+    DEFAULT_QUEUE,
+    DRAIN_TASK,
+    URGENT_QUEUE,
+    delays_in_whole_seconds,
+)
 
 log = logging.getLogger("scimflow.dispatch")
 
@@ -21,12 +27,17 @@ class CeleryDispatcher:
 
     def __init__(self, app: Celery) -> None:
         self._app = app
+        self._whole_seconds = delays_in_whole_seconds(app)
 
     def ring(self, tenant_id: str, *, urgent: bool = False) -> None:
         queue = URGENT_QUEUE if urgent else DEFAULT_QUEUE
         self._send(tenant_id, queue=queue)
 
     def ring_later(self, tenant_id: str, seconds: float) -> None:
+        if self._whole_seconds:
+            # Rounded up: a doorbell a fraction of a second late costs nothing, one that comes
+            # early finds the work not yet due.
+            seconds = max(1, math.ceil(seconds))
         self._send(tenant_id, queue=DEFAULT_QUEUE, countdown=seconds)
 
     def _send(self, tenant_id: str, **options: object) -> None:

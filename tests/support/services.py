@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -16,6 +17,9 @@ POSTGRES_URL = os.environ.get(
     "SCIMFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_HOST, REDIS_PORT = "127.0.0.1", int(os.environ.get("SCIMFLOW_TEST_REDIS_PORT", "6379"))
+RABBITMQ_URL = os.environ.get(
+    "SCIMFLOW_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//"
+)
 
 
 def require_tcp(service: str, host: str, port: int) -> None:
@@ -35,6 +39,11 @@ def require_postgres() -> None:
 
 def require_redis() -> None:
     require_tcp("Redis", REDIS_HOST, REDIS_PORT)
+
+
+def require_rabbitmq() -> None:
+    url = urlsplit(RABBITMQ_URL)
+    require_tcp("RabbitMQ", url.hostname or "127.0.0.1", url.port or 5672)
 
 
 def free_port() -> int:

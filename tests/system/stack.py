@@ -167,9 +167,9 @@ def wait_until_serving(
 
 
 @contextmanager
-def postgres_database() -> Iterator[str]:
+def postgres_database(prefix: str = "scimflow_sys") -> Iterator[str]:
     """A fresh PostgreSQL database for one stack, dropped afterwards."""
-    name = f"scimflow_sys_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(POSTGRES_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     _execute(admin, f'CREATE DATABASE "{name}"')
     try:
@@ -225,8 +225,9 @@ def run_sql(database_url: str, query: str, **params: Any) -> list[Any]:
 def running_stack(
     workdir: Path, *, workers: int = 1, concurrency: int = 2, redis_db: int = 9,
     broker_url: str | None = None, extra_env: dict[str, str] | None = None,
+    database_prefix: str = "scimflow_sys",
 ) -> Iterator[Stack]:
-    with postgres_database() as database_url:
+    with postgres_database(database_prefix) as database_url:
         stack = Stack(workdir, database_url, broker_url or redis_url(redis_db), free_port(),
                       extra_env or {})
         try:
