@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-runtime test lint run bench clean
+.PHONY: install install-runtime test test-quick lint run bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,7 +23,12 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
+# No service needed: lint, types, unit and API tests.
+test-quick: lint
+	$(BIN)/pytest tests/unit tests/api
+
 run: install-runtime
+	$(BIN)/scimflow migrate
 	$(BIN)/scimflow serve --host 127.0.0.1 --port 8000
 
 bench: install

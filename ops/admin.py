@@ -1,14 +1,15 @@
-"""Operator commands over the database: tenants, tokens, dead letters, status."""
+"""Operator commands over the database: dead letters, the connection budget, extension schemas."""
 
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from scimflow.ops.documents import UnreadableDocument, read_json
+from scimflow.ops.output import emit
+from scimflow.ops.table import render
 from scimflow.pipeline.engines import TenantEngines
 from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.scim.registry import default_registry
@@ -16,75 +17,17 @@ from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store import dead_letters
 from scimflow.pipeline.store.budget import Budget, server_limits
 from scimflow.pipeline.store.db import make_engine, make_sessions, unit_of_work
-from scimflow.pipeline.store.migrate import upgrade
 from scimflow.pipeline.store.tenant_schemas import Declared
-from scimflow.pipeline.store.tenants import IssuedToken
 from scimflow.pipeline.tenancy import Tenancy
-
-
-def _tenancy(settings: Settings) -> Tenancy:
-    upgrade(settings.database_url)  # idempotent: a fresh embedded database just works
-    return Tenancy(make_sessions(make_engine(settings, "tool")))
-
-
-def _print(value: Any, as_json: bool, text: str) -> None:
-    print(json.dumps(value, default=_json_default, indent=2) if as_json else text)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(type(value).__name__)
-
-
-def base_url(settings: Settings) -> str:
-    return settings.public_url.rstrip("/") + "/scim/v2"
-
-
-def _token_output(settings: Settings, issued: IssuedToken, as_json: bool) -> None:
-    value = {"tenant": issued.tenant.name, "tenant_id": issued.tenant.id,
-             "base_url": base_url(settings), "token": issued.secret, "token_id": issued.id}
-    text = (f"tenant:   {issued.tenant.name} ({issued.tenant.id})\n"
-            f"base URL: {base_url(settings)}\n"
-            f"token:    {issued.secret}\n"
-            "The token is shown once; store it in your IdP's SCIM settings now.")
-    _print(value, as_json, text)
-
-
-def tenant_create(settings: Settings, args: argparse.Namespace) -> int:
-    _token_output(settings, _tenancy(settings).create(args.name), args.json)
-    return 0
-
-
-def tenant_list(settings: Settings, args: argparse.Namespace) -> int:
-    tenants = _tenancy(settings).list()
-    _print([asdict(t) for t in tenants], args.json,
-           "\n".join(f"{t.name}\t{t.id}" for t in tenants) or "(no tenants)")
-    return 0
-
-
-def token_rotate(settings: Settings, args: argparse.Namespace) -> int:
-    issued = _tenancy(settings).rotate(args.tenant, revoke_others=args.revoke_others)
-    _token_output(settings, issued, args.json)
-    return 0
-
-
-def token_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    count = _tenancy(settings).revoke(args.tenant, args.token_id)
-    _print({"revoked": count}, args.json, f"revoked {count} token(s)")
-    return 0
 
 
 def dead_letter_list(settings: Settings, args: argparse.Namespace) -> int:
     sessions = make_sessions(make_engine(settings, "tool"))
     with unit_of_work(sessions) as session:
         letters = dead_letters.list_dead_letters(session, include_replayed=args.all)
-    rows = [asdict(letter) for letter in letters]
-    text = "\n".join(
-        f"{d.id}\tseq={d.journal_seq}\ttenant={d.tenant_id}\tresource={d.resource_id}\t{d.reason}"
-        for d in letters
-    )
-    _print(rows, args.json, text or "(no dead letters)")
+    table = [(d.id, d.journal_seq, d.tenant_id, d.resource_id, d.reason) for d in letters]
+    text = render(("ID", "SEQ", "TENANT", "RESOURCE", "REASON"), table) if table else ""
+    emit([asdict(letter) for letter in letters], args.json, text or "(no dead letters)")
     return 0
 
 
@@ -123,12 +66,11 @@ def connections(settings: Settings, args: argparse.Namespace) -> int:
                      f"({limits.in_use} in use now): {'fits' if fits else 'OVER BUDGET'}")
         result.update(max_connections=limits.max_connections, available=limits.available,
                       in_use=limits.in_use, fits=fits)
-    _print(result, args.json, "\n".join(lines))
+    emit(result, args.json, "\n".join(lines))
     return 0 if fits else 1
 
 
 def _engines(settings: Settings) -> tuple[TenantEngines, Tenancy]:
-    upgrade(settings.database_url)
     sessions = make_sessions(make_engine(settings, "tool"))
     return TenantEngines(sessions, default_registry(), cache_seconds=0), Tenancy(sessions)
 
@@ -137,7 +79,9 @@ def schema_add(settings: Settings, args: argparse.Namespace) -> int:
     """Declare an extension schema (RFC 7643 §7 JSON) for one of a tenant's resource types."""
     engines, tenancy = _engines(settings)
     tenant = tenancy.find(args.tenant)
-    document = json.loads(Path(args.file).read_text("utf-8"))
+    document = read_json(Path(args.file))
+    if not isinstance(document, dict) or not isinstance(document.get("id"), str):
+        raise UnreadableDocument(f"{args.file} is not a schema: it needs an \"id\" URN")
     engines.declare(tenant.id, Declared(args.resource_type, document, args.required))
     print(f"{document['id']} declared for {args.resource_type} of tenant {tenant.name}")
     return 0
@@ -150,8 +94,9 @@ def schema_list(settings: Settings, args: argparse.Namespace) -> int:
         {"resource_type": rt.name, "schema": ext.schema.id, "required": ext.required}
         for rt in registry.resource_types for ext in rt.extensions
     ]
-    _print(rows, args.json, "\n".join(f"{r['resource_type']}\t{r['schema']}"
-                                      f"\trequired={r['required']}" for r in rows))
+    table = [(r["resource_type"], r["schema"], "yes" if r["required"] else "no") for r in rows]
+    text = render(("RESOURCE TYPE", "SCHEMA", "REQUIRED"), table) if table else "(no extensions)"
+    emit(rows, args.json, text)
     return 0
 
 

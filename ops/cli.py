@@ -10,11 +10,13 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from scimflow import __version__
-from scimflow.ops import admin, processes, validate
+from scimflow.ops import admin, processes, tenants, validate
 from scimflow.ops import status as operator_status
 from scimflow.ops.bench import command as bench
+from scimflow.ops.documents import UnreadableDocument
 from scimflow.pipeline.errors import ScimError
 from scimflow.pipeline.settings import ConfigError, Settings
+from scimflow.pipeline.store.migrate import SchemaNotCurrent, require_current
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 
@@ -32,10 +34,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {ex}", file=sys.stderr)
         return 2
     try:
+        if args.needs_schema:
+            require_current(settings.database_url)
         return handler(settings, args)
-    except ConfigError as ex:
+    except (ConfigError, UnreadableDocument) as ex:
         print(f"error: {ex}", file=sys.stderr)
         return 2
+    except SchemaNotCurrent as ex:
+        print(f"error: {ex}", file=sys.stderr)
+        return 1
     except (ScimError, SQLAlchemyError) as ex:
         print(f"error: {failure_text(settings, ex)}", file=sys.stderr)
         return 1
@@ -54,10 +61,13 @@ def failure_text(settings: Settings, error: ScimError | SQLAlchemyError) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scimflow", description=__doc__)
     parser.add_argument("--version", action="version", version=f"scimflow {__version__}")
+    # Commands over the database refuse a schema that is behind; only `migrate` changes it.
+    # The production processes check it themselves, after their broker setting.
+    parser.set_defaults(needs_schema=True)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_serve(commands)
     _add_production(commands)
-    _add_tenants(commands)
+    tenants.add_parsers(commands)
     _add_schemas(commands)
     _add_operations(commands)
     validate.add_parser(commands)
@@ -82,7 +92,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def _add_production(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     commands.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
-        handler=processes.migrate
+        handler=processes.migrate, needs_schema=False
     )
     api = commands.add_parser("api", help="run the API under gunicorn (production)")
     api.add_argument("--bind", default="0.0.0.0:8000")
@@ -90,40 +100,15 @@ def _add_production(commands: argparse._SubParsersAction[argparse.ArgumentParser
                      help="gunicorn processes (default: SCIMFLOW_API_PROCESSES)")
     api.add_argument("--threads", type=int, default=None,
                      help="threads per process (default: SCIMFLOW_API_THREADS)")
-    api.set_defaults(handler=processes.run_api)
+    api.set_defaults(handler=processes.run_api, needs_schema=False)
     worker = commands.add_parser("worker", help="run a Celery worker (production)")
     worker.add_argument("--concurrency", type=int, default=None,
                         help="prefork processes (default: SCIMFLOW_WORKER_CONCURRENCY)")
     worker.add_argument("--hostname", default="worker@%h")
-    worker.set_defaults(handler=processes.run_worker)
+    worker.set_defaults(handler=processes.run_worker, needs_schema=False)
     beat = commands.add_parser("beat", help="run Celery beat: the sweeper schedule")
     beat.add_argument("--schedule", default="/tmp/scimflow-beat-schedule")
-    beat.set_defaults(handler=processes.run_beat)
-
-
-def _add_tenants(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    tenant = commands.add_parser("tenant", help="create and list tenants")
-    tenant_commands = tenant.add_subparsers(title="tenant commands", metavar="COMMAND")
-    create = tenant_commands.add_parser("create", help="create a tenant and its first token")
-    create.add_argument("name")
-    create.add_argument("--json", action="store_true")
-    create.set_defaults(handler=admin.tenant_create)
-    listing = tenant_commands.add_parser("list", help="list tenants")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(handler=admin.tenant_list)
-    token = commands.add_parser("token", help="rotate or revoke bearer tokens")
-    token_commands = token.add_subparsers(title="token commands", metavar="COMMAND")
-    rotate = token_commands.add_parser("rotate", help="issue a new token for a tenant")
-    rotate.add_argument("tenant", help="tenant name or id")
-    rotate.add_argument("--revoke-others", action="store_true",
-                        help="revoke every older token of the tenant")
-    rotate.add_argument("--json", action="store_true")
-    rotate.set_defaults(handler=admin.token_rotate)
-    revoke = token_commands.add_parser("revoke", help="revoke a tenant's tokens")
-    revoke.add_argument("tenant", help="tenant name or id")
-    revoke.add_argument("--token-id", help="revoke only this token")
-    revoke.add_argument("--json", action="store_true")
-    revoke.set_defaults(handler=admin.token_revoke)
+    beat.set_defaults(handler=processes.run_beat, needs_schema=False)
 
 
 def _add_schemas(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -154,7 +139,7 @@ def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "connections", help="the PostgreSQL connection budget against max_connections"
     )
     budget.add_argument("--json", action="store_true")
-    budget.set_defaults(handler=admin.connections)
+    budget.set_defaults(handler=admin.connections, needs_schema=False)
     dead = commands.add_parser("dead-letters", help="inspect and replay dead letters")
     dead_commands = dead.add_subparsers(title="dead-letter commands", metavar="COMMAND")
     listing = dead_commands.add_parser("list", help="list dead letters")

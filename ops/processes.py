@@ -7,10 +7,12 @@ import os
 import sys
 from pathlib import Path
 
+from sqlalchemy import make_url
+
 import scimflow
 from scimflow.pipeline.ports import Dispatcher
 from scimflow.pipeline.settings import ApiServer, Settings
-from scimflow.pipeline.store.migrate import upgrade
+from scimflow.pipeline.store.migrate import require_current, upgrade
 
 
 class _NoBroker:
@@ -30,14 +32,25 @@ def dispatcher_for(settings: Settings) -> Dispatcher:
 
 
 def migrate(settings: Settings, args: argparse.Namespace) -> int:
-    upgrade(settings.database_url)
-    print("database schema is up to date")
+    """Apply the revisions the database lacks, naming each, or say it was current already."""
+    applied = upgrade(settings.database_url)
+    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    if applied:
+        print(f"database {where}: applied {len(applied)} revision(s): {', '.join(applied)}")
+    else:
+        print(f"database {where}: schema already up to date")
     return 0
+
+
+def _preflight(settings: Settings, who: str) -> None:
+    """What a production process checks before it starts: a broker, then a current schema."""
+    settings.require_broker(who)
+    require_current(settings.database_url)
 
 
 def run_api(settings: Settings, args: argparse.Namespace) -> int:
     """Replace this process with the API server (gunicorn gthread, or uWSGI)."""
-    settings.require_broker("`scimflow api`")
+    _preflight(settings, "`scimflow api`")
     processes = args.workers or settings.api_processes
     if settings.api_server is ApiServer.UWSGI:
         argv = uwsgi_argv("scimflow.api.uwsgi_entry:application", args.bind, processes,
@@ -98,7 +111,7 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     Workers need no gossip or mingle (they share no broadcast state), and each subscription is
     one more thing a broker restart can break.
     """
-    settings.require_broker("`scimflow worker`")
+    _preflight(settings, "`scimflow worker`")
     concurrency = str(args.concurrency or settings.worker_concurrency)
     argv = [sys.executable, "-m", "celery", "-A", "scimflow.workers.main", "worker",
             "--queues", "scimflow.urgent,scimflow", "--concurrency", concurrency,
@@ -108,7 +121,7 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_beat(settings: Settings, args: argparse.Namespace) -> int:
-    settings.require_broker("`scimflow beat`")
+    _preflight(settings, "`scimflow beat`")
     argv = [sys.executable, "-m", "celery", "-A", "scimflow.workers.main", "beat",
             "--loglevel", settings.log_level, "--schedule", args.schedule]
     os.execv(sys.executable, argv)

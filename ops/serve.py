@@ -7,15 +7,19 @@ database is a SQLite file, so nothing else has to run.
 from __future__ import annotations
 
 import logging
+import shutil
+import sys
 from dataclasses import replace
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from sqlalchemy import make_url
+
 from scimflow.api.wsgi import build_app, configure_logging
-from scimflow.ops.admin import base_url
+from scimflow.ops.output import base_url
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store.db import make_engine, make_sessions
-from scimflow.pipeline.store.migrate import upgrade
 from scimflow.workers.inprocess import InProcessWorker
 from scimflow.workers.runtime import build_drainer
 
@@ -31,12 +35,32 @@ class _QuietHandler(WSGIRequestHandler):
         log.debug(format, *args)
 
 
+def invocation() -> str:
+    """How to run scimflow again the way this process was started (it may not be on PATH)."""
+    program = Path(sys.argv[0])
+    if program.name == "__main__.py":
+        return f"{Path(sys.executable).name} -m scimflow"
+    if shutil.which(program.name) == str(program.resolve()):
+        return program.name
+    try:
+        return str(program.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(program.resolve())
+
+
+def database_name(settings: Settings) -> str:
+    """The database, with a SQLite file as its absolute path (the URL's may be relative)."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return str(Path(str(url.database)).resolve())
+    return url.render_as_string(hide_password=True)
+
+
 def serve(settings: Settings, *, host: str, port: int) -> int:
     if settings.public_url == Settings().public_url:
         # No public URL configured: Locations point at where this process listens.
         settings = replace(settings, public_url=f"http://{host}:{port}")
     configure_logging(settings)
-    upgrade(settings.database_url)
     worker = InProcessWorker(
         build_drainer(settings, make_sessions(make_engine(settings, "worker"))),
         idle_seconds=min(settings.sweep_interval_seconds, 5.0),
@@ -45,10 +69,10 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
     worker.start()
     server = make_server(host, port, app, server_class=_ThreadingServer,
                          handler_class=_QuietHandler)
-    log.info("scimflow serving %s on http://%s:%d (database %s)", base_url(settings), host,
-             server.server_port, settings.database_url)
-    print(f"scimflow is serving {base_url(settings)} -- create a tenant with "
-          "`scimflow tenant create NAME`; Ctrl-C stops it.", flush=True)
+    log.info("scimflow serving %s on http://%s:%d", base_url(settings), host, server.server_port)
+    print(f"scimflow is serving {base_url(settings)} on the database {database_name(settings)}\n"
+          f"create a tenant, from this directory: {invocation()} tenant create NAME\n"
+          "Ctrl-C stops it.", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

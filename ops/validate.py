@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+from scimflow.ops.documents import read_json
+from scimflow.pipeline.engines import TenantEngines
 from scimflow.pipeline.errors import ScimError
 from scimflow.pipeline.scim.engine import ProtocolEngine, default_engine
+from scimflow.pipeline.scim.registry import default_registry
 from scimflow.pipeline.settings import Settings
+from scimflow.pipeline.store.db import make_engine, make_sessions
+from scimflow.pipeline.store.migrate import require_current
+from scimflow.pipeline.tenancy import Tenancy
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,12 +35,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     validate.add_argument(
         "--current", type=Path, help="canonical resource the PATCH/PUT applies to"
     )
-    validate.set_defaults(handler=run)
+    validate.add_argument(
+        "--tenant", help="validate against this tenant's extension schemas (reads the database)"
+    )
+    validate.set_defaults(handler=run, needs_schema=False)  # --tenant checks it itself
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    engine = _tenant_engine(settings, args.tenant) if args.tenant else default_engine()
     try:
-        outcome = _validate(default_engine(), args)
+        outcome = _validate(engine, args)
     except ScimError as ex:
         print(json.dumps({"status": ex.status, "error": ex.to_body()}, indent=2))
         return 1
@@ -43,9 +52,17 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _tenant_engine(settings: Settings, tenant: str) -> ProtocolEngine:
+    """The engine the tenant's requests go through: the built-in schemas and its extensions."""
+    require_current(settings.database_url)
+    sessions = make_sessions(make_engine(settings, "tool"))
+    tenant_id = Tenancy(sessions).find(tenant).id
+    return TenantEngines(sessions, default_registry(), cache_seconds=0).for_tenant(tenant_id)
+
+
 def _validate(engine: ProtocolEngine, args: argparse.Namespace) -> dict[str, Any]:
-    body = _load(args.body)
-    current = _load(args.current) if args.current else {}
+    body = read_json(args.body)
+    current = read_json(args.current) if args.current else {}
     resource_id = str(current.pop("id", None) or uuid.uuid4())
     if args.patch:
         command, new, changed = engine.validate_patch(
@@ -59,6 +76,3 @@ def _validate(engine: ProtocolEngine, args: argparse.Namespace) -> dict[str, Any
     return {"command": command.to_json()}
 
 
-def _load(path: Path) -> Any:
-    text = sys.stdin.read() if str(path) == "-" else path.read_text("utf-8")
-    return json.loads(text)

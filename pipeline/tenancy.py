@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from scimflow.pipeline.ports import Clock, utc_now
 from scimflow.pipeline.store import tenants
 from scimflow.pipeline.store.db import unit_of_work
-from scimflow.pipeline.store.tenants import IssuedToken, TenantRef
+from scimflow.pipeline.errors import ScimError
+from scimflow.pipeline.store.tenants import IssuedToken, TenantListing, TenantRef, TokenListing
 
 MAX_CACHED_TOKENS = 10_000
 
@@ -73,6 +74,43 @@ class Tenancy:
         with unit_of_work(self._sessions) as session:
             return tenants.find_tenant(session, name_or_id)
 
-    def list(self) -> list[TenantRef]:
+    def all(self) -> list[TenantListing]:
         with unit_of_work(self._sessions) as session:
             return tenants.list_tenants(session)
+
+    def tokens(self, name_or_id: str) -> list[TokenListing]:
+        with unit_of_work(self._sessions) as session:
+            return tenants.list_tokens(session, tenants.find_tenant(session, name_or_id))
+
+    def disable(self, name_or_id: str) -> TenantRef:
+        """Stop the tenant's tokens authenticating (API processes notice within the token
+        cache time); what it already sent is still applied."""
+        return self._set_disabled(name_or_id, disabled=True)
+
+    def enable(self, name_or_id: str) -> TenantRef:
+        return self._set_disabled(name_or_id, disabled=False)
+
+    def _set_disabled(self, name_or_id: str, *, disabled: bool) -> TenantRef:
+        with unit_of_work(self._sessions) as session:
+            tenant = tenants.find_tenant(session, name_or_id)
+            tenants.set_disabled(session, tenant, disabled_at=self._clock() if disabled else None)
+            return tenant
+
+    def delete(self, name_or_id: str) -> tuple[TenantRef, dict[str, int]]:
+        """Delete a disabled tenant and all its data; an enabled one is refused, so no IdP is
+        still writing while its rows go."""
+        with unit_of_work(self._sessions) as session:
+            tenant = tenants.find_tenant(session, name_or_id)
+            if not tenants.is_disabled(session, tenant):
+                raise TenantStillEnabled(tenant)
+            return tenant, tenants.delete_tenant(session, tenant)
+
+
+class TenantStillEnabled(ScimError):
+    status = 409
+
+    def __init__(self, tenant: TenantRef) -> None:
+        super().__init__(
+            f"Tenant {tenant.name!r} is enabled: disable it first"
+            f" (scimflow tenant disable {tenant.name})."
+        )

@@ -32,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        help="server where a scratch database is created for the run")
     bench.add_argument("--broker-url", default="redis://127.0.0.1:6379/7")
     bench.add_argument("--json", action="store_true", help="print a JSON summary")
-    bench.set_defaults(handler=_run)
+    bench.set_defaults(handler=_run, needs_schema=False)  # it builds its own databases
 
 
 

@@ -1,9 +1,32 @@
-"""Schema migrations (Alembic), callable from the CLI and from tests."""
+"""Schema migrations (Alembic): applied only by `scimflow migrate`, checked by everything else."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, make_url
+from sqlalchemy.pool import NullPool
+
+MIGRATE_COMMAND = "scimflow migrate"
+
+
+class SchemaNotCurrent(Exception):
+    """The database's schema is missing or behind this version of scimflow."""
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    current: str | None
+    head: str
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
 
 
 def alembic_config(database_url: str) -> Config:
@@ -13,10 +36,74 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database schema up to `revision` (idempotent)."""
+def upgrade(database_url: str, revision: str = "head") -> list[str]:
+    """Bring the database schema up to `revision`; return the revisions applied, oldest first."""
+    before = schema_state(database_url).current
     command.upgrade(alembic_config(database_url), revision)
+    after = schema_state(database_url).current
+    return revisions_between(database_url, before, after)
 
 
 def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+def schema_state(database_url: str) -> SchemaState:
+    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    assert head is not None  # the package ships its migrations
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+    return SchemaState(current, head)
+
+
+def revisions_between(database_url: str, older: str | None, newer: str | None) -> list[str]:
+    if newer is None or older == newer:
+        return []
+    scripts = ScriptDirectory.from_config(alembic_config(database_url))
+    walked = scripts.iterate_revisions(newer, older or "base")
+    return [script.revision for script in reversed(list(walked))]
+
+
+def require_current(database_url: str) -> None:
+    """Refuse a database that is missing or whose schema is behind: only `migrate` changes it.
+
+    A SQLite file that does not exist is reported before connecting, which would create an empty
+    one (a relative path names a different file in every working directory).
+    """
+    missing = _missing_sqlite_file(database_url)
+    if missing is not None:
+        raise SchemaNotCurrent(
+            f"no database at {missing}: run `{MIGRATE_COMMAND}` to create it"
+            " (a relative SQLite path is relative to the current directory)"
+        )
+    state = schema_state(database_url)
+    if state.up_to_date:
+        return
+    where = make_url(database_url).render_as_string(hide_password=True)
+    if state.current is not None and not _known(database_url, state.current):
+        raise SchemaNotCurrent(
+            f"the database {where} is at revision {state.current}, newer than this scimflow"
+            f" ({state.head}): run the scimflow version that migrated it"
+        )
+    found = f"is at revision {state.current}" if state.current else "has no scimflow schema"
+    raise SchemaNotCurrent(
+        f"the database {where} {found}, this scimflow needs {state.head}:"
+        f" run `{MIGRATE_COMMAND}`"
+    )
+
+
+def _known(database_url: str, revision: str) -> bool:
+    scripts = ScriptDirectory.from_config(alembic_config(database_url))
+    return any(script.revision == revision for script in scripts.walk_revisions())
+
+
+def _missing_sqlite_file(database_url: str) -> Path | None:
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database).resolve()
+    return None if path.exists() else path

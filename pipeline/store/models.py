@@ -47,6 +47,8 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime]
+    # A disabled tenant's tokens stop authenticating; what it sent before still applies.
+    disabled_at: Mapped[datetime | None]
 
 
 class ApiToken(Base):

@@ -9,12 +9,25 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from scimflow.pipeline.errors import NotFound, Unauthorized, Uniqueness
-from scimflow.pipeline.store.models import ApiToken, Tenant
+from scimflow.pipeline.store.models import (
+    AcknowledgedResource,
+    ApiToken,
+    DeadLetter,
+    Group,
+    JournalEntry,
+    JournalWait,
+    Membership,
+    OutboxEvent,
+    Tenant,
+    TenantSchema,
+    User,
+    UserSession,
+)
 
 TOKEN_PREFIX = "scimflow_"
 
@@ -32,6 +45,29 @@ class IssuedToken:
     id: str
     tenant: TenantRef
     secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class TenantListing:
+    id: str
+    name: str
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenListing:
+    """A token as operators see it: never its secret, which is not stored."""
+
+    id: str
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+# Every table holding a tenant's rows, children before parents.
+TENANT_TABLES = (JournalWait, UserSession, OutboxEvent, DeadLetter, Membership, Group, User,
+                 AcknowledgedResource, JournalEntry, TenantSchema, ApiToken)
 
 
 def token_digest(secret: str) -> str:
@@ -59,9 +95,39 @@ def find_tenant(session: Session, name_or_id: str) -> TenantRef:
     return TenantRef(row.id, row.name)
 
 
-def list_tenants(session: Session) -> list[TenantRef]:
-    rows = session.execute(select(Tenant.id, Tenant.name).order_by(Tenant.name))
-    return [TenantRef(row.id, row.name) for row in rows]
+def list_tenants(session: Session) -> list[TenantListing]:
+    rows = session.execute(
+        select(Tenant.id, Tenant.name, Tenant.created_at, Tenant.disabled_at)
+        .order_by(Tenant.name)
+    )
+    return [TenantListing(row.id, row.name, row.created_at, row.disabled_at) for row in rows]
+
+
+def set_disabled(session: Session, tenant: TenantRef, *, disabled_at: datetime | None) -> None:
+    session.execute(update(Tenant).where(Tenant.id == tenant.id).values(disabled_at=disabled_at))
+
+
+def is_disabled(session: Session, tenant: TenantRef) -> bool:
+    return session.scalar(select(Tenant.disabled_at).where(Tenant.id == tenant.id)) is not None
+
+
+def delete_tenant(session: Session, tenant: TenantRef) -> dict[str, int]:
+    """Delete the tenant and every row it owns; return the rows deleted per table."""
+    counts: dict[str, int] = {}
+    for table in TENANT_TABLES:
+        result = session.execute(delete(table).where(table.tenant_id == tenant.id))
+        counts[table.__tablename__] = int(result.rowcount)  # type: ignore[attr-defined]
+    session.execute(delete(Tenant).where(Tenant.id == tenant.id))
+    return counts
+
+
+def list_tokens(session: Session, tenant: TenantRef) -> list[TokenListing]:
+    rows = session.execute(
+        select(ApiToken.id, ApiToken.label, ApiToken.created_at, ApiToken.revoked_at)
+        .where(ApiToken.tenant_id == tenant.id)
+        .order_by(ApiToken.created_at, ApiToken.id)
+    )
+    return [TokenListing(row.id, row.label, row.created_at, row.revoked_at) for row in rows]
 
 
 def issue_token(
@@ -83,14 +149,25 @@ def issue_token(
 def revoke_tokens(
     session: Session, tenant: TenantRef, *, now: datetime, token_id: str | None = None
 ) -> int:
-    """Revoke one token of the tenant, or all of them; return how many were revoked."""
+    """Revoke one token of the tenant, or all of them; return how many were revoked.
+
+    A token id that is not one of the tenant's tokens is NotFound (a typo must not look like a
+    revocation); revoking an already revoked token revokes nothing.
+    """
     statement = update(ApiToken).where(
         ApiToken.tenant_id == tenant.id, ApiToken.revoked_at.is_(None)
     )
     if token_id is not None:
+        _require_token(session, tenant, token_id)
         statement = statement.where(ApiToken.id == token_id)
     result = session.execute(statement.values(revoked_at=now))
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _require_token(session: Session, tenant: TenantRef, token_id: str) -> None:
+    owner = session.scalar(select(ApiToken.tenant_id).where(ApiToken.id == token_id))
+    if owner != tenant.id:
+        raise NotFound(f"No token {token_id!r} for tenant {tenant.name!r}.")
 
 
 def authenticate(session: Session, secret: str) -> TenantRef:
@@ -103,7 +180,8 @@ def authenticate(session: Session, secret: str) -> TenantRef:
     row = session.execute(
         select(ApiToken.token_hash, Tenant.id, Tenant.name)
         .join(Tenant, Tenant.id == ApiToken.tenant_id)
-        .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
+        .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None),
+               Tenant.disabled_at.is_(None))
     ).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         raise Unauthorized()

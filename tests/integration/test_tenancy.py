@@ -1,12 +1,15 @@
-"""Bearer tokens: issued hashed, rotated, revoked; a recently valid token is cached briefly."""
+"""Tenants and bearer tokens: issued hashed, rotated, revoked, listed; a recently valid token is
+cached briefly; a tenant disabled, enabled, deleted with all its rows."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import func, select
 
-from scimflow.pipeline.errors import Unauthorized
-from scimflow.pipeline.store.models import ApiToken
-from scimflow.pipeline.tenancy import Tenancy
+from scimflow.pipeline.errors import NotFound, Unauthorized
+from scimflow.pipeline.store.models import ApiToken, Base, Tenant, User
+from scimflow.pipeline.store.tenants import TENANT_TABLES
+from scimflow.pipeline.tenancy import Tenancy, TenantStillEnabled
 from tests.integration.conftest import Services
 
 
@@ -46,3 +49,70 @@ def test_failures_are_never_cached(services: Services) -> None:
     for _ in range(2):
         with pytest.raises(Unauthorized):
             tenancy.authenticate("scimflow_not-a-token")
+
+
+def test_a_disabled_tenant_does_not_authenticate_until_enabled(services: Services) -> None:
+    tenancy = Tenancy(services.sessions)
+    issued = tenancy.create("acme")
+    tenancy.disable("acme")
+    with pytest.raises(Unauthorized):
+        tenancy.authenticate(issued.secret)
+    assert [t.disabled_at is not None for t in tenancy.all()] == [True]
+    tenancy.enable("acme")
+    assert tenancy.authenticate(issued.secret).name == "acme"
+
+
+def test_revoking_a_token_id_the_tenant_does_not_own_is_not_found(services: Services) -> None:
+    tenancy = Tenancy(services.sessions)
+    tenancy.create("acme")
+    other = tenancy.create("globex")
+    with pytest.raises(NotFound):
+        tenancy.revoke("acme", other.id)  # globex's token, not acme's
+    with pytest.raises(NotFound):
+        tenancy.revoke("acme", "no-such-token")
+    assert tenancy.authenticate(other.secret).name == "globex"
+
+
+def test_tokens_are_listed_without_secrets(services: Services) -> None:
+    tenancy = Tenancy(services.sessions)
+    first = tenancy.create("acme")
+    second = tenancy.rotate("acme", revoke_others=True)
+    listed = tenancy.tokens("acme")
+    assert [(t.id, t.revoked_at is not None) for t in listed] == [(first.id, True),
+                                                                   (second.id, False)]
+    assert first.secret not in repr(listed)
+
+
+def test_an_enabled_tenant_is_not_deleted(services: Services) -> None:
+    tenancy = Tenancy(services.sessions)
+    tenancy.create("acme")
+    with pytest.raises(TenantStillEnabled):
+        tenancy.delete("acme")
+    assert [t.name for t in tenancy.all()] == ["acme"]
+
+
+def test_deleting_a_tenant_removes_every_row_it_owns_and_nothing_else(
+    services: Services,
+) -> None:
+    tenancy = Tenancy(services.sessions)
+    doomed, kept = tenancy.create("acme").tenant, tenancy.create("globex").tenant
+    for tenant in (doomed, kept):
+        alice = services.user(tenant, "alice")
+        services.group(tenant, "staff", [alice])
+        services.user(tenant, "bob", active=False)
+    services.drain()
+    tenancy.disable("acme")
+    _, deleted = tenancy.delete("acme")
+    assert deleted["users"] == 2 and deleted["groups"] == 1 and deleted["memberships"] == 1
+    with services.sessions.begin() as session:
+        for table in (*TENANT_TABLES, Tenant):
+            owners = set(session.scalars(select(table.__table__.c[_tenant_column(table)])))
+            assert doomed.id not in owners, table.__tablename__
+        assert session.scalar(select(func.count()).select_from(User)
+                              .where(User.tenant_id == kept.id)) == 2
+    with pytest.raises(NotFound):
+        tenancy.find("acme")
+
+
+def _tenant_column(table: type[Base]) -> str:
+    return "id" if table is Tenant else "tenant_id"

@@ -97,6 +97,8 @@ def embedded(tmp_path: Path) -> Iterator[Target]:
     port = free_port()
     database_url = f"sqlite:///{tmp_path / 'scimflow.sqlite3'}"
     env = _embedded_env(database_url)
+    subprocess.run([SCIMFLOW, "migrate"], env=env, cwd=tmp_path, check=True,
+                   capture_output=True, timeout=120)
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         # No SCIMFLOW_PUBLIC_URL: serve derives its Locations from --host and --port.

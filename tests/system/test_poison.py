@@ -819,6 +819,8 @@ class Embedded:
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[Embedded]:
     server = Embedded(tmp_path)
+    subprocess.run([SCIMFLOW, "migrate"], env=server.env, cwd=tmp_path, check=True,
+                   capture_output=True, timeout=120)
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
