@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from scimflow.pipeline.errors import ScimError
 from scimflow.pipeline.ports import Clock, utc_now
 from scimflow.pipeline.store import tenants
 from scimflow.pipeline.store.db import unit_of_work
-from scimflow.pipeline.errors import ScimError
 from scimflow.pipeline.store.tenants import IssuedToken, TenantListing, TenantRef, TokenListing
 
 MAX_CACHED_TOKENS = 10_000
