@@ -2,10 +2,12 @@
 # and installs exactly these in a fresh virtual environment. uWSGI, the optional API server,
 # is opt-in: --build-arg SCIMFLOW_EXTRAS=postgres,production,uwsgi
 ARG SCIMFLOW_EXTRAS=postgres,production
+# The base image of both stages, pinned to an exact release (docker-compose.yml pins the others).
+ARG PYTHON_IMAGE=python:3.11.16-slim-bookworm
 
 # Wheels are built in a stage with a C compiler (uWSGI compiles, when it is chosen); the image
 # itself carries no compiler.
-FROM python:3.11-slim AS wheels
+FROM ${PYTHON_IMAGE} AS wheels
 ARG SCIMFLOW_EXTRAS
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
@@ -20,7 +22,7 @@ COPY workers ./workers
 COPY ops ./ops
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[${SCIMFLOW_EXTRAS}]"
 
-FROM python:3.11-slim
+FROM ${PYTHON_IMAGE}
 ARG SCIMFLOW_EXTRAS
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.system.compose import load_compose, service_command
+from tests.system.compose import COMPOSE_FILE, load_compose, service_command
 
 SCIMFLOW_SERVICES = ("migrate", "api", "worker", "beat", "flower")
 
@@ -26,9 +26,13 @@ def test_every_part_of_the_deployment_is_a_service(services: dict[str, Any]) -> 
 
 
 def test_scimflow_services_use_postgres_and_redis(services: dict[str, Any]) -> None:
+    # The PostgreSQL URL is a secret file (the header shows how it is made); Flower needs the
+    # broker only. tests/unit/test_compose.py checks the secrets themselves.
+    assert "postgresql+psycopg://scimflow:" in COMPOSE_FILE.read_text("utf-8")
     for name in SCIMFLOW_SERVICES:
         env = services[name]["environment"]
-        assert env["SCIMFLOW_DATABASE_URL"].startswith("postgresql+psycopg://"), name
+        if name != "flower":
+            assert env["SCIMFLOW_DATABASE_URL_FILE"] == "/run/secrets/database_url", name
         assert env["SCIMFLOW_BROKER_URL"].startswith("redis://redis:6379"), name
 
 
@@ -57,8 +61,11 @@ def test_published_ports_are_loopback_only(services: dict[str, Any]) -> None:
 
 
 def test_flower_never_runs_without_authentication(services: dict[str, Any]) -> None:
+    """Its credential is a secret file only Flower reads (tests/unit/test_compose.py runs it)."""
     command = " ".join(service_command("flower"))
-    assert "--basic-auth=${FLOWER_BASIC_AUTH:?" in command
+    assert "flower_basic_auth" in services["flower"]["secrets"]
+    assert "/run/secrets/flower_basic_auth" in command
+    assert "refusing to start without authentication" in command
 
 
 def test_healthchecks_gate_the_dependencies(services: dict[str, Any]) -> None:
