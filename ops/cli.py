@@ -10,7 +10,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from scimflow import __version__
-from scimflow.ops import admin, processes, tenants, validate
+from scimflow.ops import admin, processes, prune, tenants, validate
 from scimflow.ops import status as operator_status
 from scimflow.ops.bench import command as bench
 from scimflow.ops.documents import UnreadableDocument
@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_schemas(commands)
     _add_operations(commands)
     validate.add_parser(commands)
+    prune.add_parser(commands)
     bench.add_parser(commands)
     return parser
 

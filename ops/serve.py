@@ -21,7 +21,7 @@ from scimflow.ops.output import base_url
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store.db import make_engine, make_sessions
 from scimflow.workers.inprocess import InProcessWorker
-from scimflow.workers.runtime import build_drainer
+from scimflow.workers.runtime import build_drainer, build_embedded_pruner
 
 log = logging.getLogger("scimflow")
 
@@ -61,9 +61,12 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
         # No public URL configured: Locations point at where this process listens.
         settings = replace(settings, public_url=f"http://{host}:{port}")
     configure_logging(settings)
+    sessions = make_sessions(make_engine(settings, "worker"))
     worker = InProcessWorker(
-        build_drainer(settings, make_sessions(make_engine(settings, "worker"))),
+        build_drainer(settings, sessions),
         idle_seconds=min(settings.sweep_interval_seconds, 5.0),
+        pruner=build_embedded_pruner(settings, sessions),
+        prune_every=settings.retention_interval_seconds,
     )
     app = build_app(settings, worker)
     worker.start()

@@ -87,6 +87,19 @@ class Settings:
     # Sweeper (Celery beat): how often, and how old a pending entry must be to be re-rung.
     sweep_interval_seconds: float = 15.0
     sweep_stale_seconds: float = 10.0
+    # Retention (pipeline/store/retention.py): applied journal entries, delivered outbox
+    # events and dead letters (replayed or not) are deleted this many days after they were
+    # applied, delivered or recorded; 0 keeps them forever. Beat (or the embedded worker)
+    # prunes every `retention_interval_seconds`, in batches of `retention_batch_size` rows,
+    # each batch its own short transaction.
+    retention_journal_days: int = 7
+    retention_outbox_days: int = 7
+    retention_dead_letter_days: int = 30
+    retention_batch_size: int = 1000
+    # A pause between two batches: pruning takes a small, steady share of the database (about
+    # 7 ms of work per 1,000 rows) instead of a burst while a sync is being acknowledged.
+    retention_pause_seconds: float = 0.05
+    retention_interval_seconds: float = 300.0
     # Work due for this long with no drain finished in this time means no worker is draining:
     # `/readyz` answers 503 and `scimflow status` warns (pipeline/liveness.py).
     stall_seconds: float = 120.0

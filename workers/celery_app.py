@@ -17,6 +17,7 @@ from scimflow.workers.redis_transport import TRANSPORT as REDIS_TRANSPORT
 
 DRAIN_TASK = "scimflow.drain"
 SWEEP_TASK = "scimflow.sweep"
+PRUNE_TASK = "scimflow.prune"
 DEFAULT_QUEUE = "scimflow"
 URGENT_QUEUE = "scimflow.urgent"
 
@@ -61,6 +62,7 @@ def make_celery(settings: Settings) -> Celery:
         task_queues=task_queues(settings),
         beat_schedule={
             "sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_seconds},
+            "prune": {"task": PRUNE_TASK, "schedule": settings.retention_interval_seconds},
         },
     )
     return app

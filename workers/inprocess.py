@@ -3,15 +3,20 @@
 `scimflow serve` runs the API and this worker in one process on SQLite, with no broker. The
 write path, the journal and the apply path are exactly those of production; only the doorbell
 differs (an Event instead of a Celery message), and the idle timeout doubles as the sweeper.
+With a pruner it also prunes the history past its retention, as beat's `scimflow.prune` does:
+at start, then every `prune_every` seconds, between drains on the same thread.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from scimflow.pipeline.drain import Drainer
 from scimflow.pipeline.errors import Unavailable
+from scimflow.workers.runtime import Pruner
 
 log = logging.getLogger("scimflow.worker")
 
@@ -19,9 +24,21 @@ log = logging.getLogger("scimflow.worker")
 class InProcessWorker:
     """Drains the journal on a background thread whenever it is rung (and periodically)."""
 
-    def __init__(self, drainer: Drainer, *, idle_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        drainer: Drainer,
+        *,
+        idle_seconds: float = 5.0,
+        pruner: Pruner | None = None,
+        prune_every: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._drainer = drainer
         self._idle_seconds = idle_seconds
+        self._pruner = pruner
+        self._prune_every = prune_every
+        self._clock = clock
+        self._next_prune = clock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scimflow-worker", daemon=True)
@@ -43,6 +60,7 @@ class InProcessWorker:
             self._wake.wait(timeout)
             self._wake.clear()
             timeout = self._drain_all()
+            self._prune_when_due()
 
     def _drain_all(self) -> float:
         """Drain everything ready; return how long to sleep before looking again."""
@@ -60,3 +78,19 @@ class InProcessWorker:
         if report.retry_in is not None:
             return min(self._idle_seconds, max(report.retry_in, 0.05))
         return self._idle_seconds
+
+    def _prune_when_due(self) -> None:
+        if self._pruner is None or self._clock() < self._next_prune:
+            return
+        self._next_prune = self._clock() + self._prune_every
+        try:
+            report = self._pruner()
+        except Unavailable:
+            log.warning("database unavailable; pruning again in %.0fs", self._prune_every)
+            return
+        except Exception:  # as for a drain: logged, and the thread lives on
+            log.exception("pruning failed")
+            return
+        if report.journal or report.outbox or report.dead_letters:
+            log.info("pruned journal=%d outbox=%d dead_letters=%d",
+                     report.journal, report.outbox, report.dead_letters)

@@ -7,7 +7,8 @@ process and discarded in `worker_process_init`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from sqlalchemy import Engine
@@ -15,9 +16,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.pipeline.drain import Drainer, RetryPolicy
 from scimflow.pipeline.engines import TenantEngines
+from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.scim.registry import default_registry
 from scimflow.pipeline.settings import Settings
+from scimflow.pipeline.store import retention
 from scimflow.pipeline.store.db import make_engine, make_sessions
+from scimflow.pipeline.store.retention import PruneReport, RetentionPolicy
+
+# One scheduled retention run (beat's `scimflow.prune`, or the embedded worker's interval).
+Pruner = Callable[[], PruneReport]
 
 
 @dataclass
@@ -36,6 +43,10 @@ class WorkerRuntime:
     def drainer(self) -> Drainer:
         return build_drainer(self.settings, self.sessions)
 
+    @cached_property
+    def pruner(self) -> Pruner:
+        return build_pruner(self.settings, self.sessions)
+
     def after_fork(self) -> None:
         """Forget the parent's engine; the child builds its own on first use."""
         engine = self.__dict__.pop("engine", None)
@@ -43,6 +54,7 @@ class WorkerRuntime:
             engine.dispose(close=False)
         self.__dict__.pop("sessions", None)
         self.__dict__.pop("drainer", None)
+        self.__dict__.pop("pruner", None)
 
 
 def build_drainer(settings: Settings, sessions: sessionmaker[Session]) -> Drainer:
@@ -56,3 +68,20 @@ def build_drainer(settings: Settings, sessions: sessionmaker[Session]) -> Draine
         sessions, default_registry(), cache_seconds=settings.token_cache_seconds
     )
     return Drainer(sessions, engines, batch_size=settings.drain_batch_size, retry=retry)
+
+
+# The embedded worker prunes on its only thread, between drains: a short run, without pauses,
+# so a drain never waits long behind it (at least 10,000 rows a run is plenty for one process).
+EMBEDDED_BATCHES_PER_RUN = 10
+
+
+def build_pruner(settings: Settings, sessions: sessionmaker[Session]) -> Pruner:
+    """Beat's run: paced by the policy's pause, bounded by the store's batches per run."""
+    policy = RetentionPolicy.from_settings(settings)
+    return lambda: retention.prune(sessions, policy, now=utc_now())
+
+
+def build_embedded_pruner(settings: Settings, sessions: sessionmaker[Session]) -> Pruner:
+    policy = replace(RetentionPolicy.from_settings(settings), pause_seconds=0.0)
+    return lambda: retention.prune(sessions, policy, now=utc_now(),
+                                   max_batches=EMBEDDED_BATCHES_PER_RUN)

@@ -4,13 +4,15 @@
 It drains in bounded batches, then rings again if more is waiting, so no task holds a worker
 slot for long. Every batch gives each tenant with waiting work its fair share (store/claim.py),
 so a drain rung by one tenant's initial sync also serves every other tenant, whatever the
-order of the queue. `scimflow.sweep` (beat) rings for work whose doorbell was lost.
+order of the queue. `scimflow.sweep` (beat) rings for work whose doorbell was lost;
+`scimflow.prune` (beat) deletes the history past its retention (pipeline/store/retention.py).
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from celery import Task, shared_task
 from celery.signals import worker_process_init
@@ -22,7 +24,7 @@ from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store import heartbeats, journal
 from scimflow.pipeline.store.db import unit_of_work
-from scimflow.workers.celery_app import DRAIN_TASK, SWEEP_TASK
+from scimflow.workers.celery_app import DRAIN_TASK, PRUNE_TASK, SWEEP_TASK
 from scimflow.workers.dispatch import CeleryDispatcher
 from scimflow.workers.runtime import WorkerRuntime
 
@@ -82,3 +84,12 @@ def sweep() -> int:
     for tenant_id in tenants:
         dispatcher.ring(tenant_id)
     return len(tenants)
+
+
+@shared_task(name=PRUNE_TASK, acks_late=True)
+def prune() -> dict[str, Any]:
+    """Delete the journal entries, outbox events and dead letters past their retention."""
+    report = runtime.pruner()
+    log.info("pruned journal=%d outbox=%d dead_letters=%d",
+             report.journal, report.outbox, report.dead_letters)
+    return report.as_dict()

@@ -288,6 +288,20 @@ class OutboxEvent(Base):
             postgresql_where=text("delivered_at IS NULL"),
             sqlite_where=text("delivered_at IS NULL"),
         ),
+        # Retention (store/retention.py): a journal entry is kept while an undelivered event
+        # names it (one probe per entry), and delivered events are pruned oldest first.
+        Index(
+            "ix_outbox_undelivered_journal_seq",
+            "journal_seq",
+            postgresql_where=text("delivered_at IS NULL"),
+            sqlite_where=text("delivered_at IS NULL"),
+        ),
+        Index(
+            "ix_outbox_delivered_at",
+            "delivered_at",
+            postgresql_where=text("delivered_at IS NOT NULL"),
+            sqlite_where=text("delivered_at IS NOT NULL"),
+        ),
     )
 
 
@@ -313,3 +327,6 @@ class DeadLetter(Base):
     created_at: Mapped[datetime]
     replayed_at: Mapped[datetime | None]
     replay_seq: Mapped[int | None] = mapped_column(BigInteger)
+
+    # Retention (store/retention.py) prunes dead letters oldest first.
+    __table_args__ = (Index("ix_dead_letters_created_at", "created_at"),)

@@ -1,0 +1,221 @@
+"""Retention: deleting the history the pipeline no longer needs, in small batches.
+
+Three tables grow with every write. Each loses its rows older than its retention period
+(`SCIMFLOW_RETENTION_*_DAYS`; 0 keeps them forever):
+
+- the journal, its *applied* entries that nothing names any more. Pending and dead entries are
+  never deleted. Still named are: an entry a wait in `journal_waits` points at, and one a dead
+  letter points at (replay reads its command). An outbox event's `journal_seq` does not keep
+  its entry: an event carries what its consumer needs, and the journal is the pipeline's
+  history, not the application's. Nothing else reads an applied entry: order comes from the
+  `seq` of pending entries, versions and ETags from `resources`, a retried POST is recognised
+  by `resources.create_digest`, and the applied state is in `users` / `groups`.
+- the outbox, its delivered events;
+- dead letters, replayed or not.
+
+The newest row of each table is always kept: SQLite gives a new row the largest key plus one,
+so deleting the newest row would hand its key out again, and a `seq` (named by
+`users.journal_seq` and outbox events) or a dead-letter id must never name two things.
+
+A batch is one statement in its own transaction: delete the rows whose keys a subquery picks,
+the oldest `batch_size` that qualify (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so pruning never
+waits for a row a writer holds, and two pruners split the work). The next batch starts from the
+age the previous one reached, so it never walks again over index entries already deleted. The
+pipeline's writers touch only pending entries and undelivered events, which are never pruned.
+A scheduled run pauses `pause_seconds` between batches, so it takes a small, steady share of
+the database instead of a burst while a sync is being acknowledged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, exists, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, sessionmaker
+from sqlalchemy.sql.dml import ReturningDelete
+
+from scimflow.pipeline.settings import ConfigError, Settings
+from scimflow.pipeline.store.db import unit_of_work
+from scimflow.pipeline.store.journal import APPLIED
+from scimflow.pipeline.store.models import DeadLetter, JournalEntry, JournalWait, OutboxEvent
+
+# Batches per table in one scheduled run: a run stays short (the beat task's time limit), and
+# whatever is left is pruned by the next one.
+MAX_BATCHES_PER_RUN = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """How many days each table keeps (0: forever), and how many rows a batch deletes."""
+
+    journal_days: int = 7
+    outbox_days: int = 7
+    dead_letter_days: int = 30
+    batch_size: int = 1000
+    # Between two batches of a run: keeps pruning to a small share of the database's time.
+    pause_seconds: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("journal_days", "outbox_days", "dead_letter_days"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"SCIMFLOW_RETENTION_{name.upper()} must be 0 or more")
+        if self.batch_size < 1:
+            raise ConfigError("SCIMFLOW_RETENTION_BATCH_SIZE must be 1 or more")
+        if self.pause_seconds < 0:
+            raise ConfigError("SCIMFLOW_RETENTION_PAUSE_SECONDS must be 0 or more")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetentionPolicy:
+        return cls(
+            journal_days=settings.retention_journal_days,
+            outbox_days=settings.retention_outbox_days,
+            dead_letter_days=settings.retention_dead_letter_days,
+            batch_size=settings.retention_batch_size,
+            pause_seconds=settings.retention_pause_seconds,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    """Rows deleted per table (or, in a dry run, rows that would be)."""
+
+    journal: int = 0
+    outbox: int = 0
+    dead_letters: int = 0
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Predicate = Callable[[datetime], ColumnElement[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """A prunable table: its key, the moment its retention counts from, what may go."""
+
+    model: type[JournalEntry] | type[OutboxEvent] | type[DeadLetter]
+    key: InstrumentedAttribute[int]
+    age: InstrumentedAttribute[Any]
+    prunable: Predicate
+
+
+def _applied_and_unreferenced(cutoff: datetime) -> ColumnElement[bool]:
+    entry = JournalEntry
+    return and_(
+        entry.status == APPLIED,
+        entry.applied_at < cutoff,
+        ~exists().where(JournalWait.seq == entry.seq),
+        ~exists().where(DeadLetter.journal_seq == entry.seq),
+    )
+
+
+def _delivered(cutoff: datetime) -> ColumnElement[bool]:
+    return and_(OutboxEvent.delivered_at.is_not(None), OutboxEvent.delivered_at < cutoff)
+
+
+def _recorded(cutoff: datetime) -> ColumnElement[bool]:
+    return DeadLetter.created_at < cutoff
+
+
+JOURNAL = _Table(JournalEntry, JournalEntry.seq, JournalEntry.applied_at,
+                 _applied_and_unreferenced)
+OUTBOX = _Table(OutboxEvent, OutboxEvent.id, OutboxEvent.delivered_at, _delivered)
+DEAD_LETTERS = _Table(DeadLetter, DeadLetter.id, DeadLetter.created_at, _recorded)
+
+
+def prune(
+    sessions: sessionmaker[Session],
+    policy: RetentionPolicy,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    max_batches: int | None = MAX_BATCHES_PER_RUN,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PruneReport:
+    """Delete (or, with `dry_run`, count) what each table no longer keeps.
+
+    Stops a table when a batch comes back short or after `max_batches` batches (None: when
+    nothing is left), so a scheduled run stays bounded and the next run goes on.
+    """
+    def one(table: _Table, days: int) -> int:
+        if days == 0:
+            return 0
+        cutoff = now - timedelta(days=days)
+        if dry_run:
+            return _count(sessions, table, cutoff)
+        return _delete_in_batches(
+            sessions, table, cutoff, policy,
+            max_batches=max_batches, pause=lambda: sleep(policy.pause_seconds),
+        )
+
+    return PruneReport(
+        journal=one(JOURNAL, policy.journal_days),
+        outbox=one(OUTBOX, policy.outbox_days),
+        dead_letters=one(DEAD_LETTERS, policy.dead_letter_days),
+        dry_run=dry_run,
+    )
+
+
+def _count(sessions: sessionmaker[Session], table: _Table, cutoff: datetime) -> int:
+    with unit_of_work(sessions) as session:
+        counted = session.scalar(
+            select(func.count()).select_from(table.model)
+            .where(table.prunable(cutoff), _not_newest(table))
+        )
+    return int(counted or 0)
+
+
+def _delete_in_batches(
+    sessions: sessionmaker[Session],
+    table: _Table,
+    cutoff: datetime,
+    policy: RetentionPolicy,
+    *,
+    max_batches: int | None,
+    pause: Callable[[], None],
+) -> int:
+    deleted, reached = 0, None
+    batches = itertools.count() if max_batches is None else range(max_batches)
+    for number in batches:
+        if number and policy.pause_seconds:
+            pause()
+        with unit_of_work(sessions) as session:
+            ages = session.scalars(_batch(table, cutoff, reached, policy.batch_size)).all()
+        deleted += len(ages)
+        if len(ages) < policy.batch_size:
+            break
+        reached = max(ages)
+    return deleted
+
+
+def _batch(
+    table: _Table, cutoff: datetime, reached: datetime | None, batch_size: int
+) -> ReturningDelete[Any]:
+    """One batch: delete the oldest prunable rows, returning their ages."""
+    chosen = select(table.key).where(table.prunable(cutoff), _not_newest(table))
+    if reached is not None:
+        # What is older than the previous batch reached was deleted, or stays (still named, or
+        # held by another transaction): no need to walk over it again.
+        chosen = chosen.where(table.age >= reached)
+    chosen = (
+        chosen.order_by(table.age).limit(batch_size)
+        .with_for_update(skip_locked=True)
+        # The subquery reads the table the DELETE deletes from: its own FROM, not the DELETE's.
+        .correlate(None)
+    )
+    return (
+        delete(table.model).where(table.key.in_(chosen)).returning(table.age)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _not_newest(table: _Table) -> ColumnElement[bool]:
+    newest = aliased(table.model)
+    return table.key < select(func.max(getattr(newest, table.key.key))).scalar_subquery()
