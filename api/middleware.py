@@ -13,6 +13,7 @@ from typing import Any
 
 import falcon
 
+from scimflow.api.services import API_PREFIX
 from scimflow.pipeline.auth_throttle import AuthenticationThrottled, AuthFailureThrottle
 from scimflow.pipeline.errors import NotAcceptable, Unauthorized
 from scimflow.pipeline.store.tenants import TenantRef, token_digest
@@ -80,8 +81,8 @@ class BearerAuthMiddleware:
         self._throttle = throttle or AuthFailureThrottle(limit=0, window_seconds=0)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if req.path in UNAUTHENTICATED_PATHS:
-            return
+        if req.path in UNAUTHENTICATED_PATHS or not _under_scim_base(req.path):
+            return  # a path outside the SCIM base is a 404 for anyone: nothing to protect
         source = req.remote_addr or "-"
         try:
             token = bearer_token(req.get_header("Authorization"))
@@ -120,6 +121,10 @@ class ConnectionReuseMiddleware:
         announced = bool(req.content_length) or req.get_header("Transfer-Encoding") is not None
         if announced and not getattr(req.context, "body_read", False):
             resp.set_header("Connection", "close")
+
+
+def _under_scim_base(path: str) -> bool:
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -87,24 +87,26 @@ class WriteService:
         new = acceptance.new_resource(
             tenant.id, command, head, now=now, create_digest=digest, request_id=request_id
         )
-        if not self._insert_created(tenant, new, resource.get(MEMBERS)):
+        inserted, members = self._insert_created(tenant, new, resource.get(MEMBERS))
+        if not inserted:
             with self._transaction(tenant) as session:
                 return _replayed(session, tenant, type_name, resource, digest)
         self._ring(tenant, command)
         ack = Acknowledged(command.resource_id, type_name, 1, head, now, now, digest)
-        return Accepted(ack, resource.get(MEMBERS))
+        return Accepted(ack, members)
 
     def _insert_created(
         self, tenant: TenantRef, new: acceptance.NewResource, members: list[Any] | None
-    ) -> bool:
-        """Reserve the keys and journal the create; False if a key is taken."""
+    ) -> tuple[bool, list[dict[str, Any]] | None]:
+        """Reserve the keys and journal the create; False if a key is taken. With the members,
+        each with its type, as a read will show them."""
         if self._batched_creates is not None and not members:
             with self._admitted(tenant):
-                return self._batched_creates.insert(new)
+                return self._batched_creates.insert(new), members
         # Member references are checked in the transaction that journals the create.
         with self._transaction(tenant) as session:
-            _check_member_references(session, tenant, members)
-            return acceptance.insert_created(session, new)
+            typed = _check_member_references(session, tenant, members)
+            return acceptance.insert_created(session, new), typed
 
     def replace(
         self,
@@ -124,7 +126,9 @@ class WriteService:
             command = engine.validate_replace(type_name, resource_id, payload, current.data)
             resource = command.resource or {}
             check_storable(type_name, resource, resource.get(MEMBERS))
-            _check_member_references(session, tenant, resource.get(MEMBERS), resource_id)
+            members = _check_member_references(
+                session, tenant, resource.get(MEMBERS), resource_id
+            )
             saved = self._save(
                 session,
                 tenant,
@@ -134,7 +138,7 @@ class WriteService:
                 request_id=request_id,
             )
         self._ring(tenant, command)
-        return Accepted(saved, resource.get(MEMBERS))
+        return Accepted(saved, members)
 
     def patch(
         self,
@@ -258,7 +262,7 @@ def _replayed(
     existing = acknowledged.find_conflict(session, tenant.id, type_name, resource)
     if existing is not None and existing.create_digest == digest:
         return Accepted(existing, resource.get(MEMBERS), created=False)
-    raise Uniqueness(f"{acknowledged.describe_keys(type_name, resource)} is already in use.")
+    raise Uniqueness(acknowledged.conflict_detail(type_name, resource, existing))
 
 
 def _without_members(resource: Mapping[str, Any]) -> dict[str, Any]:
@@ -291,8 +295,9 @@ def _check_member_references(
     tenant: TenantRef,
     members: list[dict[str, Any]] | None,
     group_id: str | None = None,
-) -> None:
-    """Members must name resources of this tenant (acknowledged, applied or not).
+) -> list[dict[str, Any]] | None:
+    """Members must name resources of this tenant (acknowledged, applied or not); returns them
+    with their `type`, which a client may leave out and a read always shows.
 
     A member without a `value` names nobody, and a group cannot be a member of itself: both
     are refused here, since the workers could never apply them.
@@ -310,3 +315,6 @@ def _check_member_references(
         declared = member.get("type")
         if declared is not None and found.get(member["value"]) != declared:
             raise InvalidValue(f"Member {member.get('value')} is not a {declared}.")
+    if members is None:
+        return None
+    return [{**member, "type": found[member["value"]]} for member in members]

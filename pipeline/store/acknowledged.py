@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -128,7 +129,7 @@ def save(
     """Store a new version; a unique key taken by another resource is a 409."""
     taken = find_conflict(session, tenant_id, current.resource_type, data)
     if taken is not None and taken.id != current.id:
-        raise Uniqueness(f"{describe_keys(current.resource_type, data)} is already in use.")
+        raise Uniqueness(conflict_detail(current.resource_type, data, taken))
     version = current.version + 1
     session.execute(
         update(Row)
@@ -166,10 +167,24 @@ def existing_types(
     return {row.id: row.resource_type for row in rows}
 
 
-def describe_keys(resource_type: str, data: Mapping[str, Any]) -> str:
-    if resource_type == "User":
-        return f"userName {data.get('userName')!r} or externalId {data.get('externalId')!r}"
-    return f"displayName {data.get('displayName')!r} or externalId {data.get('externalId')!r}"
+def conflict_detail(
+    resource_type: str, data: Mapping[str, Any], taken: Acknowledged | None
+) -> str:
+    """The 409 detail: the unique keys of `data` that `taken` holds, never an absent one."""
+    name = "userName" if resource_type == "User" else "displayName"
+    present = [(key, data[key]) for key in (name, "externalId") if data.get(key) is not None]
+    clashing = [(key, value) for key, value in present
+                if taken is not None and _same_key(key, value, taken.data.get(key))]
+    named = clashing or present
+    described = " and ".join(f"{key} {json.dumps(value)}" for key, value in named)
+    verb = "are" if len(named) > 1 else "is"
+    return f"{described or 'A unique attribute value'} {verb} already in use."
+
+
+def _same_key(key: str, value: Any, other: Any) -> bool:
+    if key == "externalId" or not isinstance(value, str) or not isinstance(other, str):
+        return bool(value == other)
+    return fold_key(value) == fold_key(other)  # names are unique once folded
 
 
 def from_row(row: Any) -> Acknowledged:

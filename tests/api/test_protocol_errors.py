@@ -220,6 +220,37 @@ def test_a_duplicate_user_name_is_409_uniqueness(client: testing.TestClient) -> 
     assert_scim_error(result, 409, "uniqueness")
 
 
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+
+
+@pytest.mark.parametrize(("first", "second", "detail"), [
+    # No externalId on either side: the detail names only what clashes (never `None`).
+    ({"userName": "alice"}, {"userName": "ALICE"}, 'userName "ALICE" is already in use.'),
+    ({"userName": "alice", "externalId": "x1"}, {"userName": "bob", "externalId": "x1"},
+     'externalId "x1" is already in use.'),
+    ({"userName": "alice", "externalId": "x1"}, {"userName": "Alice", "externalId": "x1"},
+     'userName "Alice" and externalId "x1" are already in use.'),
+])
+def test_a_409_names_the_keys_that_clash(
+    client: testing.TestClient, first: dict[str, str], second: dict[str, str], detail: str
+) -> None:
+    assert client.simulate_post(f"{BASE}/Users", **scim_body({"schemas": [USER], **first}),
+                                ).status_code == 201
+    result = client.simulate_post(f"{BASE}/Users", **scim_body({"schemas": [USER], **second}))
+    assert_scim_error(result, 409, "uniqueness")
+    assert result.json["detail"] == detail
+
+
+def test_a_409_on_replace_names_the_key_that_clashes(client: testing.TestClient) -> None:
+    taken = {"schemas": [USER], "userName": "alice"}
+    assert client.simulate_post(f"{BASE}/Users", **scim_body(taken)).status_code == 201
+    bob = client.simulate_post(f"{BASE}/Users",
+                               **scim_body({"schemas": [USER], "userName": "bob"})).json
+    result = client.simulate_put(f"{BASE}/Users/{bob['id']}", **scim_body(taken))
+    assert_scim_error(result, 409, "uniqueness")
+    assert result.json["detail"] == 'userName "alice" is already in use.'
+
+
 def test_a_stale_if_match_is_412(client: testing.TestClient) -> None:
     user = create_user(client)
     path = f"{BASE}/Users/{user['id']}"
@@ -379,3 +410,15 @@ def test_a_value_longer_than_the_directory_stores_is_400_invalid_value(
     body = read_sample("idp/okta/okta-create-user.json") | {"userName": "x" * 600 + "@a.com"}
     result = client.simulate_post(f"{BASE}/Users", **scim_body(body))
     assert_scim_error(result, 400, "invalidValue")
+
+
+@pytest.mark.parametrize("path", ["/", "/foo", "/scim/v1/Users", "/scim/v2x/Users", "/scim"])
+def test_a_path_outside_the_scim_base_is_404_without_a_token(
+    anonymous: testing.TestClient, path: str
+) -> None:
+    assert_scim_error(anonymous.simulate_get(path), 404)
+
+
+def test_under_the_scim_base_authentication_comes_first(anonymous: testing.TestClient) -> None:
+    assert_scim_error(anonymous.simulate_get(f"{BASE}/NoSuchEndpoint"), 401)
+    assert_scim_error(anonymous.simulate_get(BASE), 401)

@@ -6,7 +6,10 @@ import re
 
 import pytest
 from falcon import testing
+from sqlalchemy.orm import Session, sessionmaker
 
+from scimflow.pipeline.drain import Drainer
+from scimflow.pipeline.scim.engine import default_engine
 from tests.api.conftest import (
     BASE,
     LIST_SCHEMA,
@@ -139,6 +142,31 @@ def test_group_post_renders_the_members_it_was_given(client: testing.TestClient)
     group = create_group(client, "Engineering", user["id"])
     assert [member["value"] for member in group["members"]] == [user["id"]]
     assert group["meta"]["location"] == f"{PUBLIC_URL}{BASE}/Groups/{group['id']}"
+
+
+def test_group_post_and_put_render_members_as_a_get_does(
+    client: testing.TestClient, sessions: sessionmaker[Session]
+) -> None:
+    """`type` and `$ref` (RFC 7643 §4.2) are in the write's response even when the client left
+    `type` out, exactly as the GET after the workers applied it shows them."""
+    ada, bob = create_user(client), create_user(client, userName="bob", externalId="bob")
+    posted = create_group(client, "Engineering", ada["id"])
+    team = create_group(client, "Team")
+    put = client.simulate_put(f"{BASE}/Groups/{posted['id']}", **scim_body({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering",
+        "members": [{"value": ada["id"]}, {"value": bob["id"]}, {"value": team["id"]}],
+    }))
+    assert put.status_code == 200, put.text
+    Drainer(sessions, default_engine()).drain()
+    got = client.simulate_get(f"{BASE}/Groups/{posted['id']}").json
+    assert posted["members"] == [{"value": ada["id"], "type": "User",
+                                  "$ref": f"{PUBLIC_URL}{BASE}/Users/{ada['id']}"}]
+    assert sorted(put.json["members"], key=_value) == sorted(got["members"], key=_value)
+    assert {m["type"] for m in got["members"]} == {"User", "Group"}
+
+
+def _value(member: dict[str, str]) -> str:
+    return member["value"]
 
 
 def test_group_patch_is_204(client: testing.TestClient) -> None:
