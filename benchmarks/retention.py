@@ -10,6 +10,10 @@ applied entries older than the retention period (realistic Okta create commands)
   pausing between batches as the scheduled run does (`--pause`, default the setting's;
   `--pause 0` shows an unpaced burst).
 
+- the same load again, with nothing else running, once the pruning is over: its ratio to the
+  baseline is the run's noise (the journal and the directory grew meanwhile), against which the
+  pruning's ratio is read.
+
 Prints each phase's acknowledgements per second and latency p50/p99, their ratios to the
 baseline, and the pruning's throughput (rows deleted per second) and total time.
 Usage: python benchmarks/retention.py [--entries 100000] [--threads 8] [--seconds 10]
@@ -259,20 +263,27 @@ def main() -> None:
         baseline = run_load(post_from, args.threads, for_seconds(args.seconds), "baseline")
         pruning, pruned = while_pruning(post_from, args, database_url)
         pruned = replace(pruned, applied_left=count_applied(database_url))
-    summary = summarise(args, baseline, pruning, pruned)
+        after = run_load(post_from, args.threads, for_seconds(args.seconds), "after")
+    summary = summarise(args, {"baseline": baseline, "while_pruning": pruning, "after": after},
+                        pruned)
     print(json.dumps(summary) if args.json else "\n".join(text_lines(args, summary)))
 
 
-def summarise(args: argparse.Namespace, baseline: Phase, pruning: Phase,
+PHASES = ("baseline", "while_pruning", "after")
+
+
+def summarise(args: argparse.Namespace, phases: dict[str, Phase],
               pruned: Pruned) -> dict[str, Any]:
     summary: dict[str, Any] = {
         name: {"requests": len(phase.latencies), "failures": phase.failures,
                "seconds": round(phase.seconds, 2), "acks_per_s": round(phase.rate, 1),
                "p50_ms": round(phase.percentile(0.50) * 1000, 2),
                "p99_ms": round(phase.percentile(0.99) * 1000, 2)}
-        for name, phase in (("baseline", baseline), ("while_pruning", pruning))
+        for name, phase in phases.items()
     }
     summary["ratio"] = {key: round(summary["while_pruning"][key] / summary["baseline"][key], 3)
+                        for key in ("acks_per_s", "p50_ms", "p99_ms")}
+    summary["noise"] = {key: round(summary["after"][key] / summary["baseline"][key], 3)
                         for key in ("acks_per_s", "p50_ms", "p99_ms")}
     summary["prune"] = {"entries": args.entries, "deleted": pruned.deleted,
                         "applied_left": pruned.applied_left, "seconds": round(pruned.seconds, 2),
@@ -286,13 +297,16 @@ def text_lines(args: argparse.Namespace, summary: dict[str, Any]) -> list[str]:
              "applied entries older than the retention period",
              f"{'phase':<28} {'requests':>9} {'acks/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
              f"{'non-201':>8}"]
-    for name in ("baseline", "while_pruning"):
+    for name in PHASES:
         row = summary[name]
         lines.append(f"{name:<28} {row['requests']:>9,} {row['acks_per_s']:>9,.1f} "
                      f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['failures']:>8}")
-    ratio, prune = summary["ratio"], summary["prune"]
-    lines.append(f"{'ratio (pruning / baseline)':<28} {'':>9} {ratio['acks_per_s']:>8.3f}x "
-                 f"{ratio['p50_ms']:>7.3f}x {ratio['p99_ms']:>7.3f}x")
+    prune = summary["prune"]
+    for label, key in (("ratio (pruning / baseline)", "ratio"),
+                       ("noise (after / baseline)", "noise")):
+        ratio = summary[key]
+        lines.append(f"{label:<28} {'':>9} {ratio['acks_per_s']:>8.3f}x "
+                     f"{ratio['p50_ms']:>7.3f}x {ratio['p99_ms']:>7.3f}x")
     lines.append(f"pruned {prune['deleted']:,} of {args.entries:,} entries "
                  f"({prune['applied_left']:,} applied left) in {prune['seconds']:.2f} s: "
                  f"{prune['rows_per_s']:,} rows/s, batches of {args.batch_size}, "
