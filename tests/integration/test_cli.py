@@ -7,34 +7,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Protocol
 
 import pytest
 
-from scimflow.ops.cli import main
 from scimflow.pipeline.store.migrate import schema_state, upgrade
-
-Run = tuple[int, str, str]
-
-
-class Cli(Protocol):
-    def __call__(self, *argv: str) -> Run: ...
+from tests.support.cli import Cli, cli_in
 
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> Cli:
-    """`cli(*argv)` -> (exit code, stdout, stderr), in an empty directory with default settings."""
-    for name in ("SCIMFLOW_DATABASE_URL", "SCIMFLOW_BROKER_URL", "SCIMFLOW_PUBLIC_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-
-    def run(*argv: str) -> Run:
-        code = main(list(argv))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
+    """The CLI in an empty directory."""
+    return cli_in(tmp_path, monkeypatch, capsys)
 
 
 def test_commands_refuse_a_missing_database_without_creating_one(cli: Cli, tmp_path: Path) -> None:

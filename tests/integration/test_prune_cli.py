@@ -9,35 +9,20 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
 
 import pytest
 from sqlalchemy import create_engine, func, insert, select
 
-from scimflow.ops.cli import main
 from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.store.models import DeadLetter, JournalEntry, OutboxEvent, Tenant
-
-Run = tuple[int, str, str]
-
-
-class Cli(Protocol):
-    def __call__(self, *argv: str) -> Run: ...
+from tests.support.cli import Cli, cli_in
 
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> Cli:
-    """`cli(*argv)` -> (exit code, stdout, stderr), on a migrated SQLite file with history."""
-    for name in ("SCIMFLOW_DATABASE_URL", "SCIMFLOW_BROKER_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-
-    def run(*argv: str) -> Run:
-        code = main(list(argv))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
+    """The CLI on a migrated SQLite file with history."""
+    run = cli_in(tmp_path, monkeypatch, capsys)
     assert run("migrate")[0] == 0
     _write_history(tmp_path / "scimflow.sqlite3")
     return run
