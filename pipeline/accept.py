@@ -261,7 +261,8 @@ def _replayed(
 ) -> Accepted:
     existing = acknowledged.find_conflict(session, tenant.id, type_name, resource)
     if existing is not None and existing.create_digest == digest:
-        return Accepted(existing, resource.get(MEMBERS), created=False)
+        members = _typed_members(session, tenant, resource.get(MEMBERS))
+        return Accepted(existing, members, created=False)
     raise Uniqueness(acknowledged.conflict_detail(type_name, resource, existing))
 
 
@@ -315,6 +316,22 @@ def _check_member_references(
         declared = member.get("type")
         if declared is not None and found.get(member["value"]) != declared:
             raise InvalidValue(f"Member {member.get('value')} is not a {declared}.")
-    if members is None:
-        return None
-    return [{**member, "type": found[member["value"]]} for member in members]
+    return None if members is None else _with_types(members, found)
+
+
+def _typed_members(
+    session: Session, tenant: TenantRef, members: list[dict[str, Any]] | None
+) -> list[dict[str, Any]] | None:
+    """Members with the `type` a read shows them with (a replayed POST answers as the first
+    one did, and the client may have left `type` out)."""
+    if not members:
+        return members
+    wanted = {m["value"] for m in members if isinstance(m.get("value"), str)}
+    return _with_types(members, acknowledged.existing_types(session, tenant.id, wanted))
+
+
+def _with_types(
+    members: list[dict[str, Any]], types: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    # A member deleted since it was written has no type to give: it keeps what it has.
+    return [{**m, "type": types[m["value"]]} if m.get("value") in types else m for m in members]

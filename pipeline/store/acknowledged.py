@@ -101,9 +101,14 @@ def get(
 
 
 def find_conflict(
-    session: Session, tenant_id: str, resource_type: str, data: Mapping[str, Any]
+    session: Session,
+    tenant_id: str,
+    resource_type: str,
+    data: Mapping[str, Any],
+    *,
+    excluding: str | None = None,
 ) -> Acknowledged | None:
-    """The resource holding one of `data`'s unique keys, if any."""
+    """The resource holding one of `data`'s unique keys, if any, other than `excluding`."""
     keys = {k: v for k, v in key_columns(resource_type, data).items() if v is not None}
     if not keys:
         return None
@@ -114,6 +119,10 @@ def find_conflict(
         .where(or_(*clauses))
         .limit(1)
     )
+    if excluding is not None:
+        # A resource keeping one of its own keys would otherwise be the row found, and the
+        # key it takes from another would reach the unique index unnamed.
+        statement = statement.where(Row.id != excluding)
     row = session.execute(statement).scalar_one_or_none()
     return None if row is None else from_row(row)
 
@@ -127,8 +136,8 @@ def save(
     now: datetime,
 ) -> Acknowledged:
     """Store a new version; a unique key taken by another resource is a 409."""
-    taken = find_conflict(session, tenant_id, current.resource_type, data)
-    if taken is not None and taken.id != current.id:
+    taken = find_conflict(session, tenant_id, current.resource_type, data, excluding=current.id)
+    if taken is not None:
         raise Uniqueness(conflict_detail(current.resource_type, data, taken))
     version = current.version + 1
     session.execute(

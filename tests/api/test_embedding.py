@@ -55,3 +55,24 @@ def test_scimflow_serves_its_paths_under_a_prefix_and_the_host_the_rest(
     assert found.json["totalResults"] == 1
 
     assert client.simulate_get("/dashboard").text == "the host application"
+
+
+def test_under_a_prefix_only_the_scim_base_asks_for_a_token(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """A host handing its whole `/idp` to scimflow: `/idp/foo` is a 404 for anyone, while an
+    unknown path under the SCIM base still asks for authentication first."""
+    embedded = replace(settings, public_url=f"https://app.example.test{PREFIX}")
+    scim = build_app(embedded, RecordingDispatcher())
+
+    def whole_prefix(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        environ = {**environ, "SCRIPT_NAME": PREFIX, "PATH_INFO": path.removeprefix(PREFIX)}
+        return scim(environ, start_response)
+
+    client = testing.TestClient(whole_prefix)
+    outside = client.simulate_get(f"{PREFIX}/foo")
+    assert outside.status_code == 404, outside.text
+    assert outside.json["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    assert client.simulate_get(f"{PREFIX}/scim/v2/NoSuchEndpoint").status_code == 401
+    assert client.simulate_get(f"{PREFIX}/healthz").json == {"status": "ok"}

@@ -251,6 +251,25 @@ def test_a_409_on_replace_names_the_key_that_clashes(client: testing.TestClient)
     assert result.json["detail"] == 'userName "alice" is already in use.'
 
 
+def test_a_409_names_the_key_taken_when_the_resource_keeps_its_other_key(
+    client: testing.TestClient,
+) -> None:
+    """Bob keeps his own userName and takes alice's externalId: the check must look past bob's
+    own row, or only the unique index catches it and the detail names nothing."""
+    alice = {"schemas": [USER], "userName": "alice", "externalId": "x1"}
+    assert client.simulate_post(f"{BASE}/Users", **scim_body(alice)).status_code == 201
+    bob = client.simulate_post(f"{BASE}/Users", **scim_body(
+        {"schemas": [USER], "userName": "bob", "externalId": "x2"})).json
+    path = f"{BASE}/Users/{bob['id']}"
+    put = client.simulate_put(path, **scim_body(
+        {"schemas": [USER], "userName": "bob", "externalId": "x1"}))
+    patch = client.simulate_patch(path, **scim_body(
+        patch_body({"op": "replace", "path": "externalId", "value": "x1"})))
+    for result in (put, patch):
+        assert_scim_error(result, 409, "uniqueness")
+        assert result.json["detail"] == 'externalId "x1" is already in use.'
+
+
 def test_a_stale_if_match_is_412(client: testing.TestClient) -> None:
     user = create_user(client)
     path = f"{BASE}/Users/{user['id']}"

@@ -165,6 +165,19 @@ def test_group_post_and_put_render_members_as_a_get_does(
     assert {m["type"] for m in got["members"]} == {"User", "Group"}
 
 
+def test_a_replayed_group_post_renders_members_as_the_first_answer_did(
+    client: testing.TestClient,
+) -> None:
+    """The IdP that retries a POST gets the members' `type` and `$ref` the first 201 had."""
+    ada = create_user(client)
+    first = create_group(client, "Engineering", ada["id"])
+    replayed = create_group(client, "Engineering", ada["id"])
+    assert replayed["id"] == first["id"]
+    assert replayed["members"] == first["members"] == [
+        {"value": ada["id"], "type": "User", "$ref": f"{PUBLIC_URL}{BASE}/Users/{ada['id']}"}
+    ]
+
+
 def _value(member: dict[str, str]) -> str:
     return member["value"]
 
