@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,10 +27,15 @@ def require_tcp(service: str, host: str, port: int) -> None:
     try:
         socket.create_connection((host, port), timeout=1).close()
     except OSError as error:
-        reason = f"{service} is not reachable on {host}:{port} ({error})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI=true requires it.", pytrace=False)
-        pytest.skip(f"{reason}; set CI=true to make this a failure.")
+        unavailable(f"{service} is not reachable on {host}:{port} ({error})")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A required service or program is missing: a failure in CI, a skip with the reason
+    elsewhere."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI=true requires it.", pytrace=False)
+    pytest.skip(f"{reason}; set CI=true to make this a failure.")
 
 
 def require_postgres() -> None:

@@ -37,7 +37,6 @@ def test_production_processes_refuse_to_start_without_a_broker(
 def test_an_unreachable_database_is_named_with_the_cause_and_no_password(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("psycopg")
     port = free_port()  # nothing listens there
     monkeypatch.setenv("SCIMFLOW_DATABASE_URL",
                        f"postgresql+psycopg://scimflow:hunter2@127.0.0.1:{port}/scimflow")
