@@ -176,24 +176,22 @@ def existing_types(
     return {row.id: row.resource_type for row in rows}
 
 
+# The attribute each key column of `key_columns` holds, for error details.
+KEY_ATTRIBUTES = {"user_name_key": "userName", "external_id": "externalId",
+                  "display_name_key": "displayName"}
+
+
 def conflict_detail(
     resource_type: str, data: Mapping[str, Any], taken: Acknowledged | None
 ) -> str:
     """The 409 detail: the unique keys of `data` that `taken` holds, never an absent one."""
-    name = "userName" if resource_type == "User" else "displayName"
-    present = [(key, data[key]) for key in (name, "externalId") if data.get(key) is not None]
-    clashing = [(key, value) for key, value in present
-                if taken is not None and _same_key(key, value, taken.data.get(key))]
-    named = clashing or present
-    described = " and ".join(f"{key} {json.dumps(value)}" for key, value in named)
+    wanted = {k: v for k, v in key_columns(resource_type, data).items() if v is not None}
+    held = key_columns(resource_type, taken.data) if taken is not None else {}
+    clashing = [column for column, key in wanted.items() if held.get(column) == key]
+    named = [KEY_ATTRIBUTES[column] for column in clashing or wanted]
+    described = " and ".join(f"{name} {json.dumps(data[name])}" for name in named)
     verb = "are" if len(named) > 1 else "is"
     return f"{described or 'A unique attribute value'} {verb} already in use."
-
-
-def _same_key(key: str, value: Any, other: Any) -> bool:
-    if key == "externalId" or not isinstance(value, str) or not isinstance(other, str):
-        return bool(value == other)
-    return fold_key(value) == fold_key(other)  # names are unique once folded
 
 
 def from_row(row: Any) -> Acknowledged:
