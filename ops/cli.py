@@ -6,7 +6,6 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from scimflow import __version__
@@ -16,6 +15,7 @@ from scimflow.ops.bench import command as bench
 from scimflow.ops.documents import UnreadableDocument
 from scimflow.pipeline.errors import ScimError
 from scimflow.pipeline.settings import ConfigError, Settings
+from scimflow.pipeline.store.db import masked_url
 from scimflow.pipeline.store.migrate import SchemaNotCurrent, require_current
 
 Handler = Callable[[Settings, argparse.Namespace], int]
@@ -53,7 +53,7 @@ def failure_text(settings: Settings, error: ScimError | SQLAlchemyError) -> str:
     cause = error if isinstance(error, SQLAlchemyError) else error.__context__
     if not isinstance(cause, OperationalError | InterfaceError):
         return error.detail if isinstance(error, ScimError) else str(error).splitlines()[0]
-    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    where = masked_url(settings.database_url)
     reason = str(cause.orig or cause).strip().splitlines()[0]
     return f"cannot use the database {where}: {reason}"
 

@@ -7,11 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-from sqlalchemy import make_url
-
 import scimflow
 from scimflow.pipeline.ports import Dispatcher
 from scimflow.pipeline.settings import ApiServer, Settings
+from scimflow.pipeline.store.db import masked_url
 from scimflow.pipeline.store.migrate import require_current, upgrade
 
 
@@ -34,7 +33,7 @@ def dispatcher_for(settings: Settings) -> Dispatcher:
 def migrate(settings: Settings, args: argparse.Namespace) -> int:
     """Apply the revisions the database lacks, naming each, or say it was current already."""
     applied = upgrade(settings.database_url)
-    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    where = masked_url(settings.database_url)
     if applied:
         print(f"database {where}: applied {len(applied)} revision(s): {', '.join(applied)}")
     else:

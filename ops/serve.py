@@ -14,12 +14,10 @@ from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from sqlalchemy import make_url
-
 from scimflow.api.wsgi import build_app, configure_logging
 from scimflow.ops.output import base_url
 from scimflow.pipeline.settings import Settings
-from scimflow.pipeline.store.db import make_engine, make_sessions
+from scimflow.pipeline.store.db import make_engine, make_sessions, masked_url, sqlite_file
 from scimflow.workers.inprocess import InProcessWorker
 from scimflow.workers.runtime import build_drainer, build_embedded_pruner
 
@@ -50,10 +48,8 @@ def invocation() -> str:
 
 def database_name(settings: Settings) -> str:
     """The database, with a SQLite file as its absolute path (the URL's may be relative)."""
-    url = make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return str(Path(str(url.database)).resolve())
-    return url.render_as_string(hide_password=True)
+    path = sqlite_file(settings.database_url)
+    return str(path) if path is not None else masked_url(settings.database_url)
 
 
 def serve(settings: Settings, *, host: str, port: int) -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +17,19 @@ from scimflow.pipeline.errors import Unavailable, Uniqueness
 from scimflow.pipeline.settings import Settings
 
 Role = Literal["api", "worker", "tool"]
+
+
+def masked_url(database_url: str) -> str:
+    """The database URL as operators may see it: the password replaced by `***`."""
+    return make_url(database_url).render_as_string(hide_password=True)
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The absolute path of a SQLite file database (its URL may be relative); else None."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(str(url.database)).resolve()
 
 
 def make_engine(settings: Settings, role: Role) -> Engine:

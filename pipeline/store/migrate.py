@@ -9,8 +9,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, make_url
+from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
+
+from scimflow.pipeline.store.db import masked_url, sqlite_file
 
 MIGRATE_COMMAND = "scimflow migrate"
 
@@ -83,7 +85,7 @@ def require_current(database_url: str) -> None:
     state = schema_state(database_url)
     if state.up_to_date:
         return
-    where = make_url(database_url).render_as_string(hide_password=True)
+    where = masked_url(database_url)
     if state.current is not None and not _known(database_url, state.current):
         raise SchemaNotCurrent(
             f"the database {where} is at revision {state.current}, newer than this scimflow"
@@ -102,8 +104,5 @@ def _known(database_url: str, revision: str) -> bool:
 
 
 def _missing_sqlite_file(database_url: str) -> Path | None:
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    path = Path(url.database).resolve()
-    return None if path.exists() else path
+    path = sqlite_file(database_url)
+    return None if path is None or path.exists() else path
