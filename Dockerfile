@@ -1,6 +1,7 @@
 # The extras installed, declared once for both stages; .ci/production-smoke reads this default
-# and installs exactly these in a fresh virtual environment. uWSGI, the optional API server,
-# is opt-in: --build-arg SCIMFLOW_EXTRAS=postgres,production,uwsgi
+# and installs exactly these in a fresh virtual environment. `production` brings the API servers
+# granian (the default) and gunicorn; uWSGI is opt-in:
+# --build-arg SCIMFLOW_EXTRAS=postgres,production,uwsgi
 ARG SCIMFLOW_EXTRAS=postgres,production
 # The base image of both stages, pinned to an exact release (docker-compose.yml pins the others).
 ARG PYTHON_IMAGE=python:3.11.16-slim-bookworm

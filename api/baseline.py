@@ -1,7 +1,8 @@
 """The benchmark's baseline: a bare Falcon endpoint that only parses the request body.
 
-`scimflow bench` serves it with the same gunicorn configuration as the real API and drives it
-with the same requests, so "scimflow acknowledges N% of what the bare framework serves" is
+`scimflow bench` serves it with the same server configuration as the real API and drives it
+with the same requests (the POST bodies of the acknowledgement phase, the existence-check URLs
+of the existence phase), so "scimflow acknowledges N% of what the bare framework serves" is
 measured in the same run on the same machine.
 """
 
@@ -17,7 +18,8 @@ class ParseOnly:
         resp.media = {"id": "baseline", "userName": body.get("userName")}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = {"totalResults": 0, "Resources": []}
+        # The filter is read (Falcon decodes the query string then) but not evaluated.
+        resp.media = {"totalResults": 0, "Resources": [], "filter": req.get_param("filter")}
 
 
 app = falcon.App()

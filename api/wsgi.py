@@ -19,7 +19,7 @@ from scimflow.pipeline.accept import WriteService
 from scimflow.pipeline.admission import Admission, AdmissionLimits
 from scimflow.pipeline.engines import TenantEngines
 from scimflow.pipeline.liveness import Readiness
-from scimflow.pipeline.passwords import PasswordPolicy, make_hasher
+from scimflow.pipeline.password_setup import api_protector, require_password_key
 from scimflow.pipeline.ports import Dispatcher, utc_now
 from scimflow.pipeline.reads import ReadService
 from scimflow.pipeline.scim.discovery import Capabilities
@@ -31,13 +31,10 @@ from scimflow.pipeline.tenancy import Tenancy
 
 def tenant_engines(settings: Settings, sessions: sessionmaker[Session]) -> TenantEngines:
     """Each tenant's protocol engine (built-in schemas plus its declared extensions)."""
-    hasher = None
-    if settings.password_policy is PasswordPolicy.HASH:
-        hasher = make_hasher(settings.password_iterations)
     return TenantEngines(
         sessions,
         default_registry(),
-        hash_password=hasher,
+        protect_password=api_protector(settings),
         cache_seconds=settings.token_cache_seconds,
     )
 
@@ -87,6 +84,7 @@ def production_app() -> WsgiApp:
     from scimflow.workers.dispatch import CeleryDispatcher  # noqa: PLC0415
 
     settings = Settings.from_env()
+    require_password_key(settings, "the API")
     configure_logging(settings)
     # One drain message per tenant per window instead of one per request.
     dispatcher = CoalescingDispatcher(CeleryDispatcher(make_celery(settings)))

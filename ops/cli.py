@@ -14,6 +14,7 @@ from scimflow.ops import status as operator_status
 from scimflow.ops.bench import command as bench
 from scimflow.ops.documents import UnreadableDocument
 from scimflow.pipeline.errors import ScimError
+from scimflow.pipeline.passwords import generate_key
 from scimflow.pipeline.settings import ConfigError, Settings
 from scimflow.pipeline.store.db import masked_url
 from scimflow.pipeline.store.migrate import SchemaNotCurrent, require_current
@@ -95,10 +96,10 @@ def _add_production(commands: argparse._SubParsersAction[argparse.ArgumentParser
     commands.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
         handler=processes.migrate, needs_schema=False
     )
-    api = commands.add_parser("api", help="run the API under gunicorn (production)")
+    api = commands.add_parser("api", help="run the API server (production; SCIMFLOW_API_SERVER)")
     api.add_argument("--bind", default="0.0.0.0:8000")
     api.add_argument("--workers", type=int, default=None,
-                     help="gunicorn processes (default: SCIMFLOW_API_PROCESSES)")
+                     help="API processes (default: SCIMFLOW_API_PROCESSES)")
     api.add_argument("--threads", type=int, default=None,
                      help="threads per process (default: SCIMFLOW_API_THREADS)")
     api.set_defaults(handler=processes.run_api, needs_schema=False)
@@ -136,6 +137,10 @@ def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser
     status = commands.add_parser("status", help="backlog, lag and dead letters per tenant")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=operator_status.status)
+    key = commands.add_parser(
+        "password-key", help="print a new key for SCIMFLOW_PASSWORD_KEY (seals passwords)"
+    )
+    key.set_defaults(handler=_print_password_key, needs_schema=False)
     budget = commands.add_parser(
         "connections", help="the PostgreSQL connection budget against max_connections"
     )
@@ -150,6 +155,11 @@ def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser
     replay = dead_commands.add_parser("replay", help="journal a dead command again")
     replay.add_argument("id", type=int)
     replay.set_defaults(handler=admin.dead_letter_replay)
+
+
+def _print_password_key(_settings: Settings, _args: argparse.Namespace) -> int:
+    print(generate_key())
+    return 0
 
 
 if __name__ == "__main__":

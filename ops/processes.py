@@ -1,4 +1,4 @@
-"""Production processes: the API under gunicorn, Celery workers and beat, on PostgreSQL + Redis."""
+"""Production processes: the API (granian, gunicorn or uWSGI), Celery workers and beat."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import scimflow
+from scimflow.pipeline.password_setup import require_password_key
 from scimflow.pipeline.ports import Dispatcher
 from scimflow.pipeline.settings import ApiServer, Settings
 from scimflow.pipeline.store.db import masked_url
@@ -41,24 +42,35 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _preflight(settings: Settings, who: str) -> None:
-    """What a production process checks before it starts: a broker, then a current schema."""
+def _preflight(settings: Settings, who: str, *, seals_passwords: bool = False) -> None:
+    """What a production process checks before it starts: a broker, the password key where
+    passwords pass through it, then a current schema."""
     settings.require_broker(who)
+    if seals_passwords:
+        require_password_key(settings, who)
     require_current(settings.database_url)
 
 
 def run_api(settings: Settings, args: argparse.Namespace) -> int:
-    """Replace this process with the API server (gunicorn gthread, or uWSGI)."""
-    _preflight(settings, "`scimflow api`")
-    processes = args.workers or settings.api_processes
-    if settings.api_server is ApiServer.UWSGI:
-        argv = uwsgi_argv("scimflow.api.uwsgi_entry:application", args.bind, processes,
-                          settings.api_worker_connections, access_log=settings.access_log)
-    else:
-        argv = gunicorn_argv("scimflow.api.wsgi:app", args.bind, processes,
-                             args.threads or settings.api_threads,
-                             settings.api_worker_connections, access_log=settings.access_log)
+    """Replace this process with the API server (`SCIMFLOW_API_SERVER`)."""
+    _preflight(settings, "`scimflow api`", seals_passwords=True)
+    argv = api_argv(settings, args.bind, args.workers or settings.api_processes, args.threads)
     os.execv(argv[0], argv)
+
+
+def api_argv(settings: Settings, bind: str, processes: int,
+             threads: int | None = None) -> list[str]:
+    """The command line of the configured API server, serving the production app."""
+    if settings.api_server is ApiServer.GRANIAN:
+        return granian_argv("scimflow.api.granian_entry:application", bind, processes,
+                            threads or settings.api_threads, factory=True,
+                            access_log=settings.access_log)
+    if settings.api_server is ApiServer.UWSGI:
+        return uwsgi_argv("scimflow.api.uwsgi_entry:application", bind, processes,
+                          settings.api_worker_connections, access_log=settings.access_log)
+    return gunicorn_argv("scimflow.api.wsgi:app", bind, processes,
+                         threads or settings.api_threads, settings.api_worker_connections,
+                         access_log=settings.access_log)
 
 
 # Named, not imported: ops does not import api (tests/unit/test_layering.py).
@@ -104,13 +116,49 @@ def uwsgi_argv(app: str, bind: str, processes: int, threads: int, *,
             "--pythonpath", str(Path(scimflow.__file__).resolve().parent.parent), *log]
 
 
+# granian keeps an idle keep-alive connection as long as it waits for a request head (one
+# timer, its `--http1-header-read-timeout`): 60 s, its maximum, so that an IdP reusing a
+# connection after half a minute finds it open. A head still arriving holds no thread there
+# (granian parses HTTP in Rust and hands only whole heads to the WSGI threads), so the long
+# header time costs a socket, not capacity.
+GRANIAN_KEEPALIVE_SECONDS = 60
+
+
+def granian_argv(app: str, bind: str, processes: int, threads: int, *,
+                 factory: bool = False, access_log: bool = False) -> list[str]:
+    """granian serving WSGI: HTTP/1.1 parsed in Rust, the app on `threads` threads per process.
+
+    Kept-alive connections cost no thread (any number per process, so one IdP's connections
+    cannot take the threads other tenants need); `--respawn-failed-workers` replaces a process
+    that died or that `api/granian_entry.py` ended for a request stuck past its deadline.
+    """
+    host, port = _host_and_port(bind)
+    log = ["--access-log"] if access_log else []
+    # A factory is called in each worker process: the app is built there, never imported built.
+    build = ["--factory"] if factory else []
+    return [str(Path(sys.executable).parent / "granian"), "--interface", "wsgi",
+            "--host", host, "--port", port, "--workers", str(processes),
+            "--blocking-threads", str(threads), "--http", "1", "--no-ws",
+            "--http1-header-read-timeout", str(GRANIAN_KEEPALIVE_SECONDS * 1000),
+            "--backlog", "1024", "--respawn-failed-workers", "--workers-kill-timeout", "20",
+            *build, *log, app]
+
+
+def _host_and_port(bind: str) -> tuple[str, str]:
+    """`0.0.0.0:8000` or `[::]:8000` as granian's separate host and port."""
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--bind must be HOST:PORT, not {bind!r}")
+    return host.strip("[]"), port
+
+
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Replace this process with a Celery worker; the urgent queue is listed first.
 
     Workers need no gossip or mingle (they share no broadcast state), and each subscription is
     one more thing a broker restart can break.
     """
-    _preflight(settings, "`scimflow worker`")
+    _preflight(settings, "`scimflow worker`", seals_passwords=True)
     concurrency = str(args.concurrency or settings.worker_concurrency)
     argv = [sys.executable, "-m", "celery", "-A", "scimflow.workers.main", "worker",
             "--queues", "scimflow.urgent,scimflow", "--concurrency", concurrency,

@@ -75,6 +75,9 @@ class Outcome:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     deprovisioned: bool = False
     previous_version: int = 0
+    # Applied entries whose command was prepared (sealed passwords hashed): what the journal
+    # keeps of them from now on.
+    prepared: dict[int, Command] = field(default_factory=dict)
 
     @property
     def exists(self) -> bool:
@@ -86,6 +89,9 @@ class Outcome:
 
 
 MemberLoader = Callable[[], list[dict[str, Any]]]
+# Turns a journaled command into the one to apply (None: as journaled), e.g. its sealed
+# passwords into hashes (`pipeline/sealed_passwords.py`).
+CommandPreparer = Callable[[Command], Command | None]
 
 
 def apply_resource(
@@ -96,6 +102,7 @@ def apply_resource(
     *,
     known_ids: Collection[str],
     load_members: MemberLoader,
+    prepare: CommandPreparer | None = None,
 ) -> Outcome:
     """Apply entries in order until one is blocked; report what changed.
 
@@ -119,6 +126,7 @@ def apply_resource(
                 members=members,
                 known_ids=known_ids,
                 group_type=group_type,
+                prepare=prepare,
             )
         except ScimError as ex:
             # The API validated this command against the same state, so a failure here is a
@@ -140,6 +148,7 @@ def _apply_entry(
     members: list[dict[str, Any]] | None,
     known_ids: Collection[str],
     group_type: ResourceType,
+    prepare: CommandPreparer | None = None,
 ) -> list[dict[str, Any]] | None:
     command = entry.command
     unknown = referenced_member_ids(command) - set(known_ids)
@@ -152,7 +161,12 @@ def _apply_entry(
     before = outcome.state
     if members is not None and before is not None:
         before = {**before, MEMBERS: members}
+    prepared = prepare(command) if prepare is not None else None
+    if prepared is not None:
+        command = prepared
     after, _ = engine.apply(command, before)
+    if prepared is not None:
+        outcome.prepared[entry.seq] = prepared
     if members is not None:
         members = list(after.get(MEMBERS, [])) if after is not None else []
     elif outcome.members is not None:

@@ -30,9 +30,11 @@ from scimflow.pipeline.apply import (
 )
 from scimflow.pipeline.engines import Engines, as_engines
 from scimflow.pipeline.liveness import Pulse
+from scimflow.pipeline.passwords import Argon2idHasher
 from scimflow.pipeline.ports import Clock, utc_now
 from scimflow.pipeline.scim.engine import ProtocolEngine
 from scimflow.pipeline.scim.unicode import fold_key
+from scimflow.pipeline.sealed_passwords import SealedPasswords, holds_sealed_password
 from scimflow.pipeline.store import (
     acknowledged,
     claim,
@@ -89,8 +91,12 @@ class Drainer:
         batch_size: int = 200,
         retry: RetryPolicy | None = None,
         clock: Clock = utc_now,
+        passwords: SealedPasswords | None = None,
     ) -> None:
         self._sessions = sessions
+        # Without a key, a sealed password cannot be applied: its entry retries, then is a
+        # dead letter naming why (the production worker refuses to start without one).
+        self._passwords = passwords or SealedPasswords(None, Argon2idHasher())
         self._engines = as_engines(engine)
         self._batch_size = batch_size
         self._retry = retry or RetryPolicy()
@@ -108,7 +114,8 @@ class Drainer:
                 return DrainReport()
             pending = journal.pending_entries(session, claimed, now=now)
             journal.hold_behind(session, pending.postponed_heads)
-            batch = self._apply(session, pending.due)
+            due, deferred = _within_hash_budget(pending.due, PASSWORD_HASHES_PER_BATCH)
+            batch = self._apply(session, due)
             # Stamped after applying, just before the writes and the commit: `applied_at`
             # minus `created_at` is then the real acknowledgement-to-applied latency.
             report = self._write(session, batch, self._clock())
@@ -117,7 +124,10 @@ class Drainer:
         # the claim keeps to that lane on purpose (store/claim.py), and one that held
         # resources whose oldest entry turned out to be postponed (held back now).
         report.more_waiting = (
-            len(claimed) >= self._batch_size or batch.urgent or bool(pending.postponed_heads)
+            len(claimed) >= self._batch_size
+            or batch.urgent
+            or bool(pending.postponed_heads)
+            or deferred
         )
         return report
 
@@ -157,6 +167,7 @@ class Drainer:
                     applied.data if applied else None,
                     known_ids=batch.known.get(key[0], {}),
                     load_members=partial(directory.members_of, session, key[0], key[1]),
+                    prepare=self._passwords.hashed,
                 )
                 outcome = _apply_isolated(apply, by_resource[key])
                 outcome.previous_version = applied.version if applied else 0
@@ -249,6 +260,7 @@ class Drainer:
             known_ids=batch.known.get(entry.tenant_id, {}),
             load_members=partial(directory.members_of, session, entry.tenant_id,
                                  entry.resource_id),
+            prepare=self._passwords.hashed,
         )
         outcome.previous_version = applied.version if applied else 0
         return outcome
@@ -269,6 +281,9 @@ class Drainer:
         directory.add_events(session, _events(outcomes, now))
         applied = [seq for o in outcomes.values() for seq in o.applied]
         journal.mark_applied(session, applied, now=now)
+        journal.replace_commands(
+            session, {seq: c for o in outcomes.values() for seq, c in o.prepared.items()}
+        )
         for outcome in outcomes.values():
             if outcome.blocked is not None:
                 self._settle_blocked(session, outcome.blocked, now, report)
@@ -356,6 +371,30 @@ def _failure(entry: Entry, error: Exception) -> Blocked:
     )
     detail = f"{type(error).__name__}: {error}"
     return Blocked(entry, f"apply failed: {detail} (request {entry.request_id or '-'})")
+
+
+# Sealed passwords hashed per batch, at most (about 25 ms of CPU each at OWASP's argon2id
+# parameters): a batch of creates carrying passwords stays near 0.2 s, and a drain task's few
+# batches near a second, so a deprovisioning doorbell soon gets a worker; the rest of the
+# claimed resources wait for the next batch.
+PASSWORD_HASHES_PER_BATCH = 8
+
+
+def _within_hash_budget(entries: list[Entry], budget: int) -> tuple[list[Entry], bool]:
+    """The entries of the first resources whose sealed passwords fit `budget` (at least one
+    resource), and whether any resource was left for the next batch."""
+    by_resource: dict[Key, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        by_resource[(entry.tenant_id, entry.resource_id)].append(entry)
+    kept: list[Entry] = []
+    hashes = 0
+    for resource_entries in by_resource.values():
+        needed = sum(holds_sealed_password(e.command) for e in resource_entries)
+        if needed and kept and hashes + needed > budget:
+            return kept, True
+        hashes += needed
+        kept.extend(resource_entries)
+    return kept, False
 
 
 def _apply_isolated(apply: Callable[[list[Entry]], Outcome], entries: list[Entry]) -> Outcome:

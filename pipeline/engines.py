@@ -16,7 +16,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from scimflow.pipeline.passwords import PasswordHasher
+from scimflow.pipeline.passwords import PasswordProtector
 from scimflow.pipeline.ports import Clock, utc_now
 from scimflow.pipeline.scim.engine import ProtocolEngine
 from scimflow.pipeline.scim.registry import SchemaRegistry
@@ -51,18 +51,18 @@ class TenantEngines:
         sessions: sessionmaker[Session],
         base: SchemaRegistry,
         *,
-        hash_password: PasswordHasher | None = None,
+        protect_password: PasswordProtector | None = None,
         cache_seconds: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Clock = utc_now,
     ) -> None:
         self._sessions = sessions
         self._base = base
-        self._hash_password = hash_password
+        self._protect_password = protect_password
         self._cache_seconds = cache_seconds
         self._monotonic = monotonic
         self._clock = clock
-        self._default = ProtocolEngine(base, hash_password=hash_password)
+        self._default = ProtocolEngine(base, protect_password=protect_password)
         self._cache: dict[str, tuple[ProtocolEngine, float]] = {}
         self._lock = threading.Lock()
 
@@ -98,7 +98,7 @@ class TenantEngines:
         if not declarations:
             return self._default
         return ProtocolEngine(self._registry_with(declarations),
-                              hash_password=self._hash_password)
+                              protect_password=self._protect_password)
 
     def _registry_with(self, declarations: list[Declared]) -> SchemaRegistry:
         registry = self._base

@@ -28,6 +28,7 @@ class ApiServer(StrEnum):
 
     GUNICORN = "gunicorn"  # gthread: any number of keep-alive connections per process
     UWSGI = "uwsgi"  # C server, far less CPU per request; one keep-alive connection per thread
+    GRANIAN = "granian"  # Rust HTTP, WSGI on a thread pool; any number of keep-alive connections
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,7 @@ class Settings:
     # Keep-alive connections one API process holds at most (see ops/processes.py); under
     # uWSGI, which gives each connection a thread, also its thread count.
     api_worker_connections: int = 32
-    api_server: ApiServer = ApiServer.GUNICORN
+    api_server: ApiServer = ApiServer.GRANIAN
     # gunicorn reads each request whole before a thread serves it (api/buffered_worker.py):
     # its head must arrive within the header timeout, its body within the body timeout.
     api_header_timeout_seconds: float = 10.0
@@ -78,7 +79,14 @@ class Settings:
     # Connecting through PgBouncer in transaction mode: no server-side prepared statements.
     pgbouncer: bool = False
     password_policy: PasswordPolicy = PasswordPolicy.HASH
-    password_iterations: int = 600_000
+    # Seals passwords between the API and the workers (pipeline/passwords.py): one or more
+    # keys, comma-separated, newest first. Required by the production processes when the
+    # policy is `hash`; the embedded server keeps one beside its SQLite file.
+    password_key: str = ""
+    # argon2id parameters of the workers' hashes (OWASP's minimum by default).
+    password_memory_kib: int = 19_456
+    password_time_cost: int = 2
+    password_parallelism: int = 1
     # Worker batching and retries.
     drain_batch_size: int = 200
     reference_retry_limit: int = 10

@@ -51,7 +51,7 @@ def patch_body(*operations: dict[str, Any]) -> dict[str, Any]:
 
 def make_engine() -> ProtocolEngine:
     """The engine every test uses: built-in schemas, passwords hashed at the test cost."""
-    return ProtocolEngine(default_registry(), hash_password=FAST_HASHER)
+    return ProtocolEngine(default_registry(), protect_password=FAST_HASHER)
 
 
 def canonical(
@@ -81,7 +81,7 @@ def load_sample() -> Callable[[str], Any]:
 
 @pytest.fixture(scope="session")
 def engine() -> ProtocolEngine:
-    """`ProtocolEngine(default_registry(), hash_password=make_hasher(1000))`; it is stateless."""
+    """`ProtocolEngine(default_registry(), protect_password=make_hasher(1000))`; it is stateless."""
     return make_engine()
 
 

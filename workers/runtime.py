@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.pipeline.drain import Drainer, RetryPolicy
 from scimflow.pipeline.engines import TenantEngines
+from scimflow.pipeline.password_setup import worker_passwords
 from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.scim.registry import default_registry
 from scimflow.pipeline.settings import Settings
@@ -63,11 +64,12 @@ def build_drainer(settings: Settings, sessions: sessionmaker[Session]) -> Draine
         max_seconds=settings.retry_max_seconds,
         limit=settings.reference_retry_limit,
     )
-    # Workers never see cleartext passwords: commands carry hashes, so no hasher is needed.
+    # Commands carry passwords sealed by the API; the drain opens and hashes them.
     engines = TenantEngines(
         sessions, default_registry(), cache_seconds=settings.token_cache_seconds
     )
-    return Drainer(sessions, engines, batch_size=settings.drain_batch_size, retry=retry)
+    return Drainer(sessions, engines, batch_size=settings.drain_batch_size, retry=retry,
+                   passwords=worker_passwords(settings))
 
 
 # The embedded worker prunes on its only thread, between drains: a short run, without pauses,

@@ -15,11 +15,12 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from scimflow.pipeline.drain import DrainReport
 from scimflow.pipeline.errors import Unavailable
+from scimflow.pipeline.password_setup import require_password_key
 from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store import heartbeats, journal
@@ -33,6 +34,12 @@ runtime = WorkerRuntime(Settings.from_env())
 # Batches per task: bounded so a task stays far inside its time limit and the visibility
 # timeout, and a deprovisioning doorbell on the urgent queue gets a worker soon.
 BATCHES_PER_TASK = 5
+
+
+@worker_init.connect
+def _require_password_key(**_: object) -> None:
+    # A worker without the key would dead-letter every password it meets: refuse to start.
+    require_password_key(runtime.settings, "`scimflow worker`")
 
 
 @worker_process_init.connect

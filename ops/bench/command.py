@@ -12,18 +12,27 @@ from scimflow.pipeline.settings import ApiServer, Settings
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    bench = commands.add_parser("bench", help="Okta-style initial sync benchmark with baselines")
+    bench = commands.add_parser("bench", help="an IdP's initial sync benchmark, with baselines")
+    bench.add_argument("--idp", choices=("okta", "entra"), default="okta",
+                       help="whose request shapes the sync sends")
+    bench.add_argument("--no-passwords", dest="passwords", action="store_false",
+                       help="Okta creates without a password (Okta's \"Sync password\" off)")
+    bench.add_argument("--phases", default="ack,sync,existence",
+                       help="comma-separated: ack (POST only), sync, existence (look-ups of "
+                            "existing and missing userNames after the sync's load)")
     bench.add_argument("--users", type=int, default=2000)
     bench.add_argument("--groups", type=int, default=20)
     bench.add_argument("--members", type=int, default=100, help="members per group")
     bench.add_argument("--deactivations", type=int, default=100)
     bench.add_argument("--concurrency", type=int, default=64)
     bench.add_argument("--api-processes", type=int, default=2)
-    bench.add_argument("--api-threads", type=int, default=8, help="gunicorn threads per process")
+    bench.add_argument("--api-threads", type=int, default=8, help="threads per API process")
     bench.add_argument("--api-server", choices=[s.value for s in ApiServer],
-                       help="the API's server (default: SCIMFLOW_API_SERVER, else gunicorn)")
+                       help="the API's server (default: SCIMFLOW_API_SERVER)")
     bench.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     bench.add_argument("--baseline-requests", type=int, default=5000)
+    bench.add_argument("--existence-requests", type=int, default=10000,
+                       help="GETs of the existence phase (half existing, half missing)")
     bench.add_argument("--apply-after-ack", action="store_true",
                        help="start the workers only once every user is acknowledged, to "
                             "measure acknowledgement and apply capacity separately")
@@ -33,7 +42,6 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     bench.add_argument("--broker-url", default="redis://127.0.0.1:6379/7")
     bench.add_argument("--json", action="store_true", help="print a JSON summary")
     bench.set_defaults(handler=_run, needs_schema=False)  # it builds its own databases
-
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:

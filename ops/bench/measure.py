@@ -13,7 +13,8 @@ from typing import Any
 
 import psycopg
 
-from scimflow.ops.bench.okta import SyncPlan
+from scimflow.ops.bench.dialect import ENTERPRISE_SCHEMA, Dialect
+from scimflow.ops.bench.plan import SyncPlan
 
 
 def _dsn(database_url: str) -> str:
@@ -90,10 +91,11 @@ def apply_figures(database_url: str, tenant_id: str) -> ApplyFigures:
     return ApplyFigures(int(count), seconds, sorted(float(x) for x in latencies))
 
 
-def correctness(database_url: str, tenant_id: str, plan: SyncPlan) -> dict[str, Any]:
+def correctness(database_url: str, tenant_id: str, plan: SyncPlan,
+                expect: Expected) -> dict[str, Any]:
     """Nothing lost, nothing duplicated: the applied directory against the plan."""
-    def one(sql: str) -> int:
-        return int(query(database_url, sql, tenant_id)[0][0])
+    def one(sql: str, *params: Any) -> int:
+        return int(query(database_url, sql, tenant_id, *params)[0][0])
 
     return {
         "users": one("SELECT count(*) FROM users WHERE tenant_id = %s"),
@@ -107,22 +109,40 @@ def correctness(database_url: str, tenant_id: str, plan: SyncPlan) -> dict[str, 
             "AND u.id = s.user_id WHERE s.tenant_id = %s AND NOT u.active "
             "AND s.revoked_at IS NULL"),
         "dead_letters": one("SELECT count(*) FROM dead_letters WHERE tenant_id = %s"),
+        "users_with_manager": one(
+            "SELECT count(*) FROM users WHERE tenant_id = %s "
+            "AND (data -> %s -> 'manager' ->> 'value') IS NOT NULL", ENTERPRISE_SCHEMA),
+        "users_with_password": one(
+            "SELECT count(*) FROM users WHERE tenant_id = %s "
+            "AND (data ->> 'password') IS NOT NULL"),
         "expected": {"users": plan.users, "groups": plan.groups,
                      "memberships": plan.groups * plan.members_per_group,
-                     "inactive_users": len(plan.deactivated())},
+                     "inactive_users": len(plan.deactivated()),
+                     "users_with_manager": plan.managed_users() if expect.managers else 0,
+                     "users_with_password": plan.users if expect.passwords else 0},
     }
 
 
-def raw_upsert_rate(database_url: str, plan: SyncPlan, batch: int = 500) -> float:
+@dataclass(frozen=True)
+class Expected:
+    """What the IdP's bodies carry beyond the plan's users and groups."""
+
+    managers: bool
+    passwords: bool
+
+
+def raw_upsert_rate(database_url: str, plan: SyncPlan, dialect: Dialect,
+                    batch: int = 500) -> float:
     """Rows/s of a raw batched upsert of the same user rows into a table shaped like `users`
     (same columns and unique indexes), with psycopg executemany and no ORM: the ceiling for
     writing these rows on this machine."""
     now = datetime.now(UTC)
     tenant = uuid.uuid4().hex
+    bodies = (dialect.user_body(plan, i, None) for i in range(plan.users))
     rows = [
-        (tenant, uuid.uuid4().hex, plan.user_name(i), plan.user_body(i)["externalId"],
-         plan.user_body(i)["displayName"], True, json.dumps(plan.user_body(i)), 1, i, now, now)
-        for i in range(plan.users)
+        (tenant, uuid.uuid4().hex, body["userName"], body["externalId"], body["displayName"],
+         True, json.dumps(body), 1, i, now, now)
+        for i, body in enumerate(bodies)
     ]
     with psycopg.connect(_dsn(database_url)) as connection:
         for statement in _SCRATCH_TABLE:

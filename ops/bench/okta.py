@@ -1,121 +1,51 @@
-"""An Okta-style initial sync (idp-notes: existence GET then POST per user; groups pushed with
-an empty member list, then membership PATCHes), with deactivations sent while it runs."""
+"""Okta's request shapes (O1 in tests/samples/INDEX.md; the bodies in tests/samples/idp/okta/):
+the `userName eq` existence check with `startIndex=1&count=100`, the create body, with a
+`password` when the app has "Sync password" on, deactivation as a path-less `replace` of
+`{"active": false}`, groups pushed with `members: []` then `add` PATCHes of members."""
 
 from __future__ import annotations
 
-import asyncio
 import urllib.parse
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from scimflow.ops.bench.http import Connection
-from scimflow.ops.bench.load import Driver, run_closed_loop
-
-USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
-GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
-PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-MEMBERS_PER_PATCH = 100
+from scimflow.ops.bench.dialect import GROUP_SCHEMA, SCIM_BASE, USER_SCHEMA, group_name, patch_body
+from scimflow.ops.bench.plan import SyncPlan
 
 
 @dataclass(frozen=True)
-class SyncPlan:
-    users: int
-    groups: int
-    members_per_group: int
-    deactivations: int
-    run_id: str
+class Okta:
+    passwords: bool = True
+    name: str = "okta"
+    member_batch: int = 100
+    sends_manager: bool = False
 
-    def user_name(self, index: int) -> str:
-        return f"user{index:06d}.{self.run_id}@bench.example.com"
-
-    def user_body(self, index: int) -> dict[str, Any]:
-        """Okta's create body (O1), without a password (single sign-on applications)."""
-        name = self.user_name(index)
-        return {
+    def user_body(self, plan: SyncPlan, index: int, manager_id: str | None) -> dict[str, Any]:
+        name = plan.user_name(index)
+        body: dict[str, Any] = {
             "schemas": [USER_SCHEMA], "userName": name,
             "name": {"givenName": f"Given{index}", "familyName": f"Family{index}"},
             "emails": [{"primary": True, "value": name, "type": "work"}],
             "displayName": f"Given{index} Family{index}", "locale": "en-US",
-            "externalId": f"00u{self.run_id}{index:07d}", "groups": [], "active": True,
+            "externalId": f"00u{plan.run_id}{index:07d}", "groups": [], "active": True,
         }
+        if self.passwords:
+            body["password"] = f"Pw{index:07d}!{plan.run_id}"
+        return body
 
-    def members_of(self, group: int) -> list[int]:
-        return [(group * self.members_per_group + k) % self.users
-                for k in range(self.members_per_group)]
+    def existence_path(self, user_name: str) -> str:
+        query = urllib.parse.quote(f'userName eq "{user_name}"', safe="")
+        return f"{SCIM_BASE}/Users?filter={query}&startIndex=1&count=100"
 
-    def deactivated(self) -> list[int]:
-        step = max(1, self.users // max(1, self.deactivations))
-        return list(range(step // 2, self.users, step))[: self.deactivations]
+    def deactivation_body(self, plan: SyncPlan, index: int) -> dict[str, Any]:
+        return patch_body({"op": "replace", "value": {"active": False}})
 
+    def group_lookup_path(self, plan: SyncPlan, group: int) -> str | None:
+        return None  # group push creates the group it owns
 
-@dataclass
-class SyncState:
-    user_ids: dict[int, str] = field(default_factory=dict)
-    group_ids: dict[int, str] = field(default_factory=dict)
-    created_event: asyncio.Event = field(default_factory=asyncio.Event)
-    progress: Callable[[str, int, int], None] = lambda phase, done, total: None
+    def group_body(self, plan: SyncPlan, group: int) -> dict[str, Any]:
+        return {"schemas": [GROUP_SCHEMA], "displayName": group_name(plan, group), "members": []}
 
-
-def filter_path(user_name: str) -> str:
-    query = urllib.parse.quote(f'userName eq "{user_name}"')
-    return f"/scim/v2/Users?filter={query}&startIndex=1&count=100"
-
-
-async def push_users(
-    plan: SyncPlan, driver: Driver, connect: Callable[[], Connection], concurrency: int,
-    state: SyncState,
-) -> None:
-    async def one(connection: Connection, index: int) -> None:
-        await driver.send(connection, "existence GET", "GET", filter_path(plan.user_name(index)))
-        response = await driver.send(connection, "POST /Users", "POST", "/scim/v2/Users",
-                                     body=plan.user_body(index), expect=(201,))
-        if response.status == 201:
-            state.user_ids[index] = response.json()["id"]
-            state.created_event.set()
-        state.progress("users", len(state.user_ids), plan.users)
-
-    await run_closed_loop(connect, concurrency, range(plan.users), one)
-
-
-async def deactivate_during_sync(
-    plan: SyncPlan, driver: Driver, connection: Connection, state: SyncState,
-    before_deactivating: Callable[[str], Any],
-) -> None:
-    """PATCH active=false (Okta's path-less replace) for a sample, as soon as each exists."""
-    body = {"schemas": [PATCH_SCHEMA], "Operations": [{"op": "replace",
-                                                        "value": {"active": False}}]}
-    for index in plan.deactivated():
-        while index not in state.user_ids:
-            state.created_event.clear()
-            await state.created_event.wait()
-        user_id = state.user_ids[index]
-        await asyncio.get_running_loop().run_in_executor(None, before_deactivating, user_id)
-        await driver.send(connection, "deactivate PATCH", "PATCH", f"/scim/v2/Users/{user_id}",
-                          body=body)
-    await connection.close()
-
-
-async def push_groups(
-    plan: SyncPlan, driver: Driver, connect: Callable[[], Connection], concurrency: int,
-    state: SyncState,
-) -> None:
-    async def one(connection: Connection, group: int) -> None:
-        created = await driver.send(
-            connection, "POST /Groups", "POST", "/scim/v2/Groups", expect=(201,),
-            body={"schemas": [GROUP_SCHEMA], "displayName": f"group{group:04d}.{plan.run_id}",
-                  "members": []},
-        )
-        group_id = created.json()["id"]
-        state.group_ids[group] = group_id
-        members = plan.members_of(group)
-        for start in range(0, len(members), MEMBERS_PER_PATCH):
-            chunk = members[start:start + MEMBERS_PER_PATCH]
-            values = [{"value": state.user_ids[m], "display": plan.user_name(m)} for m in chunk]
-            await driver.send(connection, "PATCH /Groups members", "PATCH",
-                              f"/scim/v2/Groups/{group_id}",
-                              body={"schemas": [PATCH_SCHEMA], "Operations": [
-                                  {"op": "add", "path": "members", "value": values}]})
-        state.progress("groups", len(state.group_ids), plan.groups)
-
-    await run_closed_loop(connect, concurrency, range(plan.groups), one)
+    def add_members_body(self, members: list[tuple[str, str]]) -> dict[str, Any]:
+        values = [{"value": user_id, "display": user_name} for user_id, user_name in members]
+        return patch_body({"op": "add", "path": "members", "value": values})

@@ -1,18 +1,21 @@
-"""`scimflow bench`: an Okta-style initial sync against the real stack, with baselines.
+"""`scimflow bench`: an IdP's initial sync against the real stack, with baselines.
 
-In one run on one machine: (1) the bare Falcon baseline, driven with the same POST bodies at
-the same concurrency (this also measures the load generator's own cost per request);
-(2) the sync over HTTP against the real API, Celery workers, PostgreSQL and Redis, with
-deactivations sent while it runs; (3) a raw batched upsert of the same rows. It prints
-throughput, latency, convergence, apply rate, peak connections, 429/5xx counts, deprovision
-latency, and the ratios to the baselines.
+In one run on one machine: (1) the bare Falcon baseline, driven with the same POST bodies and
+the same existence-check URLs at the same concurrency (this also measures the load generator's
+own cost per request); (2) the acknowledgement phase, POSTs only, on a database of its own;
+(3) the sync (Okta or Entra request shapes) over HTTP against the real API, Celery workers,
+PostgreSQL and Redis, with deactivations sent while it runs, sampling the resident memory of
+the API and worker processes; (4) the existence phase, look-ups of existing and missing
+userNames against the loaded tenant; (5) a raw batched upsert of the same rows. It prints
+throughput, latency, convergence, apply rate, peak connections and memory, 429/5xx counts,
+deprovision latency, and the ratios to the baselines.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import base64
 import os
 import platform
 import sys
@@ -32,14 +35,19 @@ from scimflow.ops.bench.ack import (
     start_scimflow,
     start_workers,
 )
-from scimflow.ops.bench.load import Driver, Tally
-from scimflow.ops.bench.okta import (
-    SyncPlan,
-    SyncState,
-    deactivate_during_sync,
-    push_groups,
-    push_users,
+from scimflow.ops.bench.dialect import Dialect
+from scimflow.ops.bench.entra import Entra
+from scimflow.ops.bench.existence import (
+    existence_paths,
+    existence_phase,
+    get_paths,
+    rate_and_latency,
 )
+from scimflow.ops.bench.load import Driver, Tally
+from scimflow.ops.bench.okta import Okta
+from scimflow.ops.bench.plan import SyncPlan
+from scimflow.ops.bench.report import report
+from scimflow.ops.bench.rss import RssSampler
 from scimflow.ops.bench.stack import (
     BIN,
     Processes,
@@ -48,8 +56,20 @@ from scimflow.ops.bench.stack import (
     fresh_database,
     wait_http,
 )
+from scimflow.ops.bench.sync import (
+    EXISTENCE_GET,
+    POST_USERS,
+    SyncState,
+    deactivate_during_sync,
+    push_groups,
+    push_users,
+)
 from scimflow.pipeline.settings import ApiServer, Settings
 from scimflow.pipeline.store.budget import Budget
+
+PHASES = ("ack", "sync", "existence")
+# The processes whose memory is sampled during the sync (names given to `Processes.spawn`).
+SAMPLED_ROLES = ("api", "worker")
 
 
 @dataclass(frozen=True)
@@ -62,36 +82,87 @@ class Target:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    phases = selected_phases(args.phases)
     plan = SyncPlan(args.users, args.groups, args.members, args.deactivations,
                     uuid.uuid4().hex[:6])
+    dialect = dialect_for(args.idp, passwords=args.passwords)
+    # A fresh sealing key per run: the API seals each pushed password with it and the workers
+    # open it to hash (`pipeline/passwords.py`).
+    args.password_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     with tempfile.TemporaryDirectory(prefix="scimflow-bench-") as workdir:
-        summary = _run_all(plan, args, Path(workdir))
-    _report(summary, args.json)
-    checks = summary["correctness"]
-    return 0 if checks["ok"] else 1
+        summary = _run_all(plan, dialect, phases, args, Path(workdir))
+    report(summary, args.json)
+    return 0 if summary["correctness"]["ok"] else 1
 
 
-def _run_all(plan: SyncPlan, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    baseline = _bare_falcon_baseline(plan, args, workdir)
-    ack = acknowledgement_phase(plan, args, workdir, lambda url: _env(url, args))
-    with fresh_database(args.admin_database_url) as database_url:
-        processes = Processes(workdir, _env(database_url, args))
-        try:
-            sync = _sync(plan, args, processes, database_url)
-        finally:
-            processes.stop_all()
-        raw_rate = measure.raw_upsert_rate(database_url, plan)
-    sync["ack"] = ack
-    sync["correctness"]["ok"] &= ack["server_errors_5xx"] == 0 and not ack["failures"]
-    sync["baselines"] = {
-        "bare_falcon_post_per_s": baseline["rate"],
-        "bare_falcon_p99_ms": baseline["p99_ms"],
-        "raw_batched_upsert_rows_per_s": round(raw_rate),
-        "ack_vs_bare_falcon": _ratio(sync["ack"]["post_per_s"], baseline["rate"]),
-        "apply_vs_raw_upsert": _ratio(sync["apply"]["users_per_s"], raw_rate),
-    }
-    sync["load_generator"] = baseline["generator"]
-    return sync
+def selected_phases(spec: str) -> tuple[str, ...]:
+    phases = tuple(p.strip() for p in spec.split(",") if p.strip())
+    unknown = set(phases) - set(PHASES)
+    if unknown or not phases:
+        raise SystemExit(f"--phases takes a comma-separated subset of {','.join(PHASES)}")
+    if "existence" in phases and "sync" not in phases:
+        raise SystemExit("--phases: the existence phase looks up the users the sync loads")
+    return phases
+
+
+def dialect_for(idp: str, *, passwords: bool) -> Dialect:
+    return Entra() if idp == "entra" else Okta(passwords=passwords)
+
+
+def _run_all(plan: SyncPlan, dialect: Dialect, phases: tuple[str, ...],
+             args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = {"machine": _machine(), "plan": _plan(plan, dialect, phases, args)}
+    baseline = _bare_falcon_baseline(plan, dialect, phases, args, workdir)
+    checks: dict[str, Any] = {"ok": True}
+    if "ack" in phases:
+        summary["ack"] = acknowledgement_phase(plan, dialect, args, workdir,
+                                               lambda url: _env(url, args))
+        checks["ok"] = summary["ack"]["server_errors_5xx"] == 0 and not summary["ack"]["failures"]
+    raw_rate = None
+    if "sync" in phases:
+        with fresh_database(args.admin_database_url) as database_url:
+            processes = Processes(workdir, _env(database_url, args))
+            try:
+                summary |= _sync(plan, dialect, phases, args, processes=processes,
+                                 database_url=database_url)
+            finally:
+                processes.stop_all()
+            raw_rate = measure.raw_upsert_rate(database_url, plan, dialect)
+        checks = summary["correctness"] | {"ok": checks["ok"] and summary["correctness"]["ok"]}
+    summary["correctness"] = checks
+    summary["baselines"] = _baselines(summary, baseline, raw_rate)
+    summary["load_generator"] = baseline["generator"]
+    return summary
+
+
+def _plan(plan: SyncPlan, dialect: Dialect, phases: tuple[str, ...],
+          args: argparse.Namespace) -> dict[str, Any]:
+    return vars(plan) | {
+        "idp": dialect.name, "passwords": dialect.passwords,
+        "phases": list(phases), "concurrency": args.concurrency, "workers": args.workers,
+        "apply_after_ack": args.apply_after_ack, "api_server": args.api_server,
+        "existence_requests": args.existence_requests if "existence" in phases else 0}
+
+
+def _baselines(summary: dict[str, Any], baseline: dict[str, Any],
+               raw_rate: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "post" in baseline:
+        out |= {"bare_falcon_post_per_s": baseline["post"]["per_s"],
+                "bare_falcon_p99_ms": baseline["post"]["p99_ms"],
+                "ack_vs_bare_falcon": _ratio(summary["ack"]["post_per_s"],
+                                             baseline["post"]["per_s"])}
+    if "get" in baseline:
+        get, existence = baseline["get"], summary["existence"]
+        out |= {"bare_falcon_get_per_s": get["per_s"], "bare_falcon_get_p50_ms": get["p50_ms"],
+                "bare_falcon_get_p99_ms": get["p99_ms"],
+                "existence_vs_bare_falcon_get": _ratio(existence["per_s"], get["per_s"]),
+                "existence_p99_vs_bare_falcon_get_p99": _ratio(existence["p99_ms"] or 0,
+                                                               get["p99_ms"] or 0)}
+    if raw_rate is not None:
+        out |= {"raw_batched_upsert_rows_per_s": round(raw_rate),
+                "apply_vs_raw_upsert": _ratio(summary["apply"]["users_per_s"], raw_rate)}
+    return out
 
 
 def _env(database_url: str, args: argparse.Namespace) -> dict[str, str]:
@@ -101,55 +172,81 @@ def _env(database_url: str, args: argparse.Namespace) -> dict[str, str]:
         "SCIMFLOW_LOG_LEVEL": "WARNING", "SCIMFLOW_WORKER_CONCURRENCY": str(args.workers),
         "SCIMFLOW_API_PROCESSES": str(args.api_processes),
         "SCIMFLOW_API_SERVER": args.api_server,
+        "SCIMFLOW_PASSWORD_KEY": args.password_key,
         "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
     })
     return env
 
 
-def _bare_falcon_baseline(plan: SyncPlan, args: argparse.Namespace,
-                          workdir: Path) -> dict[str, Any]:
+def _bare_falcon_baseline(plan: SyncPlan, dialect: Dialect, phases: tuple[str, ...],
+                          args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """The bare app, alone on the machine: the acknowledgement phase's POSTs, then the
+    existence phase's GETs (same bodies, URLs, concurrency and server configuration)."""
     processes = Processes(workdir, _env("", args))
     port = free_port()
     processes.spawn("baseline", baseline_command(
         port, args.api_processes, args.api_threads, ApiServer(args.api_server),
         args.api_connections))
+    out: dict[str, Any] = {}
     try:
         wait_http(f"http://127.0.0.1:{port}/scim/v2/Users")
-        count = min(args.baseline_requests, plan.users)
-        cpu_started = time.process_time()
-        tally = post_users(plan, args.concurrency, port, "", count)
-        cpu = time.process_time() - cpu_started
+        if "ack" in phases:
+            out["post"] = _timed(lambda: post_users(
+                plan, dialect, args.concurrency, port=port, token="",
+                count=min(args.baseline_requests, plan.users)))
+        if "existence" in phases:
+            paths = existence_paths(plan, dialect, args.existence_requests)
+            out["get"] = _timed(lambda: get_paths(connector(port, ""), args.concurrency, paths,
+                                                  check=False)[0], kind="GET")
     finally:
         processes.stop_all()
+    out["generator"] = {f"{method}_cpu_us_per_request": out[method].pop("cpu_us")
+                        for method in ("post", "get") if method in out}
+    return out
+
+
+def _timed(load: Callable[[], Tally], kind: str = "POST") -> dict[str, Any]:
+    cpu_started = time.process_time()
+    tally = load()
+    cpu = time.process_time() - cpu_started
     if tally.failures:
         raise RuntimeError(f"the bare Falcon baseline failed: {tally.failures[:3]}")
-    wall = tally.finished - tally.started
-    generator_us = cpu / count * 1e6
-    return {
-        "rate": round(count / wall), "p99_ms": measure.percentile_ms(tally.latencies["POST"], 0.99),
-        "generator": {"cpu_us_per_request": round(generator_us, 1),
-                      "ceiling_requests_per_s_per_core": round(1e6 / generator_us)},
-    }
+    figures = rate_and_latency(tally, kind)
+    return figures | {"cpu_us": round(cpu / max(1, figures["requests"]) * 1e6, 1)}
 
 
-def _sync(plan: SyncPlan, args: argparse.Namespace, processes: Processes,
-          database_url: str) -> dict[str, Any]:
+def _sync(plan: SyncPlan, dialect: Dialect, phases: tuple[str, ...], args: argparse.Namespace,
+          *, processes: Processes, database_url: str) -> dict[str, Any]:
     port, created = start_scimflow(processes, args, with_workers=not args.apply_after_ack)
     target = Target("127.0.0.1", port, created["token"], created["tenant_id"], database_url)
-    with measure.ConnectionPeak(database_url) as peak:
+
+    def roles() -> dict[str, int]:
+        return {name: p.pid for name, p in processes.running.items() if name in SAMPLED_ROLES}
+
+    with RssSampler(roles) as rss, measure.ConnectionPeak(database_url) as peak:
         tally, started, acked = asyncio.run(
-            _drive(plan, args, target, lambda: start_workers(processes, args)))
+            _drive(plan, dialect, args, target, lambda: start_workers(processes, args)))
         converged = _wait_converged(database_url, started)
     measured = Measured(tally, acked - started, converged,
                         measure.apply_figures(database_url, target.tenant_id), peak.peak)
-    return _summary(plan, args, target, measured)
+    summary = _summary(plan, dialect, args, target, measured)
+    summary["rss"] = rss.summary()
+    if "existence" in phases:
+        summary["existence"] = existence_phase(plan, dialect, connector(port, target.token),
+                                               args.concurrency, args.existence_requests)
+        existence = summary["existence"]
+        summary["correctness"]["existence_wrong_answers"] = existence["wrong_answers"]
+        summary["correctness"]["ok"] &= (existence["wrong_answers"] == 0
+                                         and existence["server_errors_5xx"] == 0
+                                         and not existence["failures"])
+    return summary
 
 
-async def _drive(plan: SyncPlan, args: argparse.Namespace, target: Target,
+async def _drive(plan: SyncPlan, dialect: Dialect, args: argparse.Namespace, target: Target,
                  start_workers: Callable[[], None]) -> tuple[Tally, float, float]:
     tally = Tally()
     driver, connect = Driver(tally), connector(target.port, target.token)
-    state = SyncState(progress=_progress_printer(target.database_url))
+    state = SyncState(progress=_progress_printer())
     started = time.perf_counter()
     tally.started = started
 
@@ -157,18 +254,20 @@ async def _drive(plan: SyncPlan, args: argparse.Namespace, target: Target,
         measure.insert_sessions(target.database_url, target.tenant_id, user_id)
 
     deactivations = asyncio.create_task(
-        deactivate_during_sync(plan, driver, connect(), state, add_sessions))
-    await push_users(plan, driver, connect, args.concurrency, state)
+        deactivate_during_sync(plan, dialect, driver, connect(), state=state,
+                               before_deactivating=add_sessions))
+    await push_users(plan, dialect, driver, connect, concurrency=args.concurrency, state=state)
     users_acked = time.perf_counter()
     tally.finished = users_acked
     if args.apply_after_ack:
         start_workers()
-    await push_groups(plan, driver, connect, min(args.concurrency, plan.groups), state)
+    await push_groups(plan, dialect, driver, connect,
+                      concurrency=min(args.concurrency, plan.groups), state=state)
     await deactivations
     return tally, started, users_acked
 
 
-def _progress_printer(database_url: str) -> Callable[[str, int, int], None]:
+def _progress_printer() -> Callable[[str, int, int], None]:
     last = [0.0]
 
     def show(phase: str, done: int, total: int) -> None:
@@ -199,35 +298,46 @@ class Measured:
     peak_connections: int
 
 
-def _summary(plan: SyncPlan, args: argparse.Namespace, target: Target,
+def _summary(plan: SyncPlan, dialect: Dialect, args: argparse.Namespace, target: Target,
              measured: Measured) -> dict[str, Any]:
-    tally, ack_seconds, figures = measured.tally, measured.ack_seconds, measured.figures
-    converge_seconds, peak_connections = measured.converge_seconds, measured.peak_connections
-    posts = tally.latencies.get("POST /Users", [])
-    checks = measure.correctness(target.database_url, target.tenant_id, plan)
+    tally, figures = measured.tally, measured.figures
+    expected = measure.Expected(managers=dialect.sends_manager,
+                                passwords=dialect.passwords)
+    checks = measure.correctness(target.database_url, target.tenant_id, plan, expected)
     budget = Budget.of(Settings(api_processes=args.api_processes, worker_replicas=1,
                                 worker_concurrency=args.workers))
     checks["ok"] = _correct(checks) and tally.server_errors == 0 and not tally.failures
     return {
-        "machine": _machine(),
-        "plan": vars(plan) | {"concurrency": args.concurrency, "workers": args.workers,
-                              "apply_after_ack": args.apply_after_ack,
-                              "api_server": args.api_server},
-        "sync_requests": {
-            "post_per_s": round(len(posts) / ack_seconds) if ack_seconds else 0,
-            "p50_ms": measure.percentile_ms(posts, 0.50),
-            "p99_ms": measure.percentile_ms(posts, 0.99),
-            "requests": sum(tally.statuses.values()), "throttled_429_503": tally.throttled,
-            "server_errors_5xx": tally.server_errors, "failures": tally.failures[:5]},
-        "converge_seconds": round(converge_seconds, 1),
+        "sync_requests": _sync_requests(tally, measured.ack_seconds),
+        "converge_seconds": round(measured.converge_seconds, 1),
         "apply": {"users_per_s": round(figures.users_per_second),
                   "users": figures.users_applied},
         "deprovision": {"count": len(figures.deprovision_latencies),
                         "p50_s": measure.percentile(figures.deprovision_latencies, 0.50),
                         "p99_s": measure.percentile(figures.deprovision_latencies, 0.99)},
-        "postgres_connections": {"peak": peak_connections, "budget": budget.total},
+        "postgres_connections": {"peak": measured.peak_connections, "budget": budget.total},
         "correctness": checks,
     }
+
+
+def _sync_requests(tally: Tally, users_seconds: float) -> dict[str, Any]:
+    """Rates are per second of the users' part of the sync (first request to last user
+    acknowledged), where every POST follows its existence GET."""
+    posts, gets = tally.latencies.get(POST_USERS, []), tally.latencies.get(EXISTENCE_GET, [])
+    return {
+        "post_per_s": round(len(posts) / users_seconds) if users_seconds else 0,
+        "p50_ms": measure.percentile_ms(posts, 0.50),
+        "p99_ms": measure.percentile_ms(posts, 0.99),
+        "existence_get": {"per_s": round(len(gets) / users_seconds) if users_seconds else 0,
+                          "p50_ms": measure.percentile_ms(gets, 0.50),
+                          "p99_ms": measure.percentile_ms(gets, 0.99), "requests": len(gets)},
+        "by_kind": {kind: {"requests": len(values),
+                           "p50_ms": measure.percentile_ms(values, 0.50),
+                           "p99_ms": measure.percentile_ms(values, 0.99)}
+                    for kind, values in sorted(tally.latencies.items())},
+        "users_seconds": round(users_seconds, 1),
+        "requests": sum(tally.statuses.values()), "throttled_429_503": tally.throttled,
+        "server_errors_5xx": tally.server_errors, "failures": tally.failures[:5]}
 
 
 def _correct(checks: dict[str, Any]) -> bool:
@@ -236,6 +346,8 @@ def _correct(checks: dict[str, Any]) -> bool:
             and checks["groups"] == expected["groups"]
             and checks["memberships"] == expected["memberships"]
             and checks["inactive_users"] == expected["inactive_users"]
+            and checks["users_with_manager"] == expected["users_with_manager"]
+            and checks["users_with_password"] == expected["users_with_password"]
             and checks["live_sessions_of_inactive_users"] == 0
             and checks["dead_letters"] == 0)
 
@@ -247,35 +359,3 @@ def _machine() -> dict[str, Any]:
 
 def _ratio(value: float, baseline: float) -> float | None:
     return round(value / baseline, 3) if baseline else None
-
-
-def _report(summary: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(summary, indent=2, default=str))
-        return
-    ack, sync, apply_ = summary["ack"], summary["sync_requests"], summary["apply"]
-    base = summary["baselines"]
-    lines = [
-        f"machine            {summary['machine']}",
-        f"plan               {summary['plan']}",
-        f"acknowledged       {ack['post_per_s']} POST /Users per s, p50 {ack['p50_ms']} ms, "
-        f"p99 {ack['p99_ms']} ms ({ack['requests']} POST only, {ack['throttled_429_503']} "
-        f"throttled, {ack['server_errors_5xx']} 5xx, peak "
-        f"{ack['peak_postgres_connections']} connections)",
-        f"sync requests      {sync['post_per_s']} POST /Users per s with existence GETs, p50 "
-        f"{sync['p50_ms']} ms, p99 {sync['p99_ms']} ms ({sync['requests']} requests, "
-        f"{sync['throttled_429_503']} throttled, {sync['server_errors_5xx']} 5xx)",
-        f"converged in       {summary['converge_seconds']} s",
-        f"applied            {apply_['users_per_s']} users/s ({apply_['users']} users)",
-        f"deprovision        p50 {summary['deprovision']['p50_s']} s, "
-        f"p99 {summary['deprovision']['p99_s']} s ({summary['deprovision']['count']})",
-        f"postgres conns     peak {summary['postgres_connections']['peak']} "
-        f"(budget {summary['postgres_connections']['budget']})",
-        f"baseline falcon    {base['bare_falcon_post_per_s']} POST/s (p99 "
-        f"{base['bare_falcon_p99_ms']} ms) -> scimflow acks at {base['ack_vs_bare_falcon']}x",
-        f"baseline upsert    {base['raw_batched_upsert_rows_per_s']} rows/s -> scimflow "
-        f"applies at {base['apply_vs_raw_upsert']}x",
-        f"load generator     {summary['load_generator']}",
-        f"correctness        {summary['correctness']}",
-    ]
-    print("\n".join(lines))

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from scimflow.ops.processes import gunicorn_argv, uwsgi_argv
+from scimflow.ops.processes import granian_argv, gunicorn_argv, uwsgi_argv
 from scimflow.pipeline.settings import ApiServer
 
 BIN = Path(sys.executable).parent
@@ -88,7 +88,7 @@ def fresh_database(admin_url: str) -> Iterator[str]:
 
 
 def api_command(port: int, processes: int, threads: int) -> list[str]:
-    """The production API process (`scimflow api`, gunicorn gthread)."""
+    """The production API process (`scimflow api`, under the server SCIMFLOW_API_SERVER names)."""
     return [str(BIN / "scimflow"), "api", "--bind", f"127.0.0.1:{port}",
             "--workers", str(processes), "--threads", str(threads)]
 
@@ -97,6 +97,8 @@ def baseline_command(port: int, processes: int, threads: int, server: ApiServer,
                      connections: int) -> list[str]:
     """The bare Falcon baseline, served by exactly the API's server and configuration."""
     bind = f"127.0.0.1:{port}"
+    if server is ApiServer.GRANIAN:
+        return granian_argv("scimflow.api.baseline:app", bind, processes, threads)
     if server is ApiServer.UWSGI:
         return uwsgi_argv("scimflow.api.baseline:app", bind, processes, connections)
     return gunicorn_argv("scimflow.api.baseline:app", bind, processes, threads, connections)

@@ -14,12 +14,12 @@ from functools import cache
 from typing import Any
 
 from scimflow.pipeline.commands import Command, CommandKind
-from scimflow.pipeline.passwords import PasswordHasher
+from scimflow.pipeline.passwords import PasswordProtector
 from scimflow.pipeline.scim.patch import decode_operations, normalise_patch, operations_json
 from scimflow.pipeline.scim.patch_apply import apply_operations
 from scimflow.pipeline.scim.registry import SchemaRegistry, default_registry
 from scimflow.pipeline.scim.schema import ResourceType
-from scimflow.pipeline.scim.validation import ResourceValidator
+from scimflow.pipeline.scim.validation import ResourceValidator, keep_write_only
 
 Resource = dict[str, Any]
 
@@ -28,12 +28,12 @@ class ProtocolEngine:
     """Validates SCIM writes into commands and applies commands to resources."""
 
     def __init__(
-        self, registry: SchemaRegistry, *, hash_password: PasswordHasher | None = None
+        self, registry: SchemaRegistry, *, protect_password: PasswordProtector | None = None
     ) -> None:
         self.registry = registry
-        self._hash_password = hash_password
+        self._protect_password = protect_password
         self._validators = {
-            rt.name: ResourceValidator(rt, hash_password) for rt in registry.resource_types
+            rt.name: ResourceValidator(rt, protect_password) for rt in registry.resource_types
         }
 
     def resource_type(self, name: str) -> ResourceType:
@@ -56,7 +56,7 @@ class ProtocolEngine:
     ) -> tuple[Command, Resource, bool]:
         """PATCH (RFC 7644 §3.5.2): the command, the state it leads to, and whether it changes."""
         resource_type = self.resource_type(type_name)
-        operations = normalise_patch(payload, resource_type, self._hash_password)
+        operations = normalise_patch(payload, resource_type, self._protect_password)
         new, changed = apply_operations(current, operations, resource_type)
         command = Command(
             CommandKind.PATCH, type_name, resource_id, operations=tuple(operations_json(operations))
@@ -76,6 +76,8 @@ class ProtocolEngine:
             return None, current is not None
         if command.kind is not CommandKind.PATCH:
             new = dict(command.resource or {})
+            if command.kind is CommandKind.REPLACE and current is not None:
+                new = keep_write_only(self.resource_type(command.resource_type), new, current)
             return new, new != current
         if current is None:
             return None, False  # the resource was deleted before this PATCH reached it

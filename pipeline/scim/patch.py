@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
 from scimflow.pipeline.errors import InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget
-from scimflow.pipeline.passwords import PasswordHasher
+from scimflow.pipeline.passwords import PasswordProtector
 from scimflow.pipeline.scim.dialects import undo_patch_dialects
 from scimflow.pipeline.scim.evaluate import check_value_filter
 from scimflow.pipeline.scim.filters import Filter, render_filter
@@ -69,13 +69,13 @@ class PatchOperation:
 
 
 def normalise_patch(
-    payload: Any, resource_type: ResourceType, hash_password: PasswordHasher | None = None
+    payload: Any, resource_type: ResourceType, protect_password: PasswordProtector | None = None
 ) -> tuple[PatchOperation, ...]:
     """Validate a PatchOp request body and return its canonical operations, in order."""
     raw_operations = _raw_operations(payload)
     operations: list[PatchOperation] = []
     for raw in undo_patch_dialects(raw_operations):
-        operations.extend(_normalise_one(raw, resource_type, hash_password))
+        operations.extend(_normalise_one(raw, resource_type, protect_password))
     return tuple(operations)
 
 
@@ -104,7 +104,7 @@ def _raw_operations(payload: Any) -> list[Any]:
 
 
 def _normalise_one(
-    raw: Any, resource_type: ResourceType, hash_password: PasswordHasher | None
+    raw: Any, resource_type: ResourceType, protect_password: PasswordProtector | None
 ) -> Iterator[PatchOperation]:
     if type(raw) is not dict:
         raise InvalidSyntax("Each PATCH operation must be a JSON object.")
@@ -126,7 +126,7 @@ def _normalise_one(
     else:
         pairs = _expand_explicit(path, raw["value"], resource_type)
     for target, value in (pair for item in pairs for pair in _split_null_subs(*item)):
-        operation = _with_value(op, target, value, hash_password)
+        operation = _with_value(op, target, value, protect_password)
         if operation is not None:
             yield operation
 
@@ -234,13 +234,13 @@ def _expand_explicit(
 
 
 def _with_value(
-    op: OpName, target: Target, value: Any, hash_password: PasswordHasher | None
+    op: OpName, target: Target, value: Any, protect_password: PasswordProtector | None
 ) -> PatchOperation | None:
     coerced = _coerce_for(target, value)
     if target.attr.mutability is Mut.WRITE_ONLY and coerced is not None:
-        if hash_password is None:
+        if protect_password is None:
             return None  # password policy `ignore`
-        coerced = hash_password(coerced)
+        coerced = protect_password(coerced)
     if coerced is None:
         if op == "add" and _accumulates(target):
             # Adding no values appends or merges nothing; read as a removal, an `add` of

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scimflow.pipeline.errors import InvalidSyntax, InvalidValue, Mutability, ScimError
-from scimflow.pipeline.passwords import PasswordHasher
+from scimflow.pipeline.passwords import PasswordProtector
 from scimflow.pipeline.scim.dialects import undo_resource_dialects
 from scimflow.pipeline.scim.schema import (
     COMMON_BY_LOWER_NAME,
@@ -29,14 +29,14 @@ Resource = dict[str, Any]
 class ResourceValidator:
     """Validates POST and PUT bodies of one resource type (with its tenant's extensions)."""
 
-    __slots__ = ("_core_lookup", "hash_password", "resource_type")
+    __slots__ = ("_core_lookup", "protect_password", "resource_type")
 
     def __init__(
-        self, resource_type: ResourceType, hash_password: PasswordHasher | None = None
+        self, resource_type: ResourceType, protect_password: PasswordProtector | None = None
     ) -> None:
         self.resource_type = resource_type
         # None means the password policy is `ignore`: passwords are dropped, never stored.
-        self.hash_password = hash_password
+        self.protect_password = protect_password
         core = resource_type.schema
         self._core_lookup: dict[str, Attribute] = {
             **COMMON_BY_LOWER_NAME,
@@ -74,7 +74,7 @@ class ResourceValidator:
                     f"Attribute '{key}' is not defined for {self.resource_type.name}."
                 )
             _put(resource, attr, value)
-        self._hash_password(resource)
+        self._protect_password(resource)
         return resource
 
     def _check_schemas(self, schemas: Any) -> None:
@@ -112,10 +112,10 @@ class ResourceValidator:
         if target and target is not resource:
             resource[schema.id] = target
 
-    def _hash_password(self, resource: Resource) -> None:
+    def _protect_password(self, resource: Resource) -> None:
         password = resource.pop("password", None)
-        if password is not None and self.hash_password is not None:
-            resource["password"] = self.hash_password(password)
+        if password is not None and self.protect_password is not None:
+            resource["password"] = self.protect_password(password)
 
     def _check_required(self, resource: Resource) -> None:
         check_required(self.resource_type, resource)
@@ -142,6 +142,29 @@ def _put(target: Resource, attr: Attribute, value: Any) -> None:
     if attr.name in target:
         raise InvalidValue(f"Attribute '{attr.name}' is given more than once.")
     target[attr.name] = coerced
+
+
+def keep_write_only(
+    resource_type: ResourceType, new: Resource, current: Mapping[str, Any]
+) -> Resource:
+    """A replacement keeps the write-only values it does not carry (the applied password hash:
+    the acknowledged state a PUT was validated against holds none, see `store/acknowledged`)."""
+    kept = dict(new)
+    _keep_absent_write_only(resource_type.schema, kept, current)
+    for ext in resource_type.extension_schemas:
+        ext_current = current.get(ext.id)
+        if isinstance(ext_current, Mapping):
+            ext_kept = dict(kept.get(ext.id) or {})
+            _keep_absent_write_only(ext, ext_kept, ext_current)
+            if ext_kept:
+                kept[ext.id] = ext_kept
+    return kept
+
+
+def _keep_absent_write_only(schema: Schema, new: Resource, current: Mapping[str, Any]) -> None:
+    for attr in schema.attributes:
+        if attr.mutability is Mut.WRITE_ONLY and attr.name in current and attr.name not in new:
+            new[attr.name] = current[attr.name]
 
 
 def _keep_unreplaceable(schema: Schema, new: Resource, current: Mapping[str, Any]) -> None:

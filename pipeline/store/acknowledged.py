@@ -18,6 +18,7 @@ from scimflow.pipeline.store.db import is_postgres
 from scimflow.pipeline.store.models import AcknowledgedResource as Row
 
 MEMBERS = "members"
+PASSWORD = "password"
 # Hot-path statements use the Core table: the ORM layer adds CPU and nothing else to them.
 TABLE: Table = cast(Table, Row.__table__)
 
@@ -46,6 +47,14 @@ def key_columns(resource_type: str, data: Mapping[str, Any]) -> dict[str, str | 
     }
 
 
+def without_password(data: dict[str, Any]) -> dict[str, Any]:
+    """The acknowledged state keeps no password, not even sealed: nothing here reads it (it is
+    never returned nor filtered on), and a PUT without one keeps the applied hash."""
+    if PASSWORD not in data:
+        return data
+    return {name: value for name, value in data.items() if name != PASSWORD}
+
+
 def insert_row(session: Session, row: dict[str, Any]) -> bool:
     """Insert a new resource's row (`new_row`); False when one of its unique keys is taken.
 
@@ -67,6 +76,7 @@ def new_row(
     create_digest: str,
 ) -> dict[str, Any]:
     """The `resources` row of a resource at its creation (version 1)."""
+    data = without_password(data)
     return {
         "tenant_id": tenant_id,
         "id": resource_id,
@@ -91,13 +101,13 @@ def get(
     if not is_storable_text(resource_id):
         # No stored id holds NUL (ids are UUIDs), and PostgreSQL would refuse to compare one.
         return None
-    statement = select(Row).where(
-        Row.tenant_id == tenant_id, Row.id == resource_id, Row.resource_type == resource_type
-    )
+    # No type in the statement, as in `unique_lookup`: the primary key is then the only index
+    # serving both equalities; a resource of another type is no match.
+    statement = select(Row).where(Row.tenant_id == tenant_id, Row.id == resource_id)
     if for_update:
         statement = statement.with_for_update()
     row = session.execute(statement).scalar_one_or_none()
-    return None if row is None else from_row(row)
+    return None if row is None or row.resource_type != resource_type else from_row(row)
 
 
 def find_conflict(
@@ -113,18 +123,16 @@ def find_conflict(
     if not keys:
         return None
     clauses = [getattr(Row, column) == value for column, value in keys.items()]
-    statement = (
-        select(Row)
-        .where(Row.tenant_id == tenant_id, Row.resource_type == resource_type)
-        .where(or_(*clauses))
-        .limit(1)
-    )
+    # Keys and tenant only, each arm served by its key's index (see `unique_lookup`); the
+    # type is checked on the few rows read (an externalId may be shared across types).
+    statement = select(Row).where(Row.tenant_id == tenant_id, or_(*clauses))
     if excluding is not None:
         # A resource keeping one of its own keys would otherwise be the row found, and the
         # key it takes from another would reach the unique index unnamed.
         statement = statement.where(Row.id != excluding)
-    row = session.execute(statement).scalar_one_or_none()
-    return None if row is None else from_row(row)
+    rows = session.execute(statement).scalars()
+    taken = next((row for row in rows if row.resource_type == resource_type), None)
+    return None if taken is None else from_row(taken)
 
 
 def save(
@@ -140,6 +148,7 @@ def save(
     if taken is not None:
         raise Uniqueness(conflict_detail(current.resource_type, data, taken))
     version = current.version + 1
+    data = without_password(data)
     session.execute(
         update(Row)
         .where(Row.tenant_id == tenant_id, Row.id == current.id)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from scimflow.pipeline.commands import Command
@@ -233,3 +233,15 @@ def pending_commands(
     for resource_id, command in rows:
         out.setdefault(resource_id, []).append(Command.from_json(command))
     return out
+
+
+def replace_commands(session: Session, commands: Mapping[int, Command]) -> None:
+    """Store what applied entries actually applied (their sealed passwords as hashes).
+
+    Run in the applying transaction, so a sealed password never outlives its application.
+    """
+    if commands:
+        session.connection().execute(
+            update(TABLE).where(TABLE.c.seq == bindparam("entry_seq")),
+            [{"entry_seq": seq, "command": command.to_json()} for seq, command in commands.items()],
+        )

@@ -103,14 +103,15 @@ class AcknowledgedResource(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (
-        Index("uq_resources_user_name", "tenant_id", "resource_type", "user_name_key", unique=True),
-        Index("uq_resources_external_id", "tenant_id", "resource_type", "external_id", unique=True),
+        # Each unique index is led by its key, and probes name the tenant and the key only
+        # (`store/unique_lookup.py`): every other index then matches the tenant alone, so a
+        # probe stays one index probe even on a table PostgreSQL has never analysed (a large
+        # initial sync fills it faster than autovacuum looks). userName and displayName keys
+        # are only ever set on users and groups respectively; externalId is unique per type.
+        Index("uq_resources_user_name", "user_name_key", "tenant_id", unique=True),
+        Index("uq_resources_display_name", "display_name_key", "tenant_id", unique=True),
         Index(
-            "uq_resources_display_name",
-            "tenant_id",
-            "resource_type",
-            "display_name_key",
-            unique=True,
+            "uq_resources_external_id", "external_id", "tenant_id", "resource_type", unique=True
         ),
         # List pages in the default stable order (pipeline/store/search.py) walk this index
         # instead of sorting the whole tenant for each page.

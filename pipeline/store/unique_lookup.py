@@ -48,10 +48,13 @@ def unique_key(parsed: Filter | None, resource_type: ResourceType) -> UniqueKey 
 
 
 def _by(column: str) -> Select[Any]:
+    # Neither the type nor anything else but the key and the tenant: every other index of
+    # `resources` is led by the tenant alone, so the key's own index (led by the key, see
+    # `models.AcknowledgedResource`) is the only one serving both equalities, whatever the
+    # statistics say. The type is checked on the row read (an externalId may be shared by
+    # a user and a group, so up to two rows come back).
     return select(*RESOURCE_COLUMNS).where(
-        Row.tenant_id == bindparam("tenant_id"),
-        Row.resource_type == bindparam("resource_type"),
-        getattr(Row, column) == bindparam("value"),
+        getattr(Row, column) == bindparam("value"), Row.tenant_id == bindparam("tenant_id")
     )
 
 
@@ -62,6 +65,7 @@ def find(
     session: Session, tenant_id: str, resource_type: str, key: UniqueKey
 ) -> list[Acknowledged]:
     """The resource holding `key` (a list of zero or one)."""
-    params = {"tenant_id": tenant_id, "resource_type": resource_type, "value": key.value}
+    params = {"tenant_id": tenant_id, "value": key.value}
     rows = session.connection().execute(_STATEMENTS[key.column], params)
-    return [from_row(row) for row in rows]
+    found = (from_row(row) for row in rows)
+    return [resource for resource in found if resource.resource_type == resource_type]

@@ -74,3 +74,21 @@ def test_another_tenants_or_another_types_resource_is_not_found(services: Servic
     assert _find(services, globex, "User", 'userName eq "shared@example.com"').total_results == 0
     assert _find(services, acme, "Group", f'id eq "{user}"').total_results == 0
     assert _ids(_find(services, acme, "Group", 'displayName eq "sales"')) == [group]
+
+
+def test_a_user_and_a_group_may_share_an_external_id(services: Services) -> None:
+    # Probes read by key and tenant only (one index whatever the statistics), so the type is
+    # told apart on the rows read: each type finds its own, and neither blocks the other.
+    acme = services.tenant("acme")
+    group = services.group(acme, "Sales")
+    services.writes.patch(acme, "Group", group, {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "add", "path": "externalId", "value": "shared-1"}],
+    }, if_match=None, request_id="test")
+    user = services.user(acme, "a@example.com", externalId="shared-1")
+    assert _ids(_find(services, acme, "User", 'externalId eq "shared-1"')) == [user]
+    assert _ids(_find(services, acme, "Group", 'externalId eq "shared-1"')) == [group]
+    body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "a@example.com", "externalId": "shared-1", "displayName": "A"}
+    services.writes.replace(acme, "User", user, body, if_match=None, request_id="test")
+    assert _find(services, acme, "User", 'externalId eq "shared-1"').items[0].resource.version == 2

@@ -26,10 +26,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
+from scimflow.pipeline.passwords import generate_key
 from tests.support.services import POSTGRES_URL, REDIS_HOST, REDIS_PORT, free_port
 from tests.system.compose import service_command, with_option
 
 VENV_BIN = Path(sys.executable).parent
+# The production processes refuse to start without a key sealing passwords.
+PASSWORD_KEY = generate_key()
 
 
 @dataclass
@@ -53,7 +56,9 @@ class Stack:
             "SCIMFLOW_BROKER_URL": self.broker_url,
             "SCIMFLOW_PUBLIC_URL": f"http://127.0.0.1:{self.api_port}",
             # Fast enough for tests, still the production code paths.
-            "SCIMFLOW_PASSWORD_ITERATIONS": "1000",
+            "SCIMFLOW_PASSWORD_KEY": PASSWORD_KEY,
+            "SCIMFLOW_PASSWORD_MEMORY_KIB": "256",
+            "SCIMFLOW_PASSWORD_TIME_COST": "1",
             "SCIMFLOW_SWEEP_INTERVAL_SECONDS": "1",
             "SCIMFLOW_SWEEP_STALE_SECONDS": "2",
             "SCIMFLOW_RETRY_BASE_SECONDS": "0.2",

@@ -1,7 +1,7 @@
 """Concurrent POSTs race on the unique keys: one user, decided synchronously, never a 5xx.
 
-50 requests are released at the same moment from 50 threads against the API under gunicorn,
-so several are in flight in different processes and threads at once.
+50 requests are released at the same moment from 50 threads against the API under its default
+server, so several are in flight in different processes and threads at once.
 """
 
 from __future__ import annotations

@@ -34,6 +34,19 @@ def test_production_processes_refuse_to_start_without_a_broker(
     assert err.count("\n") == 1
 
 
+@pytest.mark.parametrize("command", ["api", "worker"])
+def test_api_and_worker_refuse_to_start_without_a_password_key(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SCIMFLOW_BROKER_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.delenv("SCIMFLOW_PASSWORD_KEY", raising=False)
+    monkeypatch.delenv("SCIMFLOW_PASSWORD_POLICY", raising=False)
+    code, err = run([command], capsys)
+    assert code == 2
+    assert err.startswith(f"error: SCIMFLOW_PASSWORD_KEY is not set: `scimflow {command}` needs")
+    assert err.count("\n") == 1
+
+
 def test_an_unreachable_database_is_named_with_the_cause_and_no_password(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,4 +1,5 @@
-"""PBKDF2-SHA256 password hashing for the writeOnly `password` attribute (RFC 7643 §4.1.1)."""
+"""Passwords (RFC 7643 §4.1.1): sealed by the API, argon2id-hashed by the workers, and the
+older PBKDF2-SHA256 format still verifiable."""
 
 from __future__ import annotations
 
@@ -7,7 +8,18 @@ import hashlib
 
 import pytest
 
-from scimflow.pipeline.passwords import PasswordPolicy, make_hasher, verify_password
+from scimflow.pipeline.passwords import (
+    SEALED_PREFIX,
+    Argon2idHasher,
+    Argon2Parameters,
+    PasswordPolicy,
+    PasswordSeal,
+    UnreadableSeal,
+    generate_key,
+    is_sealed,
+    make_hasher,
+    verify_password,
+)
 
 PASSWORD = "t1meMa$heen"  # RFC 7643 §8.2
 hasher = make_hasher(1000)
@@ -104,3 +116,87 @@ def test_password_policies() -> None:
     """The two policies: `hash` (store a hash) and `ignore` (single sign-on: store nothing)."""
     assert {policy.value for policy in PasswordPolicy} == {"hash", "ignore"}
     assert PasswordPolicy("ignore") is PasswordPolicy.IGNORE
+
+
+# --- argon2id, the format the workers write ----------------------------------------------------
+
+# Small parameters for speed; the defaults are checked on their own below.
+CHEAP = Argon2Parameters(memory_kib=256, time_cost=1, parallelism=1)
+
+
+def test_argon2id_is_the_default_at_owasp_s_parameters() -> None:
+    encoded = Argon2idHasher()(PASSWORD)
+    assert encoded.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert PASSWORD not in encoded
+
+
+def test_argon2id_verifies_the_right_password_only() -> None:
+    hasher = Argon2idHasher(CHEAP)
+    encoded = hasher(PASSWORD)
+    assert hasher.verify(PASSWORD, encoded)
+    assert verify_password(PASSWORD, encoded)
+    assert not hasher.verify("t1meMa$heeN", encoded)
+    assert hasher(PASSWORD) != encoded  # a fresh salt each time
+
+
+def test_pbkdf2_hashes_still_verify_and_ask_to_be_upgraded() -> None:
+    hasher = Argon2idHasher(CHEAP)
+    legacy = make_hasher(1000)(PASSWORD)
+    assert hasher.verify(PASSWORD, legacy)
+    assert not hasher.verify("wrong", legacy)
+    assert hasher.needs_rehash(legacy)
+    assert not hasher.needs_rehash(hasher(PASSWORD))
+
+
+def test_weaker_argon2_parameters_ask_to_be_upgraded() -> None:
+    weak = Argon2idHasher(CHEAP)(PASSWORD)
+    assert Argon2idHasher().needs_rehash(weak)
+    assert Argon2idHasher().verify(PASSWORD, weak)  # still verifies meanwhile
+
+
+@pytest.mark.parametrize("garbage", ["", "$argon2id$v=19$m=8,t=1,p=1$bad", "$sealed$x"])
+def test_argon2_side_rejects_garbage_without_raising(garbage: str) -> None:
+    assert Argon2idHasher(CHEAP).verify(PASSWORD, garbage) is False
+    assert Argon2idHasher(CHEAP).needs_rehash(garbage)
+
+
+# --- sealing, between the API and the workers --------------------------------------------------
+
+
+def test_a_sealed_password_opens_to_the_cleartext_and_never_shows_it() -> None:
+    seal = PasswordSeal([generate_key()])
+    sealed = seal.seal(PASSWORD)
+    assert sealed.startswith(SEALED_PREFIX) and is_sealed(sealed)
+    assert PASSWORD not in sealed
+    assert seal.seal(PASSWORD) != sealed  # a fresh IV each time
+    assert seal.open(sealed) == PASSWORD
+
+
+def test_another_key_cannot_open_a_seal() -> None:
+    sealed = PasswordSeal([generate_key()]).seal(PASSWORD)
+    with pytest.raises(UnreadableSeal):
+        PasswordSeal([generate_key()]).open(sealed)
+
+
+def test_a_tampered_seal_is_refused() -> None:
+    seal = PasswordSeal([generate_key()])
+    sealed = seal.seal(PASSWORD)
+    tampered = sealed[:-5] + ("A" if sealed[-5] != "A" else "B") + sealed[-4:]
+    with pytest.raises(UnreadableSeal):
+        seal.open(tampered)
+    with pytest.raises(UnreadableSeal):
+        seal.open(PASSWORD)  # not sealed at all
+
+
+def test_key_rotation_opens_old_seals_and_seals_with_the_newest_key() -> None:
+    old, new = generate_key(), generate_key()
+    before = PasswordSeal([old]).seal(PASSWORD)
+    rotated = PasswordSeal.from_setting(f"{new}, {old}")
+    assert rotated.open(before) == PASSWORD
+    assert PasswordSeal([new]).open(rotated.seal(PASSWORD)) == PASSWORD
+
+
+@pytest.mark.parametrize("setting", ["", "short", "not base64 at all!!", ","])
+def test_a_malformed_key_is_refused(setting: str) -> None:
+    with pytest.raises(ValueError):
+        PasswordSeal.from_setting(setting)

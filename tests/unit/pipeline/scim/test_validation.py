@@ -53,7 +53,7 @@ CERTIFICATE_SAMPLE = "rfc7643/rfc7643-8.2-full-user.json"
 @pytest.fixture(scope="module")
 def hr_engine() -> ProtocolEngine:
     registry = default_registry().with_extension("User", HR_EXTENSION)
-    return ProtocolEngine(registry, hash_password=FAST_HASHER)
+    return ProtocolEngine(registry, protect_password=FAST_HASHER)
 
 
 def user(**attributes: Any) -> dict[str, Any]:
@@ -356,8 +356,8 @@ def test_password_is_hashed_and_cleartext_never_in_the_command(
 
 
 def test_password_is_dropped_with_the_ignore_policy(load_sample: Load) -> None:
-    """Password policy `ignore` (hash_password=None): single sign-on apps store no password."""
-    engine = ProtocolEngine(default_registry(), hash_password=None)
+    """Password policy `ignore` (protect_password=None): single sign-on apps store no password."""
+    engine = ProtocolEngine(default_registry(), protect_password=None)
     body = load_sample("idp/okta/okta-create-user.json")
     command = engine.validate_create("User", "x", body)
     assert command.resource is not None

@@ -1,0 +1,90 @@
+"""The human-readable table of a `scimflow bench` summary (`--json` prints the summary)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def report(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    lines = [f"machine            {summary['machine']}", f"plan               {summary['plan']}"]
+    if "ack" in summary:
+        lines += _ack(summary["ack"])
+    if "sync_requests" in summary:
+        lines += _sync(summary)
+    if "existence" in summary:
+        lines += _existence(summary["existence"])
+    lines += _baselines(summary["baselines"])
+    lines += [f"load generator     {summary['load_generator']}",
+              f"correctness        {summary['correctness']}"]
+    print("\n".join(lines))
+
+
+def _ack(ack: dict[str, Any]) -> list[str]:
+    return [
+        f"acknowledged       {ack['post_per_s']} POST /Users per s, p50 {ack['p50_ms']} ms, "
+        f"p99 {ack['p99_ms']} ms ({ack['requests']} POST only, {ack['throttled_429_503']} "
+        f"throttled, {ack['server_errors_5xx']} 5xx, peak "
+        f"{ack['peak_postgres_connections']} connections)"]
+
+
+def _sync(summary: dict[str, Any]) -> list[str]:
+    sync, apply_, deprovision = summary["sync_requests"], summary["apply"], summary["deprovision"]
+    gets = sync["existence_get"]
+    lines = [
+        f"sync requests      {sync['post_per_s']} POST /Users per s with existence GETs, p50 "
+        f"{sync['p50_ms']} ms, p99 {sync['p99_ms']} ms ({sync['requests']} requests, "
+        f"{sync['throttled_429_503']} throttled, {sync['server_errors_5xx']} 5xx)",
+        f"sync existence     {gets['per_s']} GET per s, p50 {gets['p50_ms']} ms, "
+        f"p99 {gets['p99_ms']} ms ({gets['requests']} GETs)",
+    ]
+    lines += [f"  {kind:<22} {f['requests']} requests, p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms"
+              for kind, f in sync["by_kind"].items()]
+    lines += [
+        f"converged in       {summary['converge_seconds']} s",
+        f"applied            {apply_['users_per_s']} users/s ({apply_['users']} users)",
+        f"deprovision        p50 {deprovision['p50_s']} s, p99 {deprovision['p99_s']} s "
+        f"({deprovision['count']})",
+        f"postgres conns     peak {summary['postgres_connections']['peak']} "
+        f"(budget {summary['postgres_connections']['budget']})",
+    ]
+    return lines + _rss(summary["rss"])
+
+
+def _rss(rss: dict[str, Any]) -> list[str]:
+    lines = [f"memory (RSS)       peak during the sync, sampled every {rss['interval_s']} s "
+             f"({rss['samples']} samples)"]
+    for role, figures in rss["roles"].items():
+        processes = ", ".join(f"{p['name']}[{p['pid']}] {p['peak_mib']}"
+                              for p in rss["processes"] if p["role"] == role)
+        lines.append(f"  {role:<8} {figures['peak_total_mib']} MiB in all, largest process "
+                     f"{figures['peak_process_mib']} MiB ({processes})")
+    return lines
+
+
+def _existence(existence: dict[str, Any]) -> list[str]:
+    return [
+        f"existence phase    {existence['per_s']} GET per s, p50 {existence['p50_ms']} ms, "
+        f"p99 {existence['p99_ms']} ms ({existence['existing']} existing, "
+        f"{existence['missing']} missing, {existence['wrong_answers']} wrong, "
+        f"{existence['server_errors_5xx']} 5xx)"]
+
+
+def _baselines(base: dict[str, Any]) -> list[str]:
+    lines = []
+    if "bare_falcon_post_per_s" in base:
+        lines.append(f"baseline falcon    {base['bare_falcon_post_per_s']} POST/s (p99 "
+                     f"{base['bare_falcon_p99_ms']} ms) -> scimflow acks at "
+                     f"{base['ack_vs_bare_falcon']}x")
+    if "bare_falcon_get_per_s" in base:
+        lines.append(f"baseline falcon    {base['bare_falcon_get_per_s']} GET/s (p50 "
+                     f"{base['bare_falcon_get_p50_ms']} ms, p99 {base['bare_falcon_get_p99_ms']} "
+                     f"ms) -> scimflow looks up at {base['existence_vs_bare_falcon_get']}x "
+                     f"(p99 {base['existence_p99_vs_bare_falcon_get_p99']}x)")
+    if "raw_batched_upsert_rows_per_s" in base:
+        lines.append(f"baseline upsert    {base['raw_batched_upsert_rows_per_s']} rows/s -> "
+                     f"scimflow applies at {base['apply_vs_raw_upsert']}x")
+    return lines

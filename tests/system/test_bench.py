@@ -1,0 +1,94 @@
+"""`scimflow bench` end to end, small: the whole stack runs and every figure is in the JSON.
+
+Figures themselves are not asserted (the machine is shared); their presence, their internal
+consistency and the correctness checks the benchmark makes of the directory it built are.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.support.services import POSTGRES_URL, require_postgres, require_redis
+
+SCIMFLOW = str(Path(sys.executable).parent / "scimflow")
+REDIS_DB = 3
+
+
+def run_bench(*options: str) -> dict[str, Any]:
+    require_postgres()
+    require_redis()
+    admin = make_url(POSTGRES_URL).set(database="postgres").render_as_string(hide_password=False)
+    finished = subprocess.run(
+        [SCIMFLOW, "bench", "--json", "--admin-database-url", admin,
+         "--broker-url", f"redis://127.0.0.1:6379/{REDIS_DB}", *options],
+        capture_output=True, text=True, timeout=600, check=False)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    summary: dict[str, Any] = json.loads(finished.stdout)
+    return summary
+
+
+def assert_rss_sampled(rss: dict[str, Any], api_processes: int, workers: int) -> None:
+    assert rss["samples"] >= 1
+    # The server's master and its processes; Celery's main process and its pool.
+    assert rss["roles"]["api"]["processes"] >= api_processes + 1
+    assert rss["roles"]["worker"]["processes"] >= workers + 1
+    for figures in rss["roles"].values():
+        assert 0 < figures["peak_process_mib"] <= figures["peak_total_mib"]
+    assert all(p["peak_mib"] > 0 for p in rss["processes"])
+
+
+def assert_existence_phase(summary: dict[str, Any], requests: int) -> None:
+    existence, baselines = summary["existence"], summary["baselines"]
+    assert existence["requests"] == requests
+    assert (existence["existing"], existence["missing"]) == (requests // 2, requests // 2)
+    assert existence["wrong_answers"] == 0
+    assert existence["per_s"] > 0
+    assert existence["p50_ms"] <= existence["p99_ms"]
+    assert baselines["bare_falcon_get_per_s"] > 0
+    assert baselines["existence_vs_bare_falcon_get"] == round(
+        existence["per_s"] / baselines["bare_falcon_get_per_s"], 3)
+
+
+@pytest.mark.timeout(700)
+def test_an_okta_bench_pushes_passwords_and_reports_look_ups_and_memory() -> None:
+    summary = run_bench("--users", "200", "--groups", "2", "--members", "5",
+                        "--deactivations", "4", "--baseline-requests", "200",
+                        "--existence-requests", "400")
+
+    assert summary["plan"]["idp"] == "okta" and summary["plan"]["passwords"] is True
+    checks = summary["correctness"]
+    assert checks["ok"] is True
+    assert checks["users_with_password"] == 200  # every create carried one, and it was stored
+    gets = summary["sync_requests"]["existence_get"]
+    assert gets["requests"] == 200 and gets["per_s"] > 0
+    assert gets["p50_ms"] <= gets["p99_ms"]
+    assert summary["sync_requests"]["by_kind"]["existence GET"]["requests"] == 200
+    assert summary["ack"]["requests"] == 200
+    assert summary["baselines"]["ack_vs_bare_falcon"] is not None
+    assert_existence_phase(summary, 400)
+    assert_rss_sampled(summary["rss"], api_processes=2, workers=2)
+
+
+@pytest.mark.timeout(700)
+def test_an_entra_bench_without_groups_or_acknowledgement_phase() -> None:
+    summary = run_bench("--idp", "entra", "--phases", "sync,existence", "--users", "150",
+                        "--groups", "0", "--deactivations", "3", "--existence-requests", "200")
+
+    assert summary["plan"]["idp"] == "entra" and summary["plan"]["passwords"] is False
+    assert "ack" not in summary and "bare_falcon_post_per_s" not in summary["baselines"]
+    checks = summary["correctness"]
+    assert checks["ok"] is True
+    assert checks["users_with_manager"] == 150 - 10  # users 0-9 have none
+    assert (checks["groups"], checks["inactive_users"]) == (0, 3)
+    kinds = summary["sync_requests"]["by_kind"]
+    assert "POST /Groups" not in kinds
+    assert kinds["deactivate PATCH"]["requests"] == 3
+    assert_existence_phase(summary, 200)
+    assert_rss_sampled(summary["rss"], api_processes=2, workers=2)
