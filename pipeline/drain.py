@@ -133,12 +133,15 @@ class Drainer:
 
     def drain(self, tenant_id: str | None = None, *, max_batches: int = 1000) -> DrainReport:
         """Drain until nothing is ready (or `max_batches`), summing the reports."""
-        total = DrainReport()
+        total = report = DrainReport()
         for _ in range(max_batches):
             report = self.drain_once(tenant_id)
             _add(total, report)
             if report.resources == 0 or (not report.more_waiting and not report.woken_tenants):
                 break
+        # Stopped by `max_batches` with work left: the caller rings again rather than leave
+        # it to the sweeper.
+        total.more_waiting = report.more_waiting
         self._pulse.beat()
         return total
 

@@ -292,6 +292,19 @@ def test_interleaved_writes_of_100_users_keep_each_users_order_across_batches_of
         assert positions == sorted(positions)
 
 
+def test_a_drain_stopped_by_its_batch_limit_says_more_is_waiting(services: Services) -> None:
+    # A worker's task drains a few batches, then rings again only if this says so: left
+    # unsaid, the rest would wait for the sweeper.
+    acme = services.tenant("acme")
+    for i in range(12):
+        services.user(acme, f"user{i:02}@example.com")
+    worker = drainer(services, batch_size=5)
+    first = worker.drain(max_batches=2)
+    assert (first.applied, first.more_waiting) == (10, True)
+    rest = worker.drain(max_batches=5)
+    assert (rest.applied, rest.more_waiting) == (2, False)
+
+
 # --- idempotence -----------------------------------------------------------------------------
 
 
