@@ -49,6 +49,9 @@ from scimflow.workers.runtime import build_drainer as worker_drainer
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 JOURNAL_THREADS = 8
 RAW_BATCH = 500
+# The drain's own steps, whose callees `--profile` lists.
+BATCH_STEPS = (r"\((drain_once|_apply|_write_all|ready_resources|pending_entries|_upsert"
+               r"|mark_applied|_wake_waiting|_learn_references)\)")
 RAW_COLUMNS = ("tenant_id", "id", "user_name", "user_name_key", "external_id", "display_name",
                "active", "data", "version", "journal_seq", "created_at", "updated_at")
 
@@ -207,6 +210,8 @@ def profile(args: argparse.Namespace) -> None:
     for order in ("cumulative", "tottime"):
         print(f"\n--- top functions by {order} time ---")
         stats.sort_stats(order).print_stats(25)
+    print("\n--- where one batch goes ---")
+    stats.sort_stats("cumulative").print_callees(BATCH_STEPS)
 
 
 def main() -> None:

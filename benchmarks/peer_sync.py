@@ -19,7 +19,7 @@ announcing `Connection: close`, time until the directory is applied, and CPU per
 the server's processes and of PostgreSQL (from /proc). Then the ratios scimflow / peer.
 
 Usage (under the shared benchmark lock; each run takes about 4 minutes at the defaults):
-  flock /tmp/scimflow-bench.lock .venv/bin/python benchmarks/peer_sync.py --json > run1.json
+  .venv/bin/python benchmarks/peer_sync.py --json > run1.json
   .venv/bin/python benchmarks/peer_sync.py --median-of run1.json run2.json run3.json
 Options: --users 5000 --concurrency 32 --idle-connections 64 --idle-seconds 35
   --broker-url redis://127.0.0.1:6379/2 --admin-database-url postgresql+psycopg://…/postgres
@@ -50,7 +50,7 @@ from sqlalchemy.engine import make_url
 
 from scimflow.ops.bench import measure
 from scimflow.ops.bench.ack import start_scimflow
-from scimflow.ops.bench.http import Connection, Response
+from scimflow.ops.bench.http import Connection, Response, read_response
 from scimflow.ops.bench.load import Driver, Tally
 from scimflow.ops.bench.okta import Okta
 from scimflow.ops.bench.plan import SyncPlan
@@ -144,25 +144,11 @@ class CountingConnection(Connection):
         reader, writer = self._streams
         writer.write(message)
         await writer.drain()
-        response = await asyncio.wait_for(_read_response(reader), ANSWER_TIMEOUT_SECONDS)
+        response = await asyncio.wait_for(read_response(reader), ANSWER_TIMEOUT_SECONDS)
         if response.headers.get("connection", "").lower() == "close":
             self._transport.announced_closes += 1
             await self.close()
         return response
-
-
-async def _read_response(reader: asyncio.StreamReader) -> Response:
-    raw = await reader.readuntil(b"\r\n\r\n")
-    lines = raw.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers = {}
-    for line in lines[1:]:
-        if line:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0"))
-    body = await reader.readexactly(length) if length else b""
-    return Response(status, headers, body)
 
 
 def counting_connector(port: int, token: str,

@@ -21,7 +21,7 @@ and the ratio of the real API to the bare app on the same server. Candidates: `g
 `uvicorn` serving the bare app over ASGI.
 
 Usage (under the shared benchmark lock):
-  flock /tmp/scimflow-bench.lock .venv/bin/python benchmarks/servers.py [--requests 4000]
+  .venv/bin/python benchmarks/servers.py [--requests 4000]
       [--concurrency 64] [--servers gunicorn,uwsgi,granian:8,granian-asgi,uvicorn]
       [--idle-connections 300] [--idle-seconds 35 (0: no keep-alive check)]
       [--broker-url redis://127.0.0.1:6379/5] [--json]

@@ -41,7 +41,7 @@ class Connection:
             try:
                 reader, writer = await self._open()
                 writer.write(head.encode() + payload)
-                return await _read_response(reader)
+                return await read_response(reader)
             except (ConnectionError, asyncio.IncompleteReadError):
                 await self.close()
                 if attempt == 2:
@@ -59,7 +59,7 @@ class Connection:
         self._reader = self._writer = None
 
 
-async def _read_response(reader: asyncio.StreamReader) -> Response:
+async def read_response(reader: asyncio.StreamReader) -> Response:
     raw = await reader.readuntil(b"\r\n\r\n")
     lines = raw.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])

@@ -7,10 +7,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from scimflow.pipeline.commands import Command
+from scimflow.pipeline.store.db import is_postgres
+from scimflow.pipeline.store.directory import pairs_in
 from scimflow.pipeline.store.models import JournalEntry as Row
 from scimflow.pipeline.store.models import JournalWait as Wait
 
@@ -89,7 +104,8 @@ def pending_entries(
     rows = session.execute(
         select(Row.seq, Row.tenant_id, Row.resource_id, Row.command, Row.attempts,
                Row.created_at, Row.not_before, Row.request_id)
-        .where(Row.status == PENDING, tuple_(Row.tenant_id, Row.resource_id).in_(resources))
+        .where(Row.status == PENDING,
+               pairs_in(session, Row.tenant_id, Row.resource_id, resources))
         .order_by(Row.seq)
     )
     entries = [
@@ -112,12 +128,20 @@ def hold_behind(session: Session, heads: Iterable[Entry]) -> None:
     oldest one was postponed would otherwise make the resource look ready at every claim,
     take a place in every batch and apply nothing, and crowd out work that is ready.
     """
-    for head in heads:
-        session.execute(
-            update(Row)
-            .where(Row.tenant_id == head.tenant_id, Row.resource_id == head.resource_id,
-                   Row.status == PENDING, Row.seq > head.seq)
-            .values(not_before=head.not_before)
+    # One statement for all the heads (an executemany, pipelined by psycopg), not one each.
+    params = [
+        {"head_tenant": h.tenant_id, "head_resource": h.resource_id, "head_seq": h.seq,
+         "head_not_before": h.not_before}
+        for h in heads
+    ]
+    if params:
+        session.connection().execute(
+            update(TABLE)
+            .where(TABLE.c.tenant_id == bindparam("head_tenant"),
+                   TABLE.c.resource_id == bindparam("head_resource"),
+                   TABLE.c.status == PENDING, TABLE.c.seq > bindparam("head_seq"))
+            .values(not_before=bindparam("head_not_before")),
+            params,
         )
 
 
@@ -129,11 +153,19 @@ def _naive(moment: datetime) -> datetime:
 def mark_applied(session: Session, seqs: Iterable[int], *, now: datetime) -> None:
     seq_list = list(seqs)
     if seq_list:
+        # The Core table and one array parameter on PostgreSQL: a batch's few hundred seqs
+        # are neither compiled into as many bind parameters nor planned as a long IN list.
         session.execute(
-            update(Row)
-            .where(Row.seq.in_(seq_list))
+            update(TABLE)
+            .where(_seq_in(session, seq_list))
             .values(status=APPLIED, applied_at=now, last_error=None)
         )
+
+
+def _seq_in(session: Session, seqs: list[int]) -> Any:
+    if is_postgres(session):
+        return TABLE.c.seq == any_(bindparam("seqs", seqs, type_=ARRAY(BigInteger)))
+    return TABLE.c.seq.in_(seqs)
 
 
 def postpone(
@@ -173,9 +205,13 @@ def wake_waiting(
     """Make due now exactly the entries that wait for one of the resources that just landed."""
     if not landed:
         return 0
-    waiting = select(Wait.seq).where(
-        Wait.tenant_id == tenant_id, Wait.resource_id.in_(list(landed))
+    # Usually none waits: on PostgreSQL one array parameter keeps this probe cheap to send.
+    ids = list(landed)
+    resource_in = (
+        Wait.resource_id == any_(bindparam("landed", ids, type_=ARRAY(String)))
+        if is_postgres(session) else Wait.resource_id.in_(ids)
     )
+    waiting = select(Wait.seq).where(Wait.tenant_id == tenant_id, resource_in)
     seqs = sorted({row.seq for row in session.execute(waiting)})
     if not seqs:
         return 0
