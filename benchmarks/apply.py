@@ -28,13 +28,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from multiprocessing.synchronize import Barrier
-from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 
+from scimflow.ops.bench.okta import Okta
+from scimflow.ops.bench.plan import SyncPlan
 from scimflow.ops.bench.stack import fresh_database
 from scimflow.pipeline.accept import WriteService
 from scimflow.pipeline.drain import Drainer
@@ -46,7 +47,6 @@ from scimflow.pipeline.store.db import make_engine, make_sessions
 from scimflow.pipeline.store.migrate import upgrade
 from scimflow.workers.runtime import build_drainer as worker_drainer
 
-USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 JOURNAL_THREADS = 8
 RAW_BATCH = 500
 # The drain's own steps, whose callees `--profile` lists.
@@ -63,16 +63,9 @@ class NoDoorbell:
         return None
 
 
-def okta_user(index: int) -> dict[str, Any]:
-    """An Okta create as `ops/bench/okta.py` sends it, without a password."""
-    name = f"user{index:07d}@bench.example.com"
-    return {
-        "schemas": [USER_SCHEMA], "userName": name,
-        "name": {"givenName": f"Given{index}", "familyName": f"Family{index}"},
-        "emails": [{"primary": True, "value": name, "type": "work"}],
-        "displayName": f"Given{index} Family{index}", "locale": "en-US",
-        "externalId": f"00ubench{index:07d}", "groups": [], "active": True,
-    }
+# Okta's create body without a password, as `scimflow bench` sends it.
+OKTA = Okta(passwords=False)
+PLAN = SyncPlan(0, 0, 0, 0, run_id="apply")
 
 
 def journal_users(database_url: str, users: int) -> None:
@@ -83,7 +76,8 @@ def journal_users(database_url: str, users: int) -> None:
     writes = WriteService(sessions, default_engine(), NoDoorbell())
 
     def create(index: int) -> None:
-        writes.create(tenant, "User", okta_user(index), request_id=f"bench-{index}")
+        body = OKTA.user_body(PLAN, index, None)
+        writes.create(tenant, "User", body, request_id=f"bench-{index}")
 
     with ThreadPoolExecutor(JOURNAL_THREADS) as pool:
         list(pool.map(create, range(users)))

@@ -38,7 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,6 +51,8 @@ import redis
 
 from scimflow.ops.bench.http import Connection
 from scimflow.ops.bench.load import Driver, Tally, run_closed_loop
+from scimflow.ops.bench.okta import Okta
+from scimflow.ops.bench.plan import SyncPlan
 from scimflow.ops.bench.stack import BIN, Processes, free_port, fresh_database, wait_http
 from scimflow.ops.processes import granian_argv, gunicorn_argv, uwsgi_argv
 from scimflow.pipeline.settings import ApiServer, Settings
@@ -59,7 +60,6 @@ from scimflow.pipeline.settings import ApiServer, Settings
 HERE = Path(__file__).resolve().parent
 BASELINE_APP = "scimflow.api.baseline:app"
 USERS_PATH = "/scim/v2/Users"
-USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 WARMUP_REQUESTS = 300
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -216,28 +216,21 @@ def connector(port: int, token: str) -> Callable[[], Connection]:
     return lambda: Connection("127.0.0.1", port, headers)
 
 
+# Okta's create body without a password, and its existence check, as `scimflow bench` sends them.
+OKTA = Okta(passwords=False)
+
+
 @dataclass(frozen=True)
 class Users:
-    """Unique users of one load: names, and Okta's create body (no password) for each."""
+    """Unique users of one load (the bench's plan for a run id)."""
 
-    run_id: str
-
-    def user_name(self, index: int) -> str:
-        return f"user{index:06d}.{self.run_id}@servers.example.com"
+    plan: SyncPlan
 
     def user_body(self, index: int) -> dict[str, Any]:
-        name = self.user_name(index)
-        return {
-            "schemas": [USER_SCHEMA], "userName": name,
-            "name": {"givenName": f"Given{index}", "familyName": f"Family{index}"},
-            "emails": [{"primary": True, "value": name, "type": "work"}],
-            "displayName": f"Given{index} Family{index}", "locale": "en-US",
-            "externalId": f"00u{self.run_id}{index:07d}", "groups": [], "active": True,
-        }
+        return OKTA.user_body(self.plan, index, None)
 
     def existence_path(self, index: int) -> str:
-        query = urllib.parse.quote(f'userName eq "{self.user_name(index)}"')
-        return f"{USERS_PATH}?filter={query}&startIndex=1&count=100"
+        return OKTA.existence_path(self.plan.user_name(index))
 
 
 def posts(users: Users, first: int, count: int) -> list[tuple[str, str, Any]]:
@@ -250,7 +243,7 @@ def existence_gets(users: Users, first: int, count: int) -> list[tuple[str, str,
 
 def load_pair(port: int, token: str, pid: int, args: argparse.Namespace) -> dict[str, Figures]:
     """Warm up, then POSTs of new users and existence GETs of users that do not exist."""
-    plan = Users(uuid.uuid4().hex[:8])
+    plan = Users(SyncPlan(0, 0, 0, 0, uuid.uuid4().hex[:8]))
     load = {"concurrency": args.concurrency, "server_pid": pid}
     drive(port, token, posts(plan, 0, WARMUP_REQUESTS), **load, expect=(201,))
     post = drive(port, token, posts(plan, WARMUP_REQUESTS, args.requests), **load, expect=(201,))
