@@ -29,11 +29,7 @@ KEY_FILE_SUFFIX = ".password-key"
 def require_password_key(settings: Settings, who: str) -> None:
     """A production process refuses to start when it would have no way to protect passwords."""
     if settings.password_policy is PasswordPolicy.HASH and not settings.password_key:
-        raise ConfigError(
-            f"SCIMFLOW_PASSWORD_KEY is not set: {who} needs it to seal passwords between the "
-            "API and the workers (make one with `scimflow password-key`), or set "
-            "SCIMFLOW_PASSWORD_POLICY=ignore to drop passwords"
-        )
+        raise _no_key(who)
     password_seal(settings)  # a malformed key fails here, at start, not on the first password
 
 
@@ -54,9 +50,16 @@ def api_protector(settings: Settings) -> PasswordProtector | None:
         return None
     seal = password_seal(settings)
     if seal is None:
-        require_password_key(settings, "the API")
-        raise AssertionError("unreachable: no key raised above")
+        raise _no_key("the API")
     return seal.seal
+
+
+def _no_key(who: str) -> ConfigError:
+    return ConfigError(
+        f"SCIMFLOW_PASSWORD_KEY is not set: {who} needs it to seal passwords between the "
+        "API and the workers (make one with `scimflow password-key`), or set "
+        "SCIMFLOW_PASSWORD_POLICY=ignore to drop passwords"
+    )
 
 
 def worker_passwords(settings: Settings) -> SealedPasswords:

@@ -36,13 +36,13 @@ class SealedPasswords:
         Raises UnreadableSeal when no configured key opens one: the entry cannot be applied
         as acknowledged, and is dead-lettered (replayable once the key is configured).
         """
-        if command.resource is not None and is_sealed(command.resource.get(PASSWORD)):
+        if not holds_sealed_password(command):
+            return None
+        if command.resource is not None:
             resource = {**command.resource, PASSWORD: self._open(command.resource[PASSWORD])}
             return replace(command, resource=resource)
-        if any(_sets_sealed_password(op) for op in command.operations):
-            operations = tuple(self._hashed_operation(op) for op in command.operations)
-            return replace(command, operations=operations)
-        return None
+        operations = tuple(self._hashed_operation(op) for op in command.operations)
+        return replace(command, operations=operations)
 
     def _hashed_operation(self, operation: dict[str, Any]) -> dict[str, Any]:
         if not _sets_sealed_password(operation):

@@ -7,28 +7,24 @@ asked to by name (`members_of`), and nothing commits: the caller owns the transa
 
 from __future__ import annotations
 
-import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
-    String,
     Table,
     and_,
-    bindparam,
     delete,
-    func,
     insert,
     select,
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
+from scimflow.pipeline.store.bulk import insert_recordset, pairs_in
 from scimflow.pipeline.store.db import is_postgres
 from scimflow.pipeline.store.models import Group, Membership, OutboxEvent, User, UserSession
 
@@ -97,7 +93,7 @@ def _upsert(
         names = ("tenant_id", "id", *columns, "data", "version", "journal_seq", "created_at",
                  "updated_at")
         assignments = ", ".join(f"{name} = EXCLUDED.{name}" for name in updated)
-        _insert_arrays(session, _table(table), names, rows,
+        insert_recordset(session, _table(table), names, rows,
                        f"ON CONFLICT (tenant_id, id) DO UPDATE SET {assignments}")
         return
     statement = sqlite.insert(table)
@@ -108,44 +104,6 @@ def _upsert(
         ),
         list(rows),
     )
-
-
-def _insert_arrays(
-    session: Session,
-    table: Table,
-    names: tuple[str, ...],
-    rows: Sequence[Mapping[str, Any]],
-    conflict: str = "",
-) -> None:
-    """Insert rows on PostgreSQL with one statement and one parameter: the batch as JSON.
-
-    `INSERT ... SELECT FROM json_populate_recordset(...)` sends the whole batch as one JSON
-    document (encoded by the C encoder in one call) and is planned once, where an executemany
-    sends (and the server executes) one statement per row, and array parameters cost a Python
-    call per value: the batch costs one round trip and little Python, whatever its size.
-    """
-    document = json.dumps(
-        [{name: row[name] for name in names} for row in rows], default=_json_value
-    )
-    statement = _recordset_insert_sql(table, names, conflict)
-    session.connection().exec_driver_sql(statement, {"rows": document})
-
-
-def _json_value(value: Any) -> str:
-    # Timestamps travel as ISO 8601 text, which the timestamp columns parse as they are.
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} cannot be sent as JSON")
-
-
-@lru_cache(maxsize=16)
-def _recordset_insert_sql(table: Table, names: tuple[str, ...], conflict: str) -> str:
-    # Column names come from the schema itself, never from the data; each JSON field is read
-    # as its column's type (the table's own row type), JSON columns as the JSON value itself.
-    listed = ", ".join(names)
-    return (f"INSERT INTO {table.name} ({listed}) SELECT {listed} "
-            f"FROM json_populate_recordset(NULL::{table.name}, CAST(%(rows)s AS JSON)) "
-            f"{conflict}")
 
 
 def _table(model: Any) -> Table:
@@ -202,7 +160,7 @@ def add_members(session: Session, rows: Sequence[MemberRow]) -> None:
     ]
     if is_postgres(session):
         # A group may list a member twice in one batch; DO NOTHING keeps the first.
-        _insert_arrays(session, _table(Membership), tuple(values[0]), values,
+        insert_recordset(session, _table(Membership), tuple(values[0]), values,
                        "ON CONFLICT DO NOTHING")
         return
     session.execute(sqlite.insert(Membership).on_conflict_do_nothing(), values)
@@ -279,33 +237,13 @@ def add_events(session: Session, events: Iterable[dict[str, Any]]) -> None:
     if not rows:
         return
     if is_postgres(session):
-        _insert_arrays(session, _table(OutboxEvent), EVENT_COLUMNS, rows)
+        insert_recordset(session, _table(OutboxEvent), EVENT_COLUMNS, rows)
     else:
         session.execute(insert(OutboxEvent), rows)
 
 
 def _key_in(session: Session, table: type[User] | type[Group], keys: Collection[Key]) -> Any:
     return pairs_in(session, table.tenant_id, table.id, keys)
-
-
-def pairs_in(
-    session: Session, first: Any, second: Any, pairs: Collection[tuple[str, str]]
-) -> Any:
-    """`(first, second) IN pairs`, as the database finds it fastest.
-
-    PostgreSQL plans a long row-value IN list as one OR branch per pair (hundreds per batch,
-    planned afresh each time); a join with two unnested arrays is planned once, as one index
-    probe per pair. Row-value IN works on SQLite >= 3.15.
-    """
-    if is_postgres(session):
-        firsts = [pair[0] for pair in pairs]
-        seconds = [pair[1] for pair in pairs]
-        listed = func.unnest(
-            bindparam(None, firsts, type_=postgresql.ARRAY(String)),
-            bindparam(None, seconds, type_=postgresql.ARRAY(String)),
-        ).table_valued("first", "second").render_derived()
-        return tuple_(first, second).in_(select(listed.c.first, listed.c.second))
-    return tuple_(first, second).in_(list(pairs))
 
 
 def _member_value(member_id: str, member_type: str, display: str | None) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from sqlalchemy import (
     BigInteger,
     String,
     Table,
-    any_,
     bindparam,
     delete,
     func,
@@ -20,12 +19,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from scimflow.pipeline.commands import Command
-from scimflow.pipeline.store.db import is_postgres
-from scimflow.pipeline.store.directory import pairs_in
+from scimflow.pipeline.store.bulk import is_in, pairs_in
 from scimflow.pipeline.store.models import JournalEntry as Row
 from scimflow.pipeline.store.models import JournalWait as Wait
 
@@ -157,15 +154,9 @@ def mark_applied(session: Session, seqs: Iterable[int], *, now: datetime) -> Non
         # are neither compiled into as many bind parameters nor planned as a long IN list.
         session.execute(
             update(TABLE)
-            .where(_seq_in(session, seq_list))
+            .where(is_in(session, TABLE.c.seq, seq_list, BigInteger()))
             .values(status=APPLIED, applied_at=now, last_error=None)
         )
-
-
-def _seq_in(session: Session, seqs: list[int]) -> Any:
-    if is_postgres(session):
-        return TABLE.c.seq == any_(bindparam("seqs", seqs, type_=ARRAY(BigInteger)))
-    return TABLE.c.seq.in_(seqs)
 
 
 def postpone(
@@ -205,13 +196,10 @@ def wake_waiting(
     """Make due now exactly the entries that wait for one of the resources that just landed."""
     if not landed:
         return 0
-    # Usually none waits: on PostgreSQL one array parameter keeps this probe cheap to send.
-    ids = list(landed)
-    resource_in = (
-        Wait.resource_id == any_(bindparam("landed", ids, type_=ARRAY(String)))
-        if is_postgres(session) else Wait.resource_id.in_(ids)
+    # Usually none waits: one array parameter keeps this probe cheap to send.
+    waiting = select(Wait.seq).where(
+        Wait.tenant_id == tenant_id, is_in(session, Wait.resource_id, landed, String())
     )
-    waiting = select(Wait.seq).where(Wait.tenant_id == tenant_id, resource_in)
     seqs = sorted({row.seq for row in session.execute(waiting)})
     if not seqs:
         return 0
