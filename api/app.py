@@ -24,7 +24,7 @@ from scimflow.api.resources.search import SearchEndpoint
 from scimflow.api.resources.unsupported import NotImplementedEndpoint
 from scimflow.api.resources.users import users_endpoint
 from scimflow.api.services import API_PREFIX, ApiServices, WsgiApp
-from scimflow.pipeline.auth_throttle import AuthFailureThrottle
+from scimflow.pipeline.services.auth_throttle import AuthFailureThrottle
 
 Middleware = (
     RequestIdMiddleware | AcceptMiddleware | BearerAuthMiddleware | ConnectionReuseMiddleware

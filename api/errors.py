@@ -13,7 +13,6 @@ from typing import Any, cast
 import falcon
 
 from scimflow.api.services import WsgiApp
-from scimflow.pipeline.auth_throttle import AuthenticationThrottled
 from scimflow.pipeline.errors import (
     InvalidSyntax,
     MethodNotAllowed,
@@ -25,6 +24,7 @@ from scimflow.pipeline.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from scimflow.pipeline.services.auth_throttle import AuthenticationThrottled
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from typing import Any
 import falcon
 
 from scimflow.api.services import API_PREFIX
-from scimflow.pipeline.auth_throttle import AuthenticationThrottled, AuthFailureThrottle
 from scimflow.pipeline.errors import NotAcceptable, Unauthorized
+from scimflow.pipeline.services.auth_throttle import AuthenticationThrottled, AuthFailureThrottle
+from scimflow.pipeline.services.tenancy import Tenancy
 from scimflow.pipeline.store.tenants import TenantRef, token_digest
-from scimflow.pipeline.tenancy import Tenancy
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from typing import Any, Literal
 import falcon
 
 from scimflow.pipeline.errors import InvalidSyntax, InvalidValue
-from scimflow.pipeline.reads import SearchQuery
 from scimflow.pipeline.scim.render import Projection
 from scimflow.pipeline.scim.schema import ResourceType
+from scimflow.pipeline.services.reads import SearchQuery
 
 SortOrder = Literal["ascending", "descending"]
 AttributeNames = str | Sequence[str] | None

@@ -8,11 +8,11 @@ from urllib.parse import quote
 
 import falcon
 
-from scimflow.pipeline.accept import Accepted
-from scimflow.pipeline.reads import Found, SearchPage
 from scimflow.pipeline.scim.render import Meta, Projection, list_response, render_resource
 from scimflow.pipeline.scim.schema import ResourceType
-from scimflow.pipeline.store.acknowledged import MEMBERS, Acknowledged
+from scimflow.pipeline.services.reads import Found, SearchPage
+from scimflow.pipeline.services.writes import WriteReceipt
+from scimflow.pipeline.store.acknowledged import MEMBERS, AcknowledgedResource
 
 
 def scim_datetime(moment: datetime) -> str:
@@ -30,7 +30,7 @@ class Representer:
     def location(self, resource_type: ResourceType, resource_id: str) -> str:
         return f"{self._base_url}{resource_type.endpoint}/{quote(resource_id, safe='')}"
 
-    def meta(self, resource: Acknowledged, resource_type: ResourceType) -> Meta:
+    def meta(self, resource: AcknowledgedResource, resource_type: ResourceType) -> Meta:
         return Meta(
             resource_type=resource_type.name,
             created=scim_datetime(resource.created_at),
@@ -44,13 +44,13 @@ class Representer:
     ) -> dict[str, Any]:
         return self._render(found.data(), found.resource, resource_type, projection)
 
-    def accepted(
-        self, accepted: Accepted, resource_type: ResourceType, projection: Projection
+    def receipt(
+        self, receipt: WriteReceipt, resource_type: ResourceType, projection: Projection
     ) -> dict[str, Any]:
-        data = dict(accepted.resource.data)
-        if accepted.members:
-            data[MEMBERS] = accepted.members
-        return self._render(data, accepted.resource, resource_type, projection)
+        data = dict(receipt.resource.data)
+        if receipt.members:
+            data[MEMBERS] = receipt.members
+        return self._render(data, receipt.resource, resource_type, projection)
 
     def page(
         self, page: SearchPage, resource_type: ResourceType, projection: Projection
@@ -64,7 +64,7 @@ class Representer:
     def _render(
         self,
         data: dict[str, Any],
-        resource: Acknowledged,
+        resource: AcknowledgedResource,
         resource_type: ResourceType,
         projection: Projection,
     ) -> dict[str, Any]:

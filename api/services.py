@@ -11,15 +11,15 @@ from dataclasses import dataclass
 
 import falcon
 
-from scimflow.pipeline.accept import WriteService
-from scimflow.pipeline.engines import Engines
-from scimflow.pipeline.reads import ReadService
 from scimflow.pipeline.scim.discovery import Capabilities
 from scimflow.pipeline.scim.registry import SchemaRegistry
 from scimflow.pipeline.scim.schema import ResourceType
+from scimflow.pipeline.services.reads import ReadService
+from scimflow.pipeline.services.tenancy import Tenancy
+from scimflow.pipeline.services.tenant_protocols import Protocols
+from scimflow.pipeline.services.writes import WriteService
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store.tenants import TenantRef
-from scimflow.pipeline.tenancy import Tenancy
 
 API_PREFIX = "/scim/v2"
 
@@ -38,11 +38,11 @@ class ApiServices:
     # Raises `Unavailable` when the service cannot serve (database unreachable).
     ready: Callable[[], None]
     # Each tenant's schemas: the built-in ones plus the extensions it declared.
-    engines: Engines | None = None
+    protocols: Protocols | None = None
 
     def registry_for(self, tenant: TenantRef) -> SchemaRegistry:
         """The schemas a tenant sees: validation, rendering and discovery all use these."""
-        return self.registry if self.engines is None else self.engines.for_tenant(
+        return self.registry if self.protocols is None else self.protocols.for_tenant(
             tenant.id
         ).registry
 

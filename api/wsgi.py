@@ -15,23 +15,23 @@ from sqlalchemy.orm import Session, sessionmaker
 from scimflow.api.app import create_app
 from scimflow.api.middleware import RequestIdLogFilter
 from scimflow.api.services import ApiServices, WsgiApp
-from scimflow.pipeline.accept import WriteService
-from scimflow.pipeline.admission import Admission, AdmissionLimits
-from scimflow.pipeline.engines import TenantEngines
-from scimflow.pipeline.liveness import Readiness
-from scimflow.pipeline.password_setup import api_protector, require_password_key
+from scimflow.pipeline.passwords.setup import api_protector, require_password_key
 from scimflow.pipeline.ports import Dispatcher, utc_now
-from scimflow.pipeline.reads import ReadService
 from scimflow.pipeline.scim.discovery import Capabilities
 from scimflow.pipeline.scim.registry import default_registry
+from scimflow.pipeline.services.admission import Admission, AdmissionLimits
+from scimflow.pipeline.services.liveness import Readiness
+from scimflow.pipeline.services.reads import ReadService
+from scimflow.pipeline.services.tenancy import Tenancy
+from scimflow.pipeline.services.tenant_protocols import TenantProtocols
+from scimflow.pipeline.services.writes import WriteService
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store.db import make_engine, make_sessions
-from scimflow.pipeline.tenancy import Tenancy
 
 
-def tenant_engines(settings: Settings, sessions: sessionmaker[Session]) -> TenantEngines:
-    """Each tenant's protocol engine (built-in schemas plus its declared extensions)."""
-    return TenantEngines(
+def tenant_protocols(settings: Settings, sessions: sessionmaker[Session]) -> TenantProtocols:
+    """Each tenant's protocol (built-in schemas plus its declared extensions)."""
+    return TenantProtocols(
         sessions,
         default_registry(),
         protect_password=api_protector(settings),
@@ -52,17 +52,19 @@ def admission(settings: Settings, sessions: sessionmaker[Session]) -> Admission:
 
 def build_app(settings: Settings, dispatcher: Dispatcher) -> WsgiApp:
     sessions = make_sessions(make_engine(settings, "api"))
-    engines = tenant_engines(settings, sessions)
+    protocols = tenant_protocols(settings, sessions)
 
     services = ApiServices(
         settings=settings,
         tenancy=Tenancy(sessions, cache_seconds=settings.token_cache_seconds),
-        writes=WriteService(sessions, engines, dispatcher, admission=admission(settings, sessions)),
-        reads=ReadService(sessions, engines, max_results=settings.filter_max_results),
+        writes=WriteService(
+            sessions, protocols, dispatcher, admission=admission(settings, sessions)
+        ),
+        reads=ReadService(sessions, protocols, max_results=settings.filter_max_results),
         registry=default_registry(),
         capabilities=Capabilities(filter_max_results=settings.filter_max_results, bulk=False),
         ready=Readiness(sessions, stall_seconds=settings.stall_seconds, clock=utc_now),
-        engines=engines,
+        protocols=protocols,
     )
     return create_app(services)
 

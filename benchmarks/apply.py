@@ -37,10 +37,10 @@ from sqlalchemy.engine import make_url
 from scimflow.ops.bench.okta import Okta
 from scimflow.ops.bench.plan import SyncPlan
 from scimflow.ops.bench.stack import fresh_database
-from scimflow.pipeline.accept import WriteService
-from scimflow.pipeline.drain import Drainer
 from scimflow.pipeline.ports import utc_now
-from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.scim.protocol import default_protocol
+from scimflow.pipeline.services.drain import Drainer
+from scimflow.pipeline.services.writes import WriteService
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store import tenants
 from scimflow.pipeline.store.db import make_engine, make_sessions
@@ -73,7 +73,7 @@ def journal_users(database_url: str, users: int) -> None:
     sessions = make_sessions(make_engine(settings, "api"))
     with sessions.begin() as session:
         tenant = tenants.create_tenant(session, "bench", now=utc_now())
-    writes = WriteService(sessions, default_engine(), NoDoorbell())
+    writes = WriteService(sessions, default_protocol(), NoDoorbell())
 
     def create(index: int) -> None:
         body = OKTA.user_body(PLAN, index, None)
@@ -87,7 +87,7 @@ def journal_users(database_url: str, users: int) -> None:
 
 
 def build_drainer(database_url: str, batch_size: int | None) -> tuple[Drainer, Engine]:
-    """The worker's own drainer (tenant engines, retry policy, password handling)."""
+    """The worker's own drainer (tenant protocols, retry policy, password handling)."""
     settings = Settings(database_url=database_url)
     if batch_size:
         settings = replace(settings, drain_batch_size=batch_size)

@@ -41,13 +41,13 @@ from sqlalchemy.pool import NullPool
 from scimflow.api.wsgi import build_app
 from scimflow.ops.bench.stack import fresh_database
 from scimflow.pipeline.ports import utc_now
-from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.scim.protocol import default_protocol
+from scimflow.pipeline.services.tenancy import Tenancy
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store import retention
 from scimflow.pipeline.store.db import make_engine, make_sessions
 from scimflow.pipeline.store.migrate import upgrade
 from scimflow.pipeline.store.retention import RetentionPolicy
-from scimflow.pipeline.tenancy import Tenancy
 
 OKTA_CREATE = (Path(__file__).resolve().parent.parent / "tests" / "samples" / "idp" / "okta"
                / "okta-create-user.json")
@@ -114,7 +114,7 @@ def bench_settings(database_url: str, threads: int) -> Settings:
 def fill_journal(database_url: str, tenant_id: str, entries: int) -> None:
     """`entries` applied entries of the tenant, applied 30-31 days ago, then VACUUM ANALYZE."""
     body = json.loads(OKTA_CREATE.read_text("utf-8"))
-    command = default_engine().validate_create("User", "u", body).to_json()
+    command = default_protocol().validate_create("User", "u", body).to_json()
     engine = create_engine(database_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         connection.execute(_FILL, {"tenant": tenant_id, "command": json.dumps(command),

@@ -1,8 +1,8 @@
 """API servers side by side: the bare Falcon baseline and the real API under each candidate.
 
 For each candidate server, in one run on one machine, with 2 API processes as in production:
-- the bare Falcon app (`api/baseline.py`; for the ASGI upper bounds, the same endpoint as a
-  Falcon ASGI app defined here) driven with `POST /Users` bodies and with existence GETs;
+- the bare Falcon app (`ops/bench/baseline_app.py`; for the ASGI upper bounds, the same endpoint
+  as a Falcon ASGI app defined here) driven with `POST /Users` bodies and with existence GETs;
 - the real scimflow API (`scimflow api` with `SCIMFLOW_API_SERVER`) on a scratch PostgreSQL
   database and Redis, no Celery workers (its doorbells just queue), driven with the same
   requests: `POST /Users` of unique users, then `GET /Users?filter=userName eq "…"` of users
@@ -58,7 +58,7 @@ from scimflow.ops.processes import granian_argv, gunicorn_argv, uwsgi_argv
 from scimflow.pipeline.settings import ApiServer, Settings
 
 HERE = Path(__file__).resolve().parent
-BASELINE_APP = "scimflow.api.baseline:app"
+BASELINE_APP = "scimflow.ops.bench.baseline_app:app"
 USERS_PATH = "/scim/v2/Users"
 WARMUP_REQUESTS = 300
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -67,7 +67,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # --- the bare endpoint over ASGI, for the upper bounds --------------------------------------
 
 class AsgiParseOnly:
-    """api/baseline.py's endpoint, as a Falcon ASGI resource."""
+    """ops/bench/baseline_app.py's endpoint, as a Falcon ASGI resource."""
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         body = await req.get_media()

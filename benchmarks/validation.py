@@ -25,10 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scimflow.pipeline.passwords import Argon2idHasher, PasswordSeal, generate_key
-from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.passwords.hashing import Argon2idHasher, PasswordSeal, generate_key
 from scimflow.pipeline.scim.evaluate import check_filter
 from scimflow.pipeline.scim.filters import parse_filter
+from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.registry import default_registry
 
 SAMPLES = Path(__file__).resolve().parent.parent / "tests" / "samples" / "idp"
@@ -57,7 +57,7 @@ def _calibrate(action: Callable[[], Any], seconds: float) -> int:
     return max(count * 5, 10)
 
 
-def _cases(engine: ProtocolEngine, sealing: ProtocolEngine) -> dict[str, Callable[[], Any]]:
+def _cases(engine: ScimProtocol, sealing: ScimProtocol) -> dict[str, Callable[[], Any]]:
     okta_text = OKTA_CREATE.read_text("utf-8")
     okta_body = json.loads(okta_text)
     okta_sso = {k: v for k, v in okta_body.items() if k != "password"}
@@ -128,8 +128,8 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     registry = default_registry()
-    engine = ProtocolEngine(registry)
-    sealing = ProtocolEngine(registry, protect_password=PasswordSeal([generate_key()]).seal)
+    engine = ScimProtocol(registry)
+    sealing = ScimProtocol(registry, protect_password=PasswordSeal([generate_key()]).seal)
     results: dict[str, float] = {}
     for name, action in _cases(engine, sealing).items():
         rounds = 1 if "argon2id" in name else args.rounds

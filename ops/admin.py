@@ -7,18 +7,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from scimflow.ops.connection_budget import Budget, server_limits
 from scimflow.ops.documents import UnreadableDocument, read_json
 from scimflow.ops.output import emit
 from scimflow.ops.table import render
-from scimflow.pipeline.engines import TenantEngines
 from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.scim.registry import default_registry
+from scimflow.pipeline.services.tenancy import Tenancy
+from scimflow.pipeline.services.tenant_protocols import TenantProtocols
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store import dead_letters
-from scimflow.pipeline.store.budget import Budget, server_limits
 from scimflow.pipeline.store.db import make_engine, make_sessions, unit_of_work
 from scimflow.pipeline.store.tenant_schemas import Declared
-from scimflow.pipeline.tenancy import Tenancy
 
 
 def dead_letter_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -70,26 +70,26 @@ def connections(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if fits else 1
 
 
-def _engines(settings: Settings) -> tuple[TenantEngines, Tenancy]:
+def _protocols(settings: Settings) -> tuple[TenantProtocols, Tenancy]:
     sessions = make_sessions(make_engine(settings, "tool"))
-    return TenantEngines(sessions, default_registry(), cache_seconds=0), Tenancy(sessions)
+    return TenantProtocols(sessions, default_registry(), cache_seconds=0), Tenancy(sessions)
 
 
 def schema_add(settings: Settings, args: argparse.Namespace) -> int:
     """Declare an extension schema (RFC 7643 §7 JSON) for one of a tenant's resource types."""
-    engines, tenancy = _engines(settings)
+    protocols, tenancy = _protocols(settings)
     tenant = tenancy.find(args.tenant)
     document = read_json(Path(args.file))
     if not isinstance(document, dict) or not isinstance(document.get("id"), str):
         raise UnreadableDocument(f"{args.file} is not a schema: it needs an \"id\" URN")
-    engines.declare(tenant.id, Declared(args.resource_type, document, args.required))
+    protocols.declare(tenant.id, Declared(args.resource_type, document, args.required))
     print(f"{document['id']} declared for {args.resource_type} of tenant {tenant.name}")
     return 0
 
 
 def schema_list(settings: Settings, args: argparse.Namespace) -> int:
-    engines, tenancy = _engines(settings)
-    registry = engines.for_tenant(tenancy.find(args.tenant).id).registry
+    protocols, tenancy = _protocols(settings)
+    registry = protocols.for_tenant(tenancy.find(args.tenant).id).registry
     rows = [
         {"resource_type": rt.name, "schema": ext.schema.id, "required": ext.required}
         for rt in registry.resource_types for ext in rt.extensions
@@ -101,7 +101,7 @@ def schema_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def schema_remove(settings: Settings, args: argparse.Namespace) -> int:
-    engines, tenancy = _engines(settings)
-    engines.forget(tenancy.find(args.tenant).id, args.urn)
+    protocols, tenancy = _protocols(settings)
+    protocols.forget(tenancy.find(args.tenant).id, args.urn)
     print(f"{args.urn} removed")
     return 0

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import scimflow
-from scimflow.pipeline.password_setup import require_password_key
+from scimflow.pipeline.passwords.setup import require_password_key
 from scimflow.pipeline.ports import Dispatcher
 from scimflow.pipeline.settings import ApiServer, Settings
 from scimflow.pipeline.store.db import masked_url

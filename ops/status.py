@@ -7,11 +7,11 @@ import json
 from typing import Any
 
 from scimflow.ops.table import render
-from scimflow.pipeline.liveness import Liveness, assess
+from scimflow.ops.tenant_figures import tenant_status
 from scimflow.pipeline.ports import utc_now
+from scimflow.pipeline.services.liveness import Liveness, assess
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store.db import make_engine, make_sessions, unit_of_work
-from scimflow.pipeline.store.status import tenant_status
 
 COLUMNS = (
     ("TENANT", "tenant"),

@@ -9,10 +9,10 @@ from typing import TypeAlias
 
 from scimflow.ops.output import base_url, emit, moment
 from scimflow.ops.table import render
+from scimflow.pipeline.services.tenancy import Tenancy
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store.db import make_engine, make_sessions
 from scimflow.pipeline.store.tenants import IssuedToken
-from scimflow.pipeline.tenancy import Tenancy
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 

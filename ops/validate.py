@@ -1,4 +1,4 @@
-"""`scimflow validate`: run a captured IdP request through the protocol engine, offline.
+"""`scimflow validate`: run a captured IdP request through the protocol, offline.
 
 Prints the canonical command (or the SCIM error the IdP would get), answering "what did
 scimflow make of this request?" without a running service.
@@ -13,19 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from scimflow.ops.documents import read_json
-from scimflow.pipeline.engines import TenantEngines
 from scimflow.pipeline.errors import ScimError
-from scimflow.pipeline.scim.engine import ProtocolEngine, default_engine
+from scimflow.pipeline.scim.protocol import ScimProtocol, default_protocol
 from scimflow.pipeline.scim.registry import default_registry
+from scimflow.pipeline.services.tenancy import Tenancy
+from scimflow.pipeline.services.tenant_protocols import TenantProtocols
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store.db import make_engine, make_sessions
 from scimflow.pipeline.store.migrate import require_current
-from scimflow.pipeline.tenancy import Tenancy
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     validate = commands.add_parser(
-        "validate", help="run a SCIM request body through the protocol engine"
+        "validate", help="run a SCIM request body through the protocol"
     )
     validate.add_argument("resource_type", choices=["User", "Group"])
     validate.add_argument("body", type=Path, help="JSON request body ('-' for stdin)")
@@ -42,9 +42,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    engine = _tenant_engine(settings, args.tenant) if args.tenant else default_engine()
+    protocol = _tenant_protocol(settings, args.tenant) if args.tenant else default_protocol()
     try:
-        outcome = _validate(engine, args)
+        outcome = _validate(protocol, args)
     except ScimError as ex:
         print(json.dumps({"status": ex.status, "error": ex.to_body()}, indent=2))
         return 1
@@ -52,27 +52,27 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _tenant_engine(settings: Settings, tenant: str) -> ProtocolEngine:
-    """The engine the tenant's requests go through: the built-in schemas and its extensions."""
+def _tenant_protocol(settings: Settings, tenant: str) -> ScimProtocol:
+    """The protocol the tenant's requests go through: the built-in schemas and its extensions."""
     require_current(settings.database_url)
     sessions = make_sessions(make_engine(settings, "tool"))
     tenant_id = Tenancy(sessions).find(tenant).id
-    return TenantEngines(sessions, default_registry(), cache_seconds=0).for_tenant(tenant_id)
+    return TenantProtocols(sessions, default_registry(), cache_seconds=0).for_tenant(tenant_id)
 
 
-def _validate(engine: ProtocolEngine, args: argparse.Namespace) -> dict[str, Any]:
+def _validate(protocol: ScimProtocol, args: argparse.Namespace) -> dict[str, Any]:
     body = read_json(args.body)
     current = read_json(args.current) if args.current else {}
     resource_id = str(current.pop("id", None) or uuid.uuid4())
     if args.patch:
-        command, new, changed = engine.validate_patch(
+        command, new, changed = protocol.validate_patch(
             args.resource_type, resource_id, body, current
         )
         return {"command": command.to_json(), "resource": new, "changed": changed}
     if args.replace:
-        command = engine.validate_replace(args.resource_type, resource_id, body, current)
+        command = protocol.validate_replace(args.resource_type, resource_id, body, current)
     else:
-        command = engine.validate_create(args.resource_type, resource_id, body)
+        command = protocol.validate_create(args.resource_type, resource_id, body)
     return {"command": command.to_json()}
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 from scimflow.pipeline.commands import Command, CommandKind
 from scimflow.pipeline.errors import ScimError
-from scimflow.pipeline.scim.engine import ProtocolEngine
 from scimflow.pipeline.scim.filters import Compare, Or
 from scimflow.pipeline.scim.patch import decode_operations
 from scimflow.pipeline.scim.patch_paths import parse_path
+from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.schema import ResourceType
 from scimflow.pipeline.store.journal import Entry
 
@@ -90,12 +90,12 @@ class Outcome:
 
 MemberLoader = Callable[[], list[dict[str, Any]]]
 # Turns a journaled command into the one to apply (None: as journaled), e.g. its sealed
-# passwords into hashes (`pipeline/sealed_passwords.py`).
+# passwords into hashes (`pipeline/passwords/sealing.py`).
 CommandPreparer = Callable[[Command], Command | None]
 
 
 def apply_resource(
-    engine: ProtocolEngine,
+    protocol: ScimProtocol,
     resource_type: str,
     current: dict[str, Any] | None,
     entries: Sequence[Entry],
@@ -111,7 +111,7 @@ def apply_resource(
     the entries after it wait: order per resource is never given up.
     """
     outcome = Outcome(resource_type, current is not None, current)
-    group_type = engine.resource_type("Group")
+    group_type = protocol.resource_type("Group")
     is_group = resource_type == "Group"
     full_members = is_group and _needs_member_list(entries, group_type)
     members = (load_members() if current is not None else []) if full_members else None
@@ -120,7 +120,7 @@ def apply_resource(
     for entry in entries:
         try:
             members = _apply_entry(
-                engine,
+                protocol,
                 outcome,
                 entry,
                 members=members,
@@ -141,7 +141,7 @@ def apply_resource(
 
 
 def _apply_entry(
-    engine: ProtocolEngine,
+    protocol: ScimProtocol,
     outcome: Outcome,
     entry: Entry,
     *,
@@ -164,7 +164,7 @@ def _apply_entry(
     prepared = prepare(command) if prepare is not None else None
     if prepared is not None:
         command = prepared
-    after, _ = engine.apply(command, before)
+    after, _ = protocol.apply(command, before)
     if prepared is not None:
         outcome.prepared[entry.seq] = prepared
     if members is not None:
@@ -296,7 +296,7 @@ def _takes_access_away(before: dict[str, Any] | None, after: dict[str, Any] | No
 
 
 def project_members(
-    engine: ProtocolEngine,
+    protocol: ScimProtocol,
     group: dict[str, Any],
     applied_members: list[dict[str, Any]],
     pending: Sequence[Command],
@@ -314,7 +314,7 @@ def project_members(
         if not _names_every_member(command):
             continue  # the worker cannot apply it either (it is refused when accepted)
         try:
-            after, _ = engine.apply(command, {**group, MEMBERS: members})
+            after, _ = protocol.apply(command, {**group, MEMBERS: members})
         except ScimError:
             continue
         members = list((after or {}).get(MEMBERS, []))

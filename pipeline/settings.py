@@ -14,7 +14,7 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from scimflow.pipeline.passwords import PasswordPolicy
+from scimflow.pipeline.passwords.hashing import PasswordPolicy
 
 T = TypeVar("T")
 
@@ -79,7 +79,7 @@ class Settings:
     # Connecting through PgBouncer in transaction mode: no server-side prepared statements.
     pgbouncer: bool = False
     password_policy: PasswordPolicy = PasswordPolicy.HASH
-    # Seals passwords between the API and the workers (pipeline/passwords.py): one or more
+    # Seals passwords between the API and the workers (pipeline/passwords/hashing.py): one or more
     # keys, comma-separated, newest first. Required by the production processes when the
     # policy is `hash`; the embedded server keeps one beside its SQLite file.
     password_key: str = ""
@@ -109,7 +109,7 @@ class Settings:
     retention_pause_seconds: float = 0.05
     retention_interval_seconds: float = 300.0
     # Work due for this long with no drain finished in this time means no worker is draining:
-    # `/readyz` answers 503 and `scimflow status` warns (pipeline/liveness.py).
+    # `/readyz` answers 503 and `scimflow status` warns (pipeline/services/liveness.py).
     stall_seconds: float = 120.0
     # Celery: a task must finish well within the Redis visibility timeout.
     task_time_limit_seconds: int = 300

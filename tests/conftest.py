@@ -3,9 +3,9 @@
 The request samples live in `tests/samples/` (catalogued, with sources, in
 `tests/samples/INDEX.md`). Tests load them by path relative to that directory:
 
-    def test_x(load_sample, engine):
+    def test_x(load_sample, protocol):
         body = load_sample("idp/okta/okta-create-user.json")
-        command = engine.validate_create("User", "u1", body)
+        command = protocol.validate_create("User", "u1", body)
 
 The plain functions below (`read_sample`, `sample_paths`, `patch_body`, `canonical`) can be
 imported by test modules (`from tests.conftest import ...`) where a fixture cannot be used,
@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from scimflow.pipeline.passwords import make_hasher
-from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.passwords.hashing import make_hasher
+from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.registry import default_registry
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
@@ -49,13 +49,13 @@ def patch_body(*operations: dict[str, Any]) -> dict[str, Any]:
     return {"schemas": [PATCH_OP_SCHEMA], "Operations": list(operations)}
 
 
-def make_engine() -> ProtocolEngine:
-    """The engine every test uses: built-in schemas, passwords hashed at the test cost."""
-    return ProtocolEngine(default_registry(), protect_password=FAST_HASHER)
+def make_protocol() -> ScimProtocol:
+    """The protocol every test uses: built-in schemas, passwords hashed at the test cost."""
+    return ScimProtocol(default_registry(), protect_password=FAST_HASHER)
 
 
 def canonical(
-    engine: ProtocolEngine, type_name: str, relative_path: str, **changes: Any
+    protocol: ScimProtocol, type_name: str, relative_path: str, **changes: Any
 ) -> dict[str, Any]:
     """The canonical resource a sample body validates into (POST), with top-level `changes`.
 
@@ -63,7 +63,7 @@ def canonical(
     resource for PUT and PATCH from a create sample.
     """
     body = read_sample(relative_path)
-    resource = engine.validate_create(type_name, "current", body).resource
+    resource = protocol.validate_create(type_name, "current", body).resource
     assert resource is not None
     for name, value in changes.items():
         if value is None:
@@ -80,18 +80,18 @@ def load_sample() -> Callable[[str], Any]:
 
 
 @pytest.fixture(scope="session")
-def engine() -> ProtocolEngine:
-    """`ProtocolEngine(default_registry(), protect_password=make_hasher(1000))`; it is stateless."""
-    return make_engine()
+def protocol() -> ScimProtocol:
+    """`ScimProtocol(default_registry(), protect_password=make_hasher(1000))`; it is stateless."""
+    return make_protocol()
 
 
 @pytest.fixture
-def bjensen(engine: ProtocolEngine) -> dict[str, Any]:
+def bjensen(protocol: ScimProtocol) -> dict[str, Any]:
     """The canonical RFC 7643 §8.2 user (password stored as a hash of "t1meMa$heen")."""
-    return canonical(engine, "User", "rfc7643/rfc7643-8.2-full-user.json")
+    return canonical(protocol, "User", "rfc7643/rfc7643-8.2-full-user.json")
 
 
 @pytest.fixture
-def tour_guides(engine: ProtocolEngine) -> dict[str, Any]:
+def tour_guides(protocol: ScimProtocol) -> dict[str, Any]:
     """The canonical RFC 7643 §8.4 group with its two members."""
-    return canonical(engine, "Group", "rfc7643/rfc7643-8.4-group.json")
+    return canonical(protocol, "Group", "rfc7643/rfc7643-8.4-group.json")

@@ -14,8 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from scimflow.pipeline.drain import Drainer
 from scimflow.pipeline.errors import Unavailable
+from scimflow.pipeline.services.drain import Drainer
 from scimflow.workers.runtime import Pruner
 
 log = logging.getLogger("scimflow.worker")

@@ -14,11 +14,11 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from scimflow.pipeline.drain import Drainer, RetryPolicy
-from scimflow.pipeline.engines import TenantEngines
-from scimflow.pipeline.password_setup import worker_passwords
+from scimflow.pipeline.passwords.setup import worker_passwords
 from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.scim.registry import default_registry
+from scimflow.pipeline.services.drain import Drainer, RetryPolicy
+from scimflow.pipeline.services.tenant_protocols import TenantProtocols
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store import retention
 from scimflow.pipeline.store.db import make_engine, make_sessions
@@ -65,10 +65,10 @@ def build_drainer(settings: Settings, sessions: sessionmaker[Session]) -> Draine
         limit=settings.reference_retry_limit,
     )
     # Commands carry passwords sealed by the API; the drain opens and hashes them.
-    engines = TenantEngines(
+    protocols = TenantProtocols(
         sessions, default_registry(), cache_seconds=settings.token_cache_seconds
     )
-    return Drainer(sessions, engines, batch_size=settings.drain_batch_size, retry=retry,
+    return Drainer(sessions, protocols, batch_size=settings.drain_batch_size, retry=retry,
                    passwords=worker_passwords(settings))
 
 

@@ -18,10 +18,10 @@ from celery import Task, shared_task
 from celery.signals import worker_init, worker_process_init
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from scimflow.pipeline.drain import DrainReport
 from scimflow.pipeline.errors import Unavailable
-from scimflow.pipeline.password_setup import require_password_key
+from scimflow.pipeline.passwords.setup import require_password_key
 from scimflow.pipeline.ports import utc_now
+from scimflow.pipeline.services.drain import DrainReport
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store import heartbeats, journal
 from scimflow.pipeline.store.db import unit_of_work

@@ -15,9 +15,9 @@ from scimflow.api.middleware import request_id_of, tenant_of
 from scimflow.api.query import has_projection, projection, renders_memberships, search_from_params
 from scimflow.api.representation import Representer, send_resource
 from scimflow.api.services import ApiServices
-from scimflow.pipeline.accept import Accepted
 from scimflow.pipeline.scim.render import Projection
 from scimflow.pipeline.scim.schema import ResourceType
+from scimflow.pipeline.services.writes import WriteReceipt
 
 
 class ResourceEndpoint:
@@ -41,14 +41,14 @@ class ResourceEndpoint:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Create (§3.3): 201 with the resource, also for a replay of the same POST.
 
-        A replay (`Accepted.created` is False) means the IdP's earlier attempt did create the
+        A replay (`WriteReceipt.created` is False) means the IdP's earlier attempt did create the
         resource and the IdP never saw the answer; 201 with the original lets it record that
         create as done, where a 409 would stop Okta's job and send Entra into a re-match.
         """
-        accepted = self._services.writes.create(
+        receipt = self._services.writes.create(
             tenant_of(req), self.resource_type.name, self._body(req), request_id=request_id_of(req)
         )
-        self._send(req, resp, accepted, status=201)
+        self._send(req, resp, receipt, status=201)
 
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, resource_id: str) -> None:
         """Retrieve (§3.4.1); memberships are loaded only when they will be rendered."""
@@ -68,7 +68,7 @@ class ResourceEndpoint:
 
     def on_put_item(self, req: falcon.Request, resp: falcon.Response, resource_id: str) -> None:
         """Replace (§3.5.1): 200 with the resource."""
-        accepted = self._services.writes.replace(
+        receipt = self._services.writes.replace(
             tenant_of(req),
             self.resource_type.name,
             resource_id,
@@ -76,11 +76,11 @@ class ResourceEndpoint:
             if_match=req.get_header("If-Match"),
             request_id=request_id_of(req),
         )
-        self._send(req, resp, accepted)
+        self._send(req, resp, receipt)
 
     def on_patch_item(self, req: falcon.Request, resp: falcon.Response, resource_id: str) -> None:
         """Modify (§3.5.2): 200 with the resource, or 204 where the type's IdPs expect it."""
-        accepted = self._services.writes.patch(
+        receipt = self._services.writes.patch(
             tenant_of(req),
             self.resource_type.name,
             resource_id,
@@ -94,7 +94,7 @@ class ResourceEndpoint:
             self.on_get_item(req, resp, resource_id)
         else:
             resp.status = falcon.HTTP_204
-            resp.set_header("ETag", self._render.meta(accepted.resource, self._type(req)).etag)
+            resp.set_header("ETag", self._render.meta(receipt.resource, self._type(req)).etag)
 
     def on_delete_item(self, req: falcon.Request, resp: falcon.Response, resource_id: str) -> None:
         """Delete (§3.6): 204."""
@@ -115,11 +115,12 @@ class ResourceEndpoint:
         return read_json(req, self._services.settings.max_body_bytes)
 
     def _send(
-        self, req: falcon.Request, resp: falcon.Response, accepted: Accepted, *, status: int = 200
+        self, req: falcon.Request, resp: falcon.Response, receipt: WriteReceipt, *,
+        status: int = 200,
     ) -> None:
         shown: Projection = projection(req, self._type(req))
-        body = self._render.accepted(accepted, self._type(req), shown)
-        meta = self._render.meta(accepted.resource, self._type(req))
+        body = self._render.receipt(receipt, self._type(req), shown)
+        meta = self._render.meta(receipt.resource, self._type(req))
         send_resource(resp, body, meta, status=status)
 
 

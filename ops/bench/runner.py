@@ -64,8 +64,8 @@ from scimflow.ops.bench.sync import (
     push_groups,
     push_users,
 )
+from scimflow.ops.connection_budget import Budget
 from scimflow.pipeline.settings import ApiServer, Settings
-from scimflow.pipeline.store.budget import Budget
 
 PHASES = ("ack", "sync", "existence")
 # The processes whose memory is sampled during the sync (names given to `Processes.spawn`).
@@ -87,7 +87,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                     uuid.uuid4().hex[:6])
     dialect = dialect_for(args.idp, passwords=args.passwords)
     # A fresh sealing key per run: the API seals each pushed password with it and the workers
-    # open it to hash (`pipeline/passwords.py`).
+    # open it to hash (`pipeline/passwords/hashing.py`).
     args.password_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     with tempfile.TemporaryDirectory(prefix="scimflow-bench-") as workdir:
         summary = _run_all(plan, dialect, phases, args, Path(workdir))

@@ -93,12 +93,16 @@ def api_command(port: int, processes: int, threads: int) -> list[str]:
             "--workers", str(processes), "--threads", str(threads)]
 
 
+# Named, not imported: the baseline is a Falcon app, and only its server process loads it.
+BASELINE_APP = "scimflow.ops.bench.baseline_app:app"
+
+
 def baseline_command(port: int, processes: int, threads: int, server: ApiServer,
                      connections: int) -> list[str]:
     """The bare Falcon baseline, served by exactly the API's server and configuration."""
     bind = f"127.0.0.1:{port}"
     if server is ApiServer.GRANIAN:
-        return granian_argv("scimflow.api.baseline:app", bind, processes, threads)
+        return granian_argv(BASELINE_APP, bind, processes, threads)
     if server is ApiServer.UWSGI:
-        return uwsgi_argv("scimflow.api.baseline:app", bind, processes, connections)
-    return gunicorn_argv("scimflow.api.baseline:app", bind, processes, threads, connections)
+        return uwsgi_argv(BASELINE_APP, bind, processes, connections)
+    return gunicorn_argv(BASELINE_APP, bind, processes, threads, connections)

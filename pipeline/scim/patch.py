@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
 from scimflow.pipeline.errors import InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget
-from scimflow.pipeline.passwords import PasswordProtector
-from scimflow.pipeline.scim.dialects import undo_patch_dialects
+from scimflow.pipeline.passwords.hashing import PasswordProtector
 from scimflow.pipeline.scim.evaluate import check_value_filter
 from scimflow.pipeline.scim.filters import Filter, render_filter
+from scimflow.pipeline.scim.idp_quirks import undo_patch_quirks
 from scimflow.pipeline.scim.patch_paths import PatchPath, parse_path
 from scimflow.pipeline.scim.paths import AttrPath
 from scimflow.pipeline.scim.schema import (
@@ -74,7 +74,7 @@ def normalise_patch(
     """Validate a PatchOp request body and return its canonical operations, in order."""
     raw_operations = _raw_operations(payload)
     operations: list[PatchOperation] = []
-    for raw in undo_patch_dialects(raw_operations):
+    for raw in undo_patch_quirks(raw_operations):
         operations.extend(_normalise_one(raw, resource_type, protect_password))
     return tuple(operations)
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from scimflow.pipeline.errors import InvalidSyntax, InvalidValue, Mutability, ScimError
-from scimflow.pipeline.passwords import PasswordProtector
-from scimflow.pipeline.scim.dialects import undo_resource_dialects
+from scimflow.pipeline.passwords.hashing import PasswordProtector
+from scimflow.pipeline.scim.idp_quirks import undo_resource_quirks
 from scimflow.pipeline.scim.schema import (
     COMMON_BY_LOWER_NAME,
     Attribute,
@@ -45,13 +45,13 @@ class ResourceValidator:
 
     def create(self, payload: Any) -> Resource:
         """Validate a POST body (RFC 7644 §3.3) into a canonical resource."""
-        resource = self._resource_from(undo_resource_dialects(payload))
+        resource = self._resource_from(undo_resource_quirks(payload))
         self._check_required(resource)
         return resource
 
     def replace(self, payload: Any, current: Mapping[str, Any]) -> Resource:
         """Validate a PUT body (RFC 7644 §3.5.1) against the resource it replaces."""
-        resource = self._resource_from(undo_resource_dialects(payload))
+        resource = self._resource_from(undo_resource_quirks(payload))
         self._keep_unreplaceable(resource, current)
         self._check_required(resource)
         return resource

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from scimflow.pipeline.errors import InvalidValue
-from scimflow.pipeline.scim.dialects import lenient_boolean
+from scimflow.pipeline.scim.idp_quirks import lenient_boolean
 from scimflow.pipeline.scim.schema import Attribute, AttrType
 from scimflow.pipeline.scim.unicode import is_storable_text
 

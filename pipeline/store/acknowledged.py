@@ -24,7 +24,7 @@ TABLE: Table = cast(Table, Row.__table__)
 
 
 @dataclass(frozen=True, slots=True)
-class Acknowledged:
+class AcknowledgedResource:
     """One resource as the API acknowledged it (group members excluded)."""
 
     id: str
@@ -97,7 +97,7 @@ def get(
     resource_id: str,
     *,
     for_update: bool = False,
-) -> Acknowledged | None:
+) -> AcknowledgedResource | None:
     if not is_storable_text(resource_id):
         # No stored id holds NUL (ids are UUIDs), and PostgreSQL would refuse to compare one.
         return None
@@ -117,7 +117,7 @@ def find_conflict(
     data: Mapping[str, Any],
     *,
     excluding: str | None = None,
-) -> Acknowledged | None:
+) -> AcknowledgedResource | None:
     """The resource holding one of `data`'s unique keys, if any, other than `excluding`."""
     keys = {k: v for k, v in key_columns(resource_type, data).items() if v is not None}
     if not keys:
@@ -138,11 +138,11 @@ def find_conflict(
 def save(
     session: Session,
     tenant_id: str,
-    current: Acknowledged,
+    current: AcknowledgedResource,
     data: dict[str, Any],
     *,
     now: datetime,
-) -> Acknowledged:
+) -> AcknowledgedResource:
     """Store a new version; a unique key taken by another resource is a 409."""
     taken = find_conflict(session, tenant_id, current.resource_type, data, excluding=current.id)
     if taken is not None:
@@ -156,7 +156,7 @@ def save(
             data=data, version=version, updated_at=now, **key_columns(current.resource_type, data)
         )
     )
-    return Acknowledged(
+    return AcknowledgedResource(
         current.id,
         current.resource_type,
         version,
@@ -191,7 +191,7 @@ KEY_ATTRIBUTES = {"user_name_key": "userName", "external_id": "externalId",
 
 
 def conflict_detail(
-    resource_type: str, data: Mapping[str, Any], taken: Acknowledged | None
+    resource_type: str, data: Mapping[str, Any], taken: AcknowledgedResource | None
 ) -> str:
     """The 409 detail: the unique keys of `data` that `taken` holds, never an absent one."""
     wanted = {k: v for k, v in key_columns(resource_type, data).items() if v is not None}
@@ -203,9 +203,9 @@ def conflict_detail(
     return f"{described or 'A unique attribute value'} {verb} already in use."
 
 
-def from_row(row: Any) -> Acknowledged:
-    """An Acknowledged from a `resources` row (ORM object or selected columns)."""
-    return Acknowledged(
+def from_row(row: Any) -> AcknowledgedResource:
+    """An AcknowledgedResource from a `resources` row (ORM object or selected columns)."""
+    return AcknowledgedResource(
         row.id,
         row.resource_type,
         row.version,

@@ -1,4 +1,4 @@
-"""Engines and sessions. No module-level engine: each process builds its own after fork."""
+"""Protocols and sessions. No module-level engine: each process builds its own after fork."""
 
 from __future__ import annotations
 

@@ -307,7 +307,7 @@ class OutboxEvent(Base):
 
 
 class PipelineHeartbeat(Base):
-    """When the pipeline last moved (`drain`, `sweep`): pipeline/liveness.py reads it."""
+    """When the pipeline last moved (`drain`, `sweep`): pipeline/services/liveness.py reads it."""
 
     __tablename__ = "pipeline_heartbeats"
 

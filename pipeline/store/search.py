@@ -57,7 +57,7 @@ from scimflow.pipeline.scim.filters import And, Compare, Filter, Not, Or, Presen
 from scimflow.pipeline.scim.paths import AttrPath, parse_attr_path
 from scimflow.pipeline.scim.schema import Attribute, AttrType, ResourceType
 from scimflow.pipeline.scim.unicode import fold_key
-from scimflow.pipeline.store.acknowledged import Acknowledged, from_row
+from scimflow.pipeline.store.acknowledged import AcknowledgedResource, from_row
 from scimflow.pipeline.store.models import AcknowledgedResource as Row
 
 Condition = ColumnElement[bool]
@@ -426,7 +426,7 @@ def count(session: Session, statement: Select[Any]) -> int:
 
 def page(
     session: Session, statement: Select[Any], *, offset: int, limit: int
-) -> list[Acknowledged]:
+) -> list[AcknowledgedResource]:
     """One page of an ordered statement, paged by the database."""
     rows = session.execute(statement.offset(offset).limit(limit))
     return [from_row(row) for row in rows]
@@ -434,7 +434,7 @@ def page(
 
 def counted_page(
     session: Session, statement: Select[Any], *, offset: int, limit: int
-) -> tuple[int | None, list[Acknowledged]]:
+) -> tuple[int | None, list[AcknowledgedResource]]:
     """One page and the total number of matches, from one statement.
 
     `count(*) OVER ()` is computed before LIMIT/OFFSET, so the total and the page come from
@@ -446,7 +446,9 @@ def counted_page(
     return total, [from_row(row) for row in rows]
 
 
-def stream(session: Session, statement: Select[Any], *, chunk: int) -> Iterator[list[Acknowledged]]:
+def stream(
+    session: Session, statement: Select[Any], *, chunk: int
+) -> Iterator[list[AcknowledgedResource]]:
     """All rows of an ordered statement in chunks, without loading them all at once.
 
     `yield_per` fetches `chunk` rows at a time (a server-side cursor on PostgreSQL); the

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from scimflow.pipeline.scim.filters import Compare, Filter
 from scimflow.pipeline.scim.schema import ResourceType
 from scimflow.pipeline.scim.unicode import fold_key
-from scimflow.pipeline.store.acknowledged import Acknowledged, from_row
+from scimflow.pipeline.store.acknowledged import AcknowledgedResource, from_row
 from scimflow.pipeline.store.models import AcknowledgedResource as Row
 from scimflow.pipeline.store.search import RESOURCE_COLUMNS, KeyKind, key_column
 
@@ -63,7 +63,7 @@ _STATEMENTS: Final = {column: _by(column) for column in _UNIQUE_COLUMNS}
 
 def find(
     session: Session, tenant_id: str, resource_type: str, key: UniqueKey
-) -> list[Acknowledged]:
+) -> list[AcknowledgedResource]:
     """The resource holding `key` (a list of zero or one)."""
     params = {"tenant_id": tenant_id, "value": key.value}
     rows = session.connection().execute(_STATEMENTS[key.column], params)

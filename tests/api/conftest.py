@@ -18,20 +18,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.api.app import create_app
 from scimflow.api.services import ApiServices
-from scimflow.pipeline.accept import WriteService
-from scimflow.pipeline.engines import TenantEngines
-from scimflow.pipeline.reads import ReadService
 from scimflow.pipeline.scim.discovery import Capabilities
-from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.registry import default_registry
+from scimflow.pipeline.services.reads import ReadService
+from scimflow.pipeline.services.tenancy import Tenancy
+from scimflow.pipeline.services.tenant_protocols import TenantProtocols
+from scimflow.pipeline.services.writes import WriteService
 from scimflow.pipeline.settings import Settings
-from scimflow.pipeline.store.db import make_engine as make_db_engine
+from scimflow.pipeline.store.db import make_engine
 from scimflow.pipeline.store.db import make_sessions
 from scimflow.pipeline.store.models import Base
 from scimflow.pipeline.store.tenants import IssuedToken
-from scimflow.pipeline.tenancy import Tenancy
-from tests.conftest import make_engine as make_protocol_engine
-from tests.conftest import read_sample
+from tests.conftest import make_protocol, read_sample
 
 PUBLIC_URL = "https://scim.example.test"
 BASE = "/scim/v2"
@@ -63,7 +62,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    engine = make_db_engine(settings, "tool")
+    engine = make_engine(settings, "tool")
     Base.metadata.create_all(engine)
     yield make_sessions(engine)
     engine.dispose()
@@ -90,8 +89,8 @@ def dispatcher() -> RecordingDispatcher:
 
 
 @pytest.fixture
-def protocol() -> ProtocolEngine:
-    return make_protocol_engine()
+def protocol() -> ScimProtocol:
+    return make_protocol()
 
 
 @pytest.fixture
@@ -100,7 +99,7 @@ def services(
     sessions: sessionmaker[Session],
     tenancy: Tenancy,
     dispatcher: RecordingDispatcher,
-    protocol: ProtocolEngine,
+    protocol: ScimProtocol,
 ) -> ApiServices:
     return ApiServices(
         settings=settings,
@@ -114,23 +113,23 @@ def services(
 
 
 @pytest.fixture
-def engines(sessions: sessionmaker[Session]) -> TenantEngines:
-    """Per-tenant engines read afresh at every request (no cache), for extension schemas."""
-    return TenantEngines(sessions, default_registry(), cache_seconds=0)
+def protocols(sessions: sessionmaker[Session]) -> TenantProtocols:
+    """Per-tenant protocols read afresh at every request (no cache), for extension schemas."""
+    return TenantProtocols(sessions, default_registry(), cache_seconds=0)
 
 
 @pytest.fixture
 def tenant_services(
     settings: Settings, sessions: sessionmaker[Session], tenancy: Tenancy,
-    dispatcher: RecordingDispatcher, engines: TenantEngines,
+    dispatcher: RecordingDispatcher, protocols: TenantProtocols,
 ) -> ApiServices:
-    """The API's services with per-tenant engines, so tenants' declared schemas apply."""
+    """The API's services with per-tenant protocols, so tenants' declared schemas apply."""
     return ApiServices(
         settings=settings, tenancy=tenancy,
-        writes=WriteService(sessions, engines, dispatcher),
-        reads=ReadService(sessions, engines, max_results=settings.filter_max_results),
+        writes=WriteService(sessions, protocols, dispatcher),
+        reads=ReadService(sessions, protocols, max_results=settings.filter_max_results),
         registry=default_registry(), capabilities=Capabilities(), ready=lambda: None,
-        engines=engines,
+        protocols=protocols,
     )
 
 

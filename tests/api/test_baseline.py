@@ -10,7 +10,7 @@ import json
 
 from falcon import testing
 
-from scimflow.api.baseline import app
+from scimflow.ops.bench.baseline_app import app
 
 
 def test_the_baseline_parses_a_scim_json_body() -> None:

@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.api.app import create_app
 from scimflow.api.services import ApiServices
-from scimflow.pipeline.accept import WriteService
 from scimflow.pipeline.errors import TooManyRequests, Unavailable
-from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.protocol import ScimProtocol
+from scimflow.pipeline.services.tenancy import Tenancy
+from scimflow.pipeline.services.writes import WriteService
 from scimflow.pipeline.store.tenants import IssuedToken, TenantRef
-from scimflow.pipeline.tenancy import Tenancy
 from tests.api.conftest import (
     BASE,
     MAX_BODY_BYTES,
@@ -339,7 +339,7 @@ class ExplodingWrites(WriteService):
 def test_an_unexpected_error_is_500_without_internals(
     services: ApiServices,
     sessions: sessionmaker[Session],
-    protocol: ProtocolEngine,
+    protocol: ScimProtocol,
     acme: IssuedToken,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -368,7 +368,7 @@ class ThrottledWrites(WriteService):
 def test_throttling_is_429_with_retry_after(
     services: ApiServices,
     sessions: sessionmaker[Session],
-    protocol: ProtocolEngine,
+    protocol: ScimProtocol,
     acme: IssuedToken,
 ) -> None:
     throttled = replace(services, writes=ThrottledWrites(sessions, protocol, RecordingDispatcher()))

@@ -8,8 +8,8 @@ import pytest
 from falcon import testing
 from sqlalchemy.orm import Session, sessionmaker
 
-from scimflow.pipeline.drain import Drainer
-from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.scim.protocol import default_protocol
+from scimflow.pipeline.services.drain import Drainer
 from tests.api.conftest import (
     BASE,
     LIST_SCHEMA,
@@ -157,7 +157,7 @@ def test_group_post_and_put_render_members_as_a_get_does(
         "members": [{"value": ada["id"]}, {"value": bob["id"]}, {"value": team["id"]}],
     }))
     assert put.status_code == 200, put.text
-    Drainer(sessions, default_engine()).drain()
+    Drainer(sessions, default_protocol()).drain()
     got = client.simulate_get(f"{BASE}/Groups/{posted['id']}").json
     assert posted["members"] == [{"value": ada["id"], "type": "User",
                                   "$ref": f"{PUBLIC_URL}{BASE}/Users/{ada['id']}"}]

@@ -10,8 +10,8 @@ from falcon import testing
 from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.api.services import ApiServices
-from scimflow.pipeline.reads import Found, ReadService, SearchPage, SearchQuery
-from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.protocol import ScimProtocol
+from scimflow.pipeline.services.reads import Found, ReadService, SearchPage, SearchQuery
 from scimflow.pipeline.store.tenants import IssuedToken, TenantRef
 from tests.api.conftest import (
     BASE,
@@ -121,12 +121,12 @@ class RecordingReads(ReadService):
     """The real ReadService, recording the arguments each call receives."""
 
     sessions: sessionmaker[Session]
-    engine: ProtocolEngine
+    protocol: ScimProtocol
     gets: list[bool] = field(default_factory=list)
     queries: list[SearchQuery] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        super().__init__(self.sessions, self.engine, max_results=50)
+        super().__init__(self.sessions, self.protocol, max_results=50)
 
     def get(
         self, tenant: TenantRef, type_name: str, resource_id: str, *, with_memberships: bool = True
@@ -141,7 +141,7 @@ class RecordingReads(ReadService):
 
 @pytest.fixture
 def recording(
-    services: ApiServices, sessions: sessionmaker[Session], protocol: ProtocolEngine
+    services: ApiServices, sessions: sessionmaker[Session], protocol: ScimProtocol
 ) -> RecordingReads:
     return RecordingReads(sessions, protocol)
 

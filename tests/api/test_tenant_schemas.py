@@ -12,10 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.api.services import ApiServices
-from scimflow.pipeline.drain import Drainer
-from scimflow.pipeline.engines import TenantEngines
 from scimflow.pipeline.errors import InvalidValue
 from scimflow.pipeline.scim.registry import default_registry
+from scimflow.pipeline.services.drain import Drainer
+from scimflow.pipeline.services.tenant_protocols import TenantProtocols
 from scimflow.pipeline.store.tenant_schemas import Declared
 from scimflow.pipeline.store.tenants import IssuedToken
 from tests.api.conftest import client_for
@@ -37,8 +37,8 @@ BADGE_SCHEMA: dict[str, Any] = {
 
 
 @pytest.fixture
-def declared(engines: TenantEngines, acme: IssuedToken) -> None:
-    engines.declare(acme.tenant.id, Declared("User", BADGE_SCHEMA, required=False))
+def declared(protocols: TenantProtocols, acme: IssuedToken) -> None:
+    protocols.declare(acme.tenant.id, Declared("User", BADGE_SCHEMA, required=False))
 
 
 def test_a_declared_extension_is_advertised_to_its_tenant_only(
@@ -54,7 +54,7 @@ def test_a_declared_extension_is_advertised_to_its_tenant_only(
 
 def test_extension_values_are_validated_stored_rendered_and_applied(
     tenant_services: ApiServices, acme: IssuedToken, declared: None,
-    sessions: sessionmaker[Session], engines: TenantEngines,
+    sessions: sessionmaker[Session], protocols: TenantProtocols,
 ) -> None:
     client = client_for(tenant_services, acme)
     created = client.simulate_post("/scim/v2/Users", json={
@@ -75,7 +75,7 @@ def test_extension_values_are_validated_stored_rendered_and_applied(
     assert patched.json[BADGE]["floor"] == 4
     found = client.simulate_get("/scim/v2/Users", params={"filter": f'{BADGE}:floor eq 4'})
     assert found.json["totalResults"] == 1
-    report = Drainer(sessions, engines).drain()
+    report = Drainer(sessions, protocols).drain()
     assert (report.applied, report.dead) == (2, 0)
     with sessions.begin() as session:
         raw = session.execute(text("SELECT data FROM users WHERE id = :id"), {"id": user_id})
@@ -95,20 +95,20 @@ def test_another_tenant_cannot_use_the_extension(
 
 
 def test_an_invalid_declaration_is_refused_and_nothing_is_stored(
-    engines: TenantEngines, acme: IssuedToken
+    protocols: TenantProtocols, acme: IssuedToken
 ) -> None:
     broken = {**BADGE_SCHEMA, "attributes": [{"name": "1bad", "type": "string"}]}
     with pytest.raises(InvalidValue):
-        engines.declare(acme.tenant.id, Declared("User", broken, required=False))
-    assert engines.for_tenant(acme.tenant.id).registry.resource_type("User").extensions == (
+        protocols.declare(acme.tenant.id, Declared("User", broken, required=False))
+    assert protocols.for_tenant(acme.tenant.id).registry.resource_type("User").extensions == (
         default_registry().resource_type("User").extensions
     )
 
 
 def test_a_withdrawn_extension_is_no_longer_accepted(
-    tenant_services: ApiServices, engines: TenantEngines, acme: IssuedToken, declared: None
+    tenant_services: ApiServices, protocols: TenantProtocols, acme: IssuedToken, declared: None
 ) -> None:
-    engines.forget(acme.tenant.id, BADGE)
+    protocols.forget(acme.tenant.id, BADGE)
     client: testing.TestClient = client_for(tenant_services, acme)
     response = client.simulate_post("/scim/v2/Users", json={
         "schemas": [USER, BADGE], "userName": "ada", BADGE: {"badgeNumber": "B-7"},

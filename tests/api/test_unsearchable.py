@@ -14,7 +14,7 @@ import pytest
 from falcon import testing
 
 from scimflow.api.services import ApiServices
-from scimflow.pipeline.engines import TenantEngines
+from scimflow.pipeline.services.tenant_protocols import TenantProtocols
 from scimflow.pipeline.store.tenant_schemas import Declared
 from scimflow.pipeline.store.tenants import IssuedToken
 from tests.api.conftest import (
@@ -110,10 +110,10 @@ def test_searching_on_the_password_by_post_is_invalid_filter(
 
 @pytest.fixture
 def vault_client(
-    tenant_services: ApiServices, engines: TenantEngines, acme: IssuedToken
+    tenant_services: ApiServices, protocols: TenantProtocols, acme: IssuedToken
 ) -> testing.TestClient:
     """Acme's client, after acme declared the Vault extension and created a user with it."""
-    engines.declare(acme.tenant.id, Declared("User", VAULT_SCHEMA, required=False))
+    protocols.declare(acme.tenant.id, Declared("User", VAULT_SCHEMA, required=False))
     client = client_for(tenant_services, acme)
     created = client.simulate_post(f"{BASE}/Users", json={
         "schemas": [USER, VAULT], "userName": "ada",

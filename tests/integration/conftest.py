@@ -26,11 +26,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateSchema, DropSchema
 
-from scimflow.pipeline.accept import WriteService
-from scimflow.pipeline.drain import Drainer
 from scimflow.pipeline.ports import utc_now
-from scimflow.pipeline.reads import ReadService
-from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.scim.protocol import default_protocol
+from scimflow.pipeline.services.drain import Drainer
+from scimflow.pipeline.services.reads import ReadService
+from scimflow.pipeline.services.writes import WriteService
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store import tenants
 from scimflow.pipeline.store.db import make_engine, make_sessions
@@ -154,7 +154,7 @@ class Services:
             return tenants.create_tenant(session, name, now=utc_now())
 
     def reader(self, *, max_results: int) -> ReadService:
-        return ReadService(self.sessions, default_engine(), max_results=max_results)
+        return ReadService(self.sessions, default_protocol(), max_results=max_results)
 
     def user(self, tenant: TenantRef, user_name: str, **attributes: Any) -> str:
         """POST /Users; returns the new id. No worker has applied it yet."""
@@ -180,8 +180,8 @@ def services(db_engine: Engine) -> Services:
     dispatcher = RecordingDispatcher()
     return Services(
         sessions=sessions,
-        writes=WriteService(sessions, default_engine(), dispatcher, clock=TickingClock()),
-        reads=ReadService(sessions, default_engine()),
-        drainer=Drainer(sessions, default_engine()),
+        writes=WriteService(sessions, default_protocol(), dispatcher, clock=TickingClock()),
+        reads=ReadService(sessions, default_protocol()),
+        drainer=Drainer(sessions, default_protocol()),
         dispatcher=dispatcher,
     )

@@ -23,11 +23,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from scimflow.pipeline.drain import Drainer, RetryPolicy
 from scimflow.pipeline.errors import ScimError
 from scimflow.pipeline.ports import utc_now
-from scimflow.pipeline.reads import SearchQuery
-from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.scim.protocol import default_protocol
+from scimflow.pipeline.services.drain import Drainer, RetryPolicy
+from scimflow.pipeline.services.reads import SearchQuery
 from scimflow.pipeline.store.models import AcknowledgedResource, Group, JournalEntry, User
 from scimflow.pipeline.store.tenants import TenantRef
 from tests.integration.conftest import GROUP_SCHEMA, USER_SCHEMA, Services
@@ -169,7 +169,7 @@ def drain_until_settled(services: Services, tenant: TenantRef) -> list[Any]:
     deprovisioning lane can run ahead of that user's create), so one pass is not enough.
     """
     clock = FastForward()
-    drainer = Drainer(services.sessions, default_engine(), clock=clock)
+    drainer = Drainer(services.sessions, default_protocol(), clock=clock)
     unapplied: list[Any] = []
     for _ in range(5):
         drainer.drain()

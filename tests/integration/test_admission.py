@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from scimflow.pipeline.admission import Admission, AdmissionLimits
 from scimflow.pipeline.errors import TooManyRequests
+from scimflow.pipeline.services.admission import Admission, AdmissionLimits
 from scimflow.pipeline.store.tenants import TenantRef
 from tests.integration.conftest import Services
 

@@ -1,7 +1,7 @@
 """Creates of concurrent requests: each is journaled exactly once, keys stay unique.
 
 On PostgreSQL concurrent creates are written together, one statement per batch
-(`pipeline/store/acceptance.py`); these tests hold on both databases, and the batch statement
+(`pipeline/store/batched_creates.py`); these tests hold on both databases, and the batch statement
 itself is checked item by item on PostgreSQL.
 """
 
@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 
 from scimflow.pipeline.commands import Command, CommandKind
 from scimflow.pipeline.errors import Uniqueness
-from scimflow.pipeline.store import acceptance
+from scimflow.pipeline.store import batched_creates
 from scimflow.pipeline.store.models import AcknowledgedResource, JournalEntry, User
 from tests.integration.conftest import USER_SCHEMA, Services
 
@@ -79,7 +79,7 @@ def test_identical_concurrent_posts_create_one_user_and_replay_it(services: Serv
 def _new(tenant_id: str, resource_id: str, user_name: str, external_id: str) -> Any:
     data = {"schemas": [USER_SCHEMA], "userName": user_name, "externalId": external_id}
     command = Command(CommandKind.CREATE, "User", resource_id, resource=data)
-    return acceptance.new_resource(tenant_id, command, data, now=datetime.now(UTC),
+    return batched_creates.new_resource(tenant_id, command, data, now=datetime.now(UTC),
                                    create_digest="digest", request_id=f"req-{resource_id}")
 
 
@@ -98,7 +98,7 @@ def test_a_batch_inserts_and_journals_exactly_the_creates_whose_keys_are_free(
         _new(tenant.id, "f", "f@example.com", "ef"),
     ]
     with db_engine.connect() as connection:
-        inserted = acceptance.insert_created_batch(connection, batch)
+        inserted = batched_creates.insert_created_batch(connection, batch)
         connection.commit()
     assert inserted == [True, False, True, False, False, True]
     with services.sessions() as session:

@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, insert, select, update
 
-from scimflow.pipeline.drain import Drainer, DrainReport, RetryPolicy
-from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.scim.protocol import default_protocol
+from scimflow.pipeline.services.drain import Drainer, DrainReport, RetryPolicy
 from scimflow.pipeline.store import claim, dead_letters, journal
 from scimflow.pipeline.store.models import (
     DeadLetter,
@@ -83,7 +83,7 @@ def drainer(
 ) -> Drainer:
     return Drainer(
         services.sessions,
-        default_engine(),
+        default_protocol(),
         batch_size=batch_size,
         retry=retry,
         clock=clock or ManualClock(),
@@ -321,7 +321,7 @@ def test_draining_twice_or_with_a_second_drainer_applies_nothing_again(
     before = {uid: (u.version, u.journal_seq) for uid, u in users_by_id(services, acme).items()}
 
     again = drainer(services).drain()
-    other = Drainer(services.sessions, default_engine()).drain()
+    other = Drainer(services.sessions, default_protocol()).drain()
 
     assert again.applied == other.applied == again.resources == other.resources == 0
     assert count(services, OutboxEvent) == events
@@ -350,7 +350,7 @@ def test_two_concurrent_drainers_apply_every_entry_exactly_once(
     start = threading.Barrier(2)
 
     def run(name: str) -> None:
-        worker = Drainer(services.sessions, default_engine(), batch_size=25)
+        worker = Drainer(services.sessions, default_protocol(), batch_size=25)
         try:
             start.wait()
             deadline = time.monotonic() + 60

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from scimflow.pipeline.drain import Drainer, RetryPolicy
-from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.scim.protocol import default_protocol
+from scimflow.pipeline.services.drain import Drainer, RetryPolicy
 from scimflow.pipeline.store.models import JournalEntry, OutboxEvent, User
 from tests.integration import test_drain
 from tests.integration.conftest import Services
@@ -23,7 +23,7 @@ APPLIED_AT = datetime(2024, 6, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
 
 def drain_at(services: Services, moment: datetime = APPLIED_AT, batch_size: int = 500) -> int:
-    drainer = Drainer(services.sessions, default_engine(), batch_size=batch_size,
+    drainer = Drainer(services.sessions, default_protocol(), batch_size=batch_size,
                       clock=lambda: moment)
     report = drainer.drain()
     assert report.dead == 0 and report.postponed == 0, report

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import update
 
 from scimflow.pipeline.errors import Unavailable
-from scimflow.pipeline.liveness import BEAT_EVERY_SECONDS, Pulse, Readiness, assess
 from scimflow.pipeline.ports import utc_now
+from scimflow.pipeline.services.liveness import BEAT_EVERY_SECONDS, Pulse, Readiness, assess
 from scimflow.pipeline.store import heartbeats
 from scimflow.pipeline.store.models import JournalEntry
 from tests.integration.conftest import Services

@@ -13,19 +13,19 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from scimflow.pipeline.accept import WriteService
-from scimflow.pipeline.drain import PASSWORD_HASHES_PER_BATCH, Drainer, RetryPolicy
-from scimflow.pipeline.passwords import (
+from scimflow.pipeline.passwords.hashing import (
     Argon2idHasher,
     Argon2Parameters,
     PasswordSeal,
     generate_key,
     verify_password,
 )
+from scimflow.pipeline.passwords.sealing import SealedPasswords
 from scimflow.pipeline.ports import utc_now
-from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.registry import default_registry
-from scimflow.pipeline.sealed_passwords import SealedPasswords
+from scimflow.pipeline.services.drain import PASSWORD_HASHES_PER_BATCH, Drainer, RetryPolicy
+from scimflow.pipeline.services.writes import WriteService
 from scimflow.pipeline.store import dead_letters, tenants
 from scimflow.pipeline.store.db import make_sessions
 from scimflow.pipeline.store.models import AcknowledgedResource, JournalEntry, User
@@ -39,7 +39,7 @@ PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 def api_writes(sessions: sessionmaker[Session], seal: PasswordSeal) -> WriteService:
     """The API's write service, sealing passwords with `seal`."""
-    engine = ProtocolEngine(default_registry(), protect_password=seal.seal)
+    engine = ScimProtocol(default_registry(), protect_password=seal.seal)
     return WriteService(sessions, engine, RecordingDispatcher(), clock=TickingClock())
 
 
@@ -47,7 +47,7 @@ class Pipeline:
     def __init__(self, db_engine: Engine) -> None:
         self.sessions: sessionmaker[Session] = make_sessions(db_engine)
         self.writes = api_writes(self.sessions, SEAL)
-        self.drainer = Drainer(self.sessions, ProtocolEngine(default_registry()),
+        self.drainer = Drainer(self.sessions, ScimProtocol(default_registry()),
                                retry=RetryPolicy(limit=1),
                                passwords=SealedPasswords(SEAL, HASHER))
         with self.sessions.begin() as session:

@@ -21,15 +21,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select, update
 
+from scimflow.ops.tenant_figures import tenant_status
 from scimflow.pipeline.commands import Command, CommandKind
-from scimflow.pipeline.drain import Drainer, RetryPolicy
 from scimflow.pipeline.errors import InvalidValue, NotFound, Uniqueness
-from scimflow.pipeline.reads import SearchQuery
-from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.scim.protocol import default_protocol
 from scimflow.pipeline.scim.unicode import fold_key
+from scimflow.pipeline.services.drain import Drainer, RetryPolicy
+from scimflow.pipeline.services.reads import SearchQuery
 from scimflow.pipeline.store import dead_letters, journal
 from scimflow.pipeline.store.models import Group, JournalEntry, User
-from scimflow.pipeline.store.status import tenant_status
 from scimflow.pipeline.store.tenants import TenantRef
 from tests.conftest import patch_body
 from tests.integration.conftest import GROUP_SCHEMA, USER_SCHEMA, Services
@@ -257,7 +257,7 @@ def test_an_entry_that_fails_to_apply_is_retried_alone_then_dead_letters(
     healthy_users = [services.user(healthy, f"user{i}") for i in range(50)]
 
     clock = FastForward()
-    drainer = Drainer(services.sessions, default_engine(), retry=RETRY, clock=clock)
+    drainer = Drainer(services.sessions, default_protocol(), retry=RETRY, clock=clock)
     first = drainer.drain()
     assert first.postponed == 1 and first.dead == 0
     assert set(statuses(services, healthy)) == {"applied"}
@@ -295,7 +295,7 @@ def test_a_postponed_deprovisioning_entry_does_not_starve_other_work(services: S
                         .values(not_before=FastForward().now + timedelta(hours=1)))
     others = [services.user(tenant, f"user{i}") for i in range(5)]
     clock = FastForward()
-    drainer = Drainer(services.sessions, default_engine(), retry=RETRY, clock=clock)
+    drainer = Drainer(services.sessions, default_protocol(), retry=RETRY, clock=clock)
     drainer.drain()
     clock.now += timedelta(seconds=RETRY.max_seconds * 2)
     drainer.drain()
@@ -315,7 +315,7 @@ def test_only_the_failing_entry_is_charged_when_good_entries_precede_it(
     found = services.reads.get(tenant, "Group", group_id)
     assert [m["value"] for m in found.members] == [member]  # the poison is not projected
     clock = FastForward()
-    drainer = Drainer(services.sessions, default_engine(), retry=RETRY, clock=clock)
+    drainer = Drainer(services.sessions, default_protocol(), retry=RETRY, clock=clock)
     drainer.drain()
     with services.sessions() as session:
         assert session.get(Group, (tenant.id, group_id)) is not None

@@ -24,8 +24,8 @@ from sqlalchemy import Engine, create_engine, event, insert, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import NullPool
 
-from scimflow.pipeline.reads import ReadService, SearchQuery
-from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.scim.protocol import default_protocol
+from scimflow.pipeline.services.reads import ReadService, SearchQuery
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store import acknowledged, migrate, tenants
 from scimflow.pipeline.store.acknowledged import TABLE, new_row
@@ -65,7 +65,7 @@ def loaded() -> Iterator[Loaded]:
         with sessions.begin() as session:
             tenant = tenants.create_tenant(session, "acme", now=datetime.now(UTC))
         user_id, group_id = _load(engine, tenant.id)
-        yield Loaded(engine, ReadService(sessions, default_engine()), tenant, user_id, group_id)
+        yield Loaded(engine, ReadService(sessions, default_protocol()), tenant, user_id, group_id)
     finally:
         engine.dispose()
         with admin.connect() as connection:

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from scimflow.pipeline import reads
 from scimflow.pipeline.errors import InvalidFilter, InvalidValue, NotFound
-from scimflow.pipeline.reads import Found, SearchPage, SearchQuery
-from scimflow.pipeline.scim.engine import default_engine
 from scimflow.pipeline.scim.evaluate import matches
 from scimflow.pipeline.scim.filters import parse_filter
+from scimflow.pipeline.scim.protocol import default_protocol
+from scimflow.pipeline.services import reads
+from scimflow.pipeline.services.reads import Found, SearchPage, SearchQuery
 from scimflow.pipeline.store import search
 from scimflow.pipeline.store.models import User
 from scimflow.pipeline.store.tenants import TenantRef
@@ -448,7 +448,7 @@ def test_group_display_name_filters(
 
 
 def _assert_translated_exactly(filter_text: str, type_name: str) -> None:
-    resource_type = default_engine().resource_type(type_name)
+    resource_type = default_protocol().resource_type(type_name)
     for dialect in ("sqlite", "postgresql"):
         translation = search.translate(parse_filter(filter_text), resource_type, dialect=dialect)
         assert translation.exact, (filter_text, dialect)
@@ -458,7 +458,7 @@ def _assert_evaluator_agrees(
     services: Services, tenant: TenantRef, type_name: str, filter_text: str, page: SearchPage
 ) -> None:
     """SQL and `evaluate.matches` must select the same resources."""
-    resource_type = default_engine().resource_type(type_name)
+    resource_type = default_protocol().resource_type(type_name)
     parsed = parse_filter(filter_text)
     everyone = find(services, tenant, type_name).items
     expected = [f.resource.id for f in everyone if matches(parsed, view(f), resource_type)]
@@ -513,14 +513,14 @@ def test_mixed_filters_are_exact_in_results_and_totals(
     assert everything.total_results == first.total_results == len(expected)
     assert names(first) + names(second) == expected[:2]
     _assert_evaluator_agrees(services, staff, "User", filter_text, everything)
-    resource_type = default_engine().resource_type("User")
+    resource_type = default_protocol().resource_type("User")
     translation = search.translate(parse_filter(filter_text), resource_type, dialect="sqlite")
     if "emails" in filter_text or "title" in filter_text or "active" in filter_text:
         assert not translation.exact
 
 
 def test_translation_keeps_the_sql_part_of_a_partly_translatable_filter() -> None:
-    user = default_engine().resource_type("User")
+    user = default_protocol().resource_type("User")
     mixed = parse_filter('userName sw "a" and emails[type eq "work"]')
     either = parse_filter('title pr or userName eq "a"')
     negated = parse_filter('not (title pr and userName eq "a")')

@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, insert, select, update
 
-from scimflow.pipeline.drain import Drainer, RetryPolicy
 from scimflow.pipeline.ports import utc_now
-from scimflow.pipeline.scim.engine import default_engine
+from scimflow.pipeline.scim.protocol import default_protocol
+from scimflow.pipeline.services.drain import Drainer, RetryPolicy
 from scimflow.pipeline.store import dead_letters, retention
 from scimflow.pipeline.store.models import (
     DeadLetter,
@@ -326,7 +326,7 @@ def test_a_dead_letter_still_replays_after_the_journal_around_it_is_pruned(
         session.execute(update(JournalEntry).where(JournalEntry.resource_id == ghost)
                         .values(not_before=FAR_FUTURE))
     group = services.group(acme, "Engineering", [ghost])
-    strict = Drainer(services.sessions, default_engine(), retry=RetryPolicy(limit=1))
+    strict = Drainer(services.sessions, default_protocol(), retry=RetryPolicy(limit=1))
     assert strict.drain().dead == 1
     applied_users(services, acme, 3)
 

@@ -18,16 +18,16 @@ from sqlalchemy import Engine
 
 from scimflow.api.services import ApiServices
 from scimflow.pipeline.errors import InvalidFilter
-from scimflow.pipeline.reads import SearchQuery
 from scimflow.pipeline.scim.discovery import Capabilities
-from scimflow.pipeline.scim.engine import default_engine
 from scimflow.pipeline.scim.filters import parse_filter
 from scimflow.pipeline.scim.paths import AttrPath
+from scimflow.pipeline.scim.protocol import default_protocol
+from scimflow.pipeline.services.reads import SearchQuery
+from scimflow.pipeline.services.tenancy import Tenancy
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store import search, unique_lookup
 from scimflow.pipeline.store.db import make_sessions
 from scimflow.pipeline.store.tenants import IssuedToken
-from scimflow.pipeline.tenancy import Tenancy
 from tests.api.conftest import BASE, assert_scim_error, client_for, scim_body
 from tests.integration.conftest import Services
 
@@ -59,7 +59,7 @@ def api(db_engine: Engine, services: Services, database_url: str) -> testing.Tes
         tenancy=tenancy,
         writes=services.writes,
         reads=services.reader(max_results=MAX_RESULTS),
-        registry=default_engine().registry,
+        registry=default_protocol().registry,
         capabilities=Capabilities(filter_max_results=MAX_RESULTS),
         ready=lambda: None,
     )
@@ -166,7 +166,7 @@ def test_sorting_by_the_password_is_refused_on_both_databases(api: testing.TestC
 
 def test_the_sql_translation_and_the_existence_check_refuse_the_password() -> None:
     """Refused where the store resolves a path, even for a filter nobody checked first."""
-    user_type = default_engine().resource_type("User")
+    user_type = default_protocol().resource_type("User")
     password = parse_filter('password eq "pbkdf2_sha256$1$c2FsdA$ZGlnZXN0"')
     with pytest.raises(InvalidFilter):
         unique_lookup.unique_key(password, user_type)

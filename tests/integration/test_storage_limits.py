@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from scimflow.pipeline.column_limits import MAX_TEXT
 from scimflow.pipeline.errors import InvalidValue
-from scimflow.pipeline.store.limits import MAX_TEXT
 from scimflow.pipeline.store.models import JournalEntry
 from tests.conftest import patch_body
 from tests.integration.conftest import GROUP_SCHEMA, USER_SCHEMA, Services

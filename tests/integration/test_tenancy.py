@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import func, select
 
 from scimflow.pipeline.errors import NotFound, Unauthorized
+from scimflow.pipeline.services.tenancy import Tenancy, TenantStillEnabled
 from scimflow.pipeline.store.models import ApiToken, Base, Tenant, User
 from scimflow.pipeline.store.tenants import TENANT_TABLES
-from scimflow.pipeline.tenancy import Tenancy, TenantStillEnabled
 from tests.integration.conftest import Services
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from scimflow.pipeline.reads import SearchPage, SearchQuery
-from scimflow.pipeline.scim.engine import default_engine
 from scimflow.pipeline.scim.filters import parse_filter
+from scimflow.pipeline.scim.protocol import default_protocol
+from scimflow.pipeline.services.reads import SearchPage, SearchQuery
 from scimflow.pipeline.store import unique_lookup
 from tests.integration.conftest import Services
 
@@ -41,7 +41,7 @@ def _ids(page: SearchPage) -> list[str]:
 def test_only_equality_on_a_unique_attribute_takes_the_one_probe_path(
     type_name: str, filter_text: str, unique: bool
 ) -> None:
-    resource_type = default_engine().resource_type(type_name)
+    resource_type = default_protocol().resource_type(type_name)
     found = unique_lookup.unique_key(parse_filter(filter_text), resource_type)
     assert (found is not None) is unique
 

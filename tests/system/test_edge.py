@@ -26,10 +26,10 @@ import httpx
 import pytest
 
 from scimflow.ops.processes import gunicorn_argv
+from scimflow.pipeline.services.tenancy import Tenancy
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store.db import make_engine, make_sessions
 from scimflow.pipeline.store.migrate import upgrade
-from scimflow.pipeline.tenancy import Tenancy
 from tests.support.services import free_port
 from tests.system.stack import wait_until_serving
 

@@ -228,7 +228,7 @@ def revoke(stack: Stack, *arguments: str) -> None:
     """Revoke one token with the CLI, then wait as long as a revocation may take.
 
     An API process may keep accepting a token it authenticated for `token_cache_seconds`
-    (pipeline/tenancy.py: "a revocation therefore takes effect within that time").
+    (pipeline/services/tenancy.py: "a revocation therefore takes effect within that time").
     """
     revoked = json.loads(stack.run(["scimflow", "token", "revoke", *arguments, "--json"]))
     assert revoked == {"revoked": 1}

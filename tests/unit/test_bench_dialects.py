@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from falcon import testing
 
-from scimflow.api.baseline import app
+from scimflow.ops.bench.baseline_app import app
 from scimflow.ops.bench.entra import Entra
 from scimflow.ops.bench.existence import existence_paths
 from scimflow.ops.bench.okta import Okta

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from scimflow.ops.connection_budget import TOOL_CONNECTIONS, Budget
 from scimflow.pipeline.settings import Settings
-from scimflow.pipeline.store.budget import TOOL_CONNECTIONS, Budget
 
 
 def test_budget_is_the_documented_formula() -> None:

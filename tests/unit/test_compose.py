@@ -28,9 +28,9 @@ import pytest
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from scimflow.ops.cli import _parser
+from scimflow.ops.connection_budget import Budget
 from scimflow.ops.processes import gunicorn_argv
 from scimflow.pipeline.settings import Settings
-from scimflow.pipeline.store.budget import Budget
 from scimflow.workers.celery_app import make_celery
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scimflow.pipeline.auth_throttle import AuthFailureThrottle
+from scimflow.pipeline.services.auth_throttle import AuthFailureThrottle
 
 
 class Clock:

@@ -8,7 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
-from scimflow.pipeline.store.group_commit import GroupCommit
+from scimflow.pipeline.group_commit import GroupCommit
 
 
 class SlowWriter:

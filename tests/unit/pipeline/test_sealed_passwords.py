@@ -8,21 +8,21 @@ from pathlib import Path
 import pytest
 
 from scimflow.pipeline.commands import Command, CommandKind
-from scimflow.pipeline.password_setup import (
-    api_protector,
-    embedded_key_file,
-    password_seal,
-    require_password_key,
-    worker_passwords,
-)
-from scimflow.pipeline.passwords import (
+from scimflow.pipeline.passwords.hashing import (
     PasswordPolicy,
     PasswordSeal,
     UnreadableSeal,
     generate_key,
     verify_password,
 )
-from scimflow.pipeline.sealed_passwords import SealedPasswords, holds_sealed_password
+from scimflow.pipeline.passwords.sealing import SealedPasswords, holds_sealed_password
+from scimflow.pipeline.passwords.setup import (
+    api_protector,
+    embedded_key_file,
+    password_seal,
+    require_password_key,
+    worker_passwords,
+)
 from scimflow.pipeline.settings import ConfigError, Settings
 
 KEY = generate_key()

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scimflow.pipeline.drain import DrainReport
 from scimflow.pipeline.errors import Unavailable
+from scimflow.pipeline.services.drain import DrainReport
 from scimflow.pipeline.store.retention import PruneReport
 from scimflow.workers.inprocess import InProcessWorker
 

@@ -1,4 +1,4 @@
-"""Fuzzing the protocol engine: whatever a client sends, the only failure is a 4xx ScimError.
+"""Fuzzing the protocol protocol: whatever a client sends, the only failure is a 4xx ScimError.
 
 RFC 7644 §3.12: errors are reported as SCIM error responses; `pipeline.errors` makes any other
 exception escaping a request a bug. Every target below gets random input (random JSON, token
@@ -27,15 +27,15 @@ from scimflow.pipeline.scim.patch import resolve_path
 from scimflow.pipeline.scim.registry import GROUP, USER
 from scimflow.pipeline.scim.render import Meta, Projection, render_resource
 from scimflow.pipeline.scim.schema import Attribute, AttrType, ResourceType
-from tests.conftest import PATCH_OP_SCHEMA, canonical, make_engine, read_sample, sample_paths
+from tests.conftest import PATCH_OP_SCHEMA, canonical, make_protocol, read_sample, sample_paths
 
-ENGINE = make_engine()
+PROTOCOL = make_protocol()
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 CURRENT = {
-    "User": canonical(ENGINE, "User", "rfc7643/rfc7643-8.3-enterprise-user.json"),
-    "Group": canonical(ENGINE, "Group", "rfc7643/rfc7643-8.4-group.json"),
+    "User": canonical(PROTOCOL, "User", "rfc7643/rfc7643-8.3-enterprise-user.json"),
+    "Group": canonical(PROTOCOL, "Group", "rfc7643/rfc7643-8.4-group.json"),
 }
 RESOURCE_TYPES = {"User": USER, "Group": GROUP}
 TYPE_NAMES = st.sampled_from(["User", "Group"])
@@ -61,7 +61,7 @@ def survives(call: Callable[[], Any]) -> Any:
 
 
 def assert_canonical(value: Any, where: str = "resource") -> None:
-    """RFC 7643 §2.5 as the engine stores it: no null, `[]` or `{}` anywhere, and JSON-safe."""
+    """RFC 7643 §2.5 as the protocol stores it: no null, `[]` or `{}` anywhere, and JSON-safe."""
     assert value is not None and value not in ([], {}), where
     if isinstance(value, dict):
         for key, item in value.items():
@@ -82,7 +82,7 @@ def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[
 
 # --- Random JSON -----------------------------------------------------------------------------
 
-# Names the engine knows, in odd cases too, so that random bodies get past the first check.
+# Names the protocol knows, in odd cases too, so that random bodies get past the first check.
 KNOWN_KEYS = [
     "schemas", "id", "externalId", "meta", "userName", "USERNAME", "name", "givenName",
     "familyName", "name.givenName", "displayName", "nickName", "title", "active", "password",
@@ -296,19 +296,19 @@ def check_patch(type_name: str, payload: Any) -> None:
     """PATCH: a ScimError, or a canonical state the worker reaches from the journaled command."""
     current = CURRENT[type_name]
     before = copy.deepcopy(current)
-    result = survives(lambda: ENGINE.validate_patch(type_name, "id", payload, current))
+    result = survives(lambda: PROTOCOL.validate_patch(type_name, "id", payload, current))
     assert current == before
     if result is None:
         return
     command, new, changed = result
     assert_canonical(new) if new else None
     journaled = Command.from_json(json.loads(json.dumps(command.to_json())))
-    assert ENGINE.apply(journaled, current) == (new, changed)
+    assert PROTOCOL.apply(journaled, current) == (new, changed)
     assert current == before
 
 
 def check_create(type_name: str, payload: Any) -> None:
-    command = survives(lambda: ENGINE.validate_create(type_name, "id", payload))
+    command = survives(lambda: PROTOCOL.validate_create(type_name, "id", payload))
     if command is not None:
         assert_canonical(command.resource)
         json.dumps(command.to_json())
@@ -317,7 +317,7 @@ def check_create(type_name: str, payload: Any) -> None:
 def check_replace(type_name: str, payload: Any) -> None:
     current = CURRENT[type_name]
     before = copy.deepcopy(current)
-    command = survives(lambda: ENGINE.validate_replace(type_name, "id", payload, current))
+    command = survives(lambda: PROTOCOL.validate_replace(type_name, "id", payload, current))
     assert current == before
     if command is not None:
         assert_canonical(command.resource)
@@ -490,7 +490,7 @@ def test_password_with_lone_surrogate_is_invalid_value_on_create() -> None:
     invalidValue (RFC 7644 §3.12), not a server error."""
     body = {"schemas": [USER_SCHEMA], "userName": "babs", "password": LONE_SURROGATE}
     with pytest.raises(InvalidValue):
-        ENGINE.validate_create("User", "id", body)
+        PROTOCOL.validate_create("User", "id", body)
 
 
 def test_password_with_lone_surrogate_is_invalid_value_on_patch() -> None:
@@ -500,14 +500,14 @@ def test_password_with_lone_surrogate_is_invalid_value_on_patch() -> None:
         "Operations": [{"op": "replace", "value": {"password": LONE_SURROGATE}}],
     }
     with pytest.raises(InvalidValue):
-        ENGINE.validate_patch("User", "id", payload, CURRENT["User"])
+        PROTOCOL.validate_patch("User", "id", payload, CURRENT["User"])
 
 
 def test_string_with_lone_surrogate_is_invalid_value() -> None:
     """RFC 7643 §2.3.1: "A sequence of zero or more Unicode characters encoded using UTF-8"."""
     body = {"schemas": [USER_SCHEMA], "userName": f"babs{LONE_SURROGATE}"}
     with pytest.raises(InvalidValue):
-        ENGINE.validate_create("User", "id", body)
+        PROTOCOL.validate_create("User", "id", body)
 
 
 # --- NUL: valid JSON and Unicode, but no database here can store it ---------------------------
@@ -527,7 +527,7 @@ def test_string_with_lone_surrogate_is_invalid_value() -> None:
 )
 def test_nul_anywhere_in_a_create_is_invalid_value(type_name: str, body: dict[str, Any]) -> None:
     with pytest.raises(InvalidValue):
-        ENGINE.validate_create(type_name, "id", body)
+        PROTOCOL.validate_create(type_name, "id", body)
 
 
 @pytest.mark.parametrize("path", ["title", "nickName", "name.givenName"])
@@ -537,4 +537,4 @@ def test_nul_in_a_patch_value_is_invalid_value(path: str) -> None:
         "Operations": [{"op": "replace", "path": path, "value": "t\x00"}],
     }
     with pytest.raises(InvalidValue):
-        ENGINE.validate_patch("User", "id", payload, CURRENT["User"])
+        PROTOCOL.validate_patch("User", "id", payload, CURRENT["User"])

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from scimflow.pipeline.errors import ERROR_SCHEMA, ScimError
-from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.protocol import ScimProtocol
 from tests.conftest import sample_paths
 
 Load = Callable[[str], Any]
@@ -40,13 +40,13 @@ def expected_scim_type(sample: str) -> str:
     return PurePosixPath(sample).stem.split("-", 1)[0]
 
 
-def rejection(engine: ProtocolEngine, sample: str, body: Any, bjensen: dict[str, Any]) -> ScimError:
+def rejection(protocol: ScimProtocol, sample: str, body: Any, bjensen: dict[str, Any]) -> ScimError:
     """Validate `body` as INDEX.md says and return the ScimError it raises."""
     with pytest.raises(ScimError) as raised:
         if "-patch-" in sample:
-            engine.validate_patch("User", BJENSEN_ID, body, bjensen)
+            protocol.validate_patch("User", BJENSEN_ID, body, bjensen)
         else:
-            engine.validate_create("User", "new-id", body)
+            protocol.validate_create("User", "new-id", body)
     return raised.value
 
 
@@ -58,10 +58,10 @@ def test_the_corpus_has_invalid_samples() -> None:
 
 @pytest.mark.parametrize("sample", INVALID_SAMPLES, ids=lambda s: PurePosixPath(s).stem)
 def test_invalid_sample_is_rejected_with_its_scim_type(
-    engine: ProtocolEngine, load_sample: Load, bjensen: dict[str, Any], sample: str
+    protocol: ScimProtocol, load_sample: Load, bjensen: dict[str, Any], sample: str
 ) -> None:
     """RFC 7644 §3.12 / Table 9: each invalid body fails with the scimType its name gives, 400."""
-    error = rejection(engine, sample, load_sample(sample), bjensen)
+    error = rejection(protocol, sample, load_sample(sample), bjensen)
     assert type(error).scim_type == expected_scim_type(sample)
     assert error.scim_type == expected_scim_type(sample)
     assert error.status == 400
@@ -69,10 +69,10 @@ def test_invalid_sample_is_rejected_with_its_scim_type(
 
 @pytest.mark.parametrize("sample", INVALID_SAMPLES, ids=lambda s: PurePosixPath(s).stem)
 def test_invalid_sample_error_body_is_an_rfc7644_error(
-    engine: ProtocolEngine, load_sample: Load, bjensen: dict[str, Any], sample: str
+    protocol: ScimProtocol, load_sample: Load, bjensen: dict[str, Any], sample: str
 ) -> None:
     """RFC 7644 §3.12: schemas [Error], status as a string, scimType and a human detail."""
-    body = rejection(engine, sample, load_sample(sample), bjensen).to_body()
+    body = rejection(protocol, sample, load_sample(sample), bjensen).to_body()
     assert set(body) == {"schemas", "status", "scimType", "detail"}
     assert body["schemas"] == [ERROR_SCHEMA]
     assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
@@ -89,11 +89,11 @@ def test_no_target_sample_matches_nothing_on_the_8_2_user(bjensen: dict[str, Any
 
 
 def test_rejected_patch_leaves_the_current_resource_untouched(
-    engine: ProtocolEngine, load_sample: Load, bjensen: dict[str, Any]
+    protocol: ScimProtocol, load_sample: Load, bjensen: dict[str, Any]
 ) -> None:
     """RFC 7644 §3.5.2: a PATCH is atomic; a failing one changes nothing."""
     snapshot = {**bjensen, "addresses": [dict(a) for a in bjensen["addresses"]]}
     body = load_sample("invalid/noTarget-patch-replace-filter-no-match.json")
     with pytest.raises(ScimError):
-        engine.validate_patch("User", BJENSEN_ID, body, bjensen)
+        protocol.validate_patch("User", BJENSEN_ID, body, bjensen)
     assert bjensen == snapshot

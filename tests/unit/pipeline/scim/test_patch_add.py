@@ -1,4 +1,4 @@
-"""PATCH "add" (RFC 7644 §3.5.2.1) through the protocol engine, API and worker side."""
+"""PATCH "add" (RFC 7644 §3.5.2.1) through the protocol protocol, API and worker side."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from scimflow.pipeline.commands import Command
 from scimflow.pipeline.errors import InvalidPath, InvalidValue, Mutability, ScimError
-from scimflow.pipeline.passwords import verify_password
-from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.passwords.hashing import verify_password
+from scimflow.pipeline.scim.protocol import ScimProtocol
 from tests.conftest import patch_body, sample_paths
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -25,44 +25,44 @@ Resource = dict[str, Any]
 LoadSample = Callable[[str], Any]
 
 
-def create(engine: ProtocolEngine, type_name: str, body: dict[str, Any]) -> Resource:
+def create(protocol: ScimProtocol, type_name: str, body: dict[str, Any]) -> Resource:
     """A canonical current resource, built the way the API builds one (POST)."""
     schema = USER_SCHEMA if type_name == "User" else GROUP_SCHEMA
-    resource = engine.validate_create(type_name, "id", {"schemas": [schema], **body}).resource
+    resource = protocol.validate_create(type_name, "id", {"schemas": [schema], **body}).resource
     assert resource is not None
     return resource
 
 
 def run_patch(
-    engine: ProtocolEngine, type_name: str, current: Resource, payload: Any
+    protocol: ScimProtocol, type_name: str, current: Resource, payload: Any
 ) -> tuple[Resource, bool]:
     """validate_patch, checking that it leaves `current` alone and that the worker, replaying
     the command as the journal stores it (JSON), reaches the same state."""
     before = copy.deepcopy(current)
-    command, new, changed = engine.validate_patch(type_name, "id", payload, current)
+    command, new, changed = protocol.validate_patch(type_name, "id", payload, current)
     assert current == before
     journaled = Command.from_json(json.loads(json.dumps(command.to_json())))
-    assert engine.apply(journaled, current) == (new, changed)
+    assert protocol.apply(journaled, current) == (new, changed)
     assert current == before
     return new, changed
 
 
 def fails_with(
-    engine: ProtocolEngine, type_name: str, current: Resource, payload: Any
+    protocol: ScimProtocol, type_name: str, current: Resource, payload: Any
 ) -> ScimError:
     """validate_patch must raise a 400-class ScimError and leave `current` alone."""
     before = copy.deepcopy(current)
     with pytest.raises(ScimError) as caught:
-        engine.validate_patch(type_name, "id", payload, current)
+        protocol.validate_patch(type_name, "id", payload, current)
     assert current == before
     assert 400 <= caught.value.status < 500
     return caught.value
 
 
 @pytest.fixture
-def user(engine: ProtocolEngine) -> Resource:
+def user(protocol: ScimProtocol) -> Resource:
     return create(
-        engine,
+        protocol,
         "User",
         {
             "userName": "bjensen",
@@ -73,9 +73,9 @@ def user(engine: ProtocolEngine) -> Resource:
 
 
 @pytest.fixture
-def group(engine: ProtocolEngine) -> Resource:
+def group(protocol: ScimProtocol) -> Resource:
     return create(
-        engine,
+        protocol,
         "Group",
         {"displayName": "Tour Guides", "members": [{"value": MANDY, "display": "Mandy"}]},
     )
@@ -115,52 +115,52 @@ def test_every_add_sample_has_an_expectation() -> None:
 
 @pytest.mark.parametrize("name", ADD_SAMPLES)
 def test_add_sample(
-    engine: ProtocolEngine, load_sample: LoadSample, user: Resource, group: Resource, name: str
+    protocol: ScimProtocol, load_sample: LoadSample, user: Resource, group: Resource, name: str
 ) -> None:
     """RFC 7644 §3.5.2.1: the RFC's "add" examples give the documented state, replay is a no-op."""
     type_name, expected_changes = SAMPLE_CASES[name]
     current = user if type_name == "User" else group
     payload = load_sample(name)
-    new, changed = run_patch(engine, type_name, current, payload)
+    new, changed = run_patch(protocol, type_name, current, payload)
     assert changed is True
     assert new == {**current, **expected_changes}
-    assert run_patch(engine, type_name, new, payload) == (new, False)
+    assert run_patch(protocol, type_name, new, payload) == (new, False)
 
 
 # --- Targets ---------------------------------------------------------------------------------
 
 
-def test_add_to_single_valued_sets_it(engine: ProtocolEngine, user: Resource) -> None:
+def test_add_to_single_valued_sets_it(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.1: add to an unassigned single-valued attribute sets it."""
     new, changed = run_patch(
-        engine, "User", user, patch_body({"op": "add", "path": "title", "value": "Guide"})
+        protocol, "User", user, patch_body({"op": "add", "path": "title", "value": "Guide"})
     )
     assert changed is True
     assert new == {**user, "title": "Guide"}
 
 
-def test_add_to_assigned_single_valued_replaces_it(engine: ProtocolEngine, user: Resource) -> None:
+def test_add_to_assigned_single_valued_replaces_it(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.1: "If the target location specifies a single-valued attribute, the
     existing value is replaced"."""
     new, _ = run_patch(
-        engine, "User", user, patch_body({"op": "add", "path": "userName", "value": "babs"})
+        protocol, "User", user, patch_body({"op": "add", "path": "userName", "value": "babs"})
     )
     assert new["userName"] == "babs"
 
 
-def test_add_attribute_names_are_case_insensitive(engine: ProtocolEngine, user: Resource) -> None:
+def test_add_attribute_names_are_case_insensitive(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7643 §2.1: a path names an attribute case-insensitively; it is stored schema-cased."""
     new, _ = run_patch(
-        engine, "User", user, patch_body({"op": "add", "path": "NICKNAME", "value": "Babs"})
+        protocol, "User", user, patch_body({"op": "add", "path": "NICKNAME", "value": "Babs"})
     )
     assert new["nickName"] == "Babs"
     assert "NICKNAME" not in new
 
 
-def test_add_to_complex_merges_sub_attributes(engine: ProtocolEngine, user: Resource) -> None:
+def test_add_to_complex_merges_sub_attributes(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.1: add to a complex attribute sets the given sub-attributes, keeps others."""
     new, changed = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body(
@@ -171,10 +171,10 @@ def test_add_to_complex_merges_sub_attributes(engine: ProtocolEngine, user: Reso
     assert new["name"] == {"givenName": "Barbara", "familyName": "Smith", "middleName": "Jane"}
 
 
-def test_add_sub_attribute_of_complex(engine: ProtocolEngine, user: Resource) -> None:
+def test_add_sub_attribute_of_complex(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.1: add with an attrPath to a sub-attribute sets just that sub-attribute."""
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body({"op": "add", "path": "name.honorificPrefix", "value": "Ms."}),
@@ -182,11 +182,11 @@ def test_add_sub_attribute_of_complex(engine: ProtocolEngine, user: Resource) ->
     assert new["name"] == {"givenName": "Barbara", "familyName": "Jensen", "honorificPrefix": "Ms."}
 
 
-def test_add_to_multi_valued_appends(engine: ProtocolEngine, user: Resource) -> None:
+def test_add_to_multi_valued_appends(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.1: add to a multi-valued attribute adds the new values."""
     phone = {"value": "555-555-5555", "type": "work"}
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body(
@@ -198,21 +198,21 @@ def test_add_to_multi_valued_appends(engine: ProtocolEngine, user: Resource) -> 
     assert new["phoneNumbers"] == [phone]
 
 
-def test_add_existing_values_does_not_duplicate(engine: ProtocolEngine, user: Resource) -> None:
+def test_add_existing_values_does_not_duplicate(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.1: values already present are not added again, so nothing changes."""
     new, changed = run_patch(
-        engine, "User", user, patch_body({"op": "add", "path": "emails", "value": [WORK_EMAIL]})
+        protocol, "User", user, patch_body({"op": "add", "path": "emails", "value": [WORK_EMAIL]})
     )
     assert changed is False
     assert new == user
 
 
 def test_add_member_twice_with_another_display_is_one_member(
-    engine: ProtocolEngine, group: Resource
+    protocol: ScimProtocol, group: Resource
 ) -> None:
     """RFC 7644 §3.5.2.1 / RFC 7643 §4.2: a member is identified by its immutable "value"."""
     new, changed = run_patch(
-        engine,
+        protocol,
         "Group",
         group,
         patch_body(
@@ -224,11 +224,11 @@ def test_add_member_twice_with_another_display_is_one_member(
 
 
 def test_add_same_member_twice_in_one_request_is_one_member(
-    engine: ProtocolEngine, group: Resource
+    protocol: ScimProtocol, group: Resource
 ) -> None:
     """RFC 7644 §3.5.2.1: a value repeated in one "add" is added once."""
     new, _ = run_patch(
-        engine,
+        protocol,
         "Group",
         group,
         patch_body(
@@ -245,10 +245,10 @@ def test_add_same_member_twice_in_one_request_is_one_member(
     ]
 
 
-def test_add_single_object_to_multi_valued(engine: ProtocolEngine, group: Resource) -> None:
+def test_add_single_object_to_multi_valued(protocol: ScimProtocol, group: Resource) -> None:
     """RFC 7644 §3.5.2.1: a single value (not an array) added to a multi-valued attribute."""
     new, changed = run_patch(
-        engine,
+        protocol,
         "Group",
         group,
         patch_body({"op": "add", "path": "members", "value": {"value": BABS}}),
@@ -257,7 +257,7 @@ def test_add_single_object_to_multi_valued(engine: ProtocolEngine, group: Resour
     assert new["members"] == [{"value": MANDY, "display": "Mandy"}, {"value": BABS}]
 
 
-def test_add_empty_array_changes_nothing(engine: ProtocolEngine, group: Resource) -> None:
+def test_add_empty_array_changes_nothing(protocol: ScimProtocol, group: Resource) -> None:
     """RFC 7644 §3.5.2.1 / RFC 7643 §2.5: adding no values leaves the members as they are.
 
     Regression: the empty value used to become a removal and emptied the group.
@@ -265,35 +265,35 @@ def test_add_empty_array_changes_nothing(engine: ProtocolEngine, group: Resource
     values: list[Any] = [[], None]
     for value in values:
         new, changed = run_patch(
-            engine, "Group", group, patch_body({"op": "add", "path": "members", "value": value})
+            protocol, "Group", group, patch_body({"op": "add", "path": "members", "value": value})
         )
         assert (new, changed) == (group, False)
 
 
-def test_add_empty_complex_changes_nothing(engine: ProtocolEngine, user: Resource) -> None:
+def test_add_empty_complex_changes_nothing(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.1: adding an empty set of sub-attributes to a complex attribute merges
     nothing."""
     new, changed = run_patch(
-        engine, "User", user, patch_body({"op": "add", "path": "name", "value": {}})
+        protocol, "User", user, patch_body({"op": "add", "path": "name", "value": {}})
     )
     assert (new, changed) == (user, False)
 
 
-def test_add_null_to_simple_attribute_unassigns_it(engine: ProtocolEngine, user: Resource) -> None:
+def test_add_null_to_simple_attribute_unassigns_it(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7643 §2.5: add to a single-valued attribute replaces it, and null is unassigned."""
     current = {**user, "title": "Guide"}
     new, changed = run_patch(
-        engine, "User", current, patch_body({"op": "add", "path": "title", "value": None})
+        protocol, "User", current, patch_body({"op": "add", "path": "title", "value": None})
     )
     assert changed is True
     assert new == user
 
 
-def test_add_without_path_adds_each_attribute(engine: ProtocolEngine, user: Resource) -> None:
+def test_add_without_path_adds_each_attribute(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.1: without "path" the value is a resource fragment; dotted and
     URN-qualified keys name their targets (Entra aadOptscim062020)."""
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body(
@@ -313,10 +313,10 @@ def test_add_without_path_adds_each_attribute(engine: ProtocolEngine, user: Reso
     assert new[ENTERPRISE] == {"department": "Tours", "costCenter": "4130"}
 
 
-def test_add_without_path_ignores_read_only_keys(engine: ProtocolEngine, user: Resource) -> None:
+def test_add_without_path_ignores_read_only_keys(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7643 §2.2: read-only attributes inside a resource-shaped value are ignored."""
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body(
@@ -326,20 +326,20 @@ def test_add_without_path_ignores_read_only_keys(engine: ProtocolEngine, user: R
     assert new == {**user, "title": "Guide"}
 
 
-def test_add_password_is_hashed(engine: ProtocolEngine, user: Resource) -> None:
+def test_add_password_is_hashed(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7643 §4.1.1: the writeOnly password is stored only as a hash."""
-    command, new, _ = engine.validate_patch(
+    command, new, _ = protocol.validate_patch(
         "User", "id", patch_body({"op": "add", "path": "password", "value": "s3cret"}), user
     )
     assert verify_password("s3cret", new["password"])
     assert "s3cret" not in json.dumps(command.to_json())
-    assert engine.apply(command, user) == (new, True)
+    assert protocol.apply(command, user) == (new, True)
 
 
-def test_add_extension_attribute_by_urn_path(engine: ProtocolEngine, user: Resource) -> None:
+def test_add_extension_attribute_by_urn_path(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.10 / RFC 7643 §3.3: a URN-qualified path adds an extension attribute."""
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body({"op": "add", "path": f"{ENTERPRISE}:manager", "value": {"value": "m1"}}),
@@ -350,29 +350,29 @@ def test_add_extension_attribute_by_urn_path(engine: ProtocolEngine, user: Resou
 # --- Value filters ---------------------------------------------------------------------------
 
 
-def test_add_through_filter_without_match_creates_the_value(engine: ProtocolEngine) -> None:
+def test_add_through_filter_without_match_creates_the_value(protocol: ScimProtocol) -> None:
     """RFC 7644 §3.5.2.1 (Entra): add at emails[type eq "work"].value without a work email
     creates {type: work, value}."""
     current = create(
-        engine, "User", {"userName": "babs", "emails": [{"value": "b@home", "type": "home"}]}
+        protocol, "User", {"userName": "babs", "emails": [{"value": "b@home", "type": "home"}]}
     )
     payload = patch_body({"op": "add", "path": 'emails[type eq "work"].value', "value": "b@work"})
-    new, changed = run_patch(engine, "User", current, payload)
+    new, changed = run_patch(protocol, "User", current, payload)
     assert changed is True
     assert new["emails"] == [
         {"value": "b@home", "type": "home"},
         {"type": "work", "value": "b@work"},
     ]
-    assert run_patch(engine, "User", new, payload) == (new, False)
+    assert run_patch(protocol, "User", new, payload) == (new, False)
 
 
 def test_add_through_filter_with_match_sets_the_sub_attribute(
-    engine: ProtocolEngine, user: Resource
+    protocol: ScimProtocol, user: Resource
 ) -> None:
     """RFC 7644 §3.5.2.1: add at a filtered sub-attribute sets it on the matching values only."""
     current = {**user, "emails": [WORK_EMAIL, HOME_EMAIL]}
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         current,
         patch_body({"op": "add", "path": 'emails[type eq "work"].value', "value": "babs@work"}),
@@ -381,7 +381,7 @@ def test_add_through_filter_with_match_sets_the_sub_attribute(
 
 
 def test_add_through_filter_stores_schema_cased_names(
-    engine: ProtocolEngine, user: Resource
+    protocol: ScimProtocol, user: Resource
 ) -> None:
     """RFC 7643 §2.1: a value created from `Type eq "work"` stores "type", so replay matches it.
 
@@ -389,16 +389,16 @@ def test_add_through_filter_stores_schema_cased_names(
     """
     current = {**user, "emails": [HOME_EMAIL]}
     payload = patch_body({"op": "add", "path": 'emails[TYPE eq "work"].value', "value": "b@w"})
-    new, _ = run_patch(engine, "User", current, payload)
+    new, _ = run_patch(protocol, "User", current, payload)
     assert new["emails"] == [HOME_EMAIL, {"type": "work", "value": "b@w"}]
-    assert run_patch(engine, "User", new, payload) == (new, False)
+    assert run_patch(protocol, "User", new, payload) == (new, False)
 
 
-def test_add_through_eq_null_filter_creates_no_null(engine: ProtocolEngine, user: Resource) -> None:
+def test_add_through_eq_null_filter_creates_no_null(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7643 §2.5: `type eq null` describes a value without a type; no null is stored."""
     current = {k: v for k, v in user.items() if k != "emails"}
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         current,
         patch_body({"op": "add", "path": "emails[type eq null].value", "value": "b@x"}),
@@ -407,11 +407,11 @@ def test_add_through_eq_null_filter_creates_no_null(engine: ProtocolEngine, user
 
 
 def test_add_through_non_equality_filter_without_match_is_no_target(
-    engine: ProtocolEngine, user: Resource
+    protocol: ScimProtocol, user: Resource
 ) -> None:
     """RFC 7644 §3.12 noTarget: a filter that does not describe one value cannot create it."""
     error = fails_with(
-        engine,
+        protocol,
         "User",
         user,
         patch_body({"op": "add", "path": 'emails[type ne "work"].value', "value": "x@y"}),
@@ -426,10 +426,10 @@ def primaries(resource: Resource, name: str = "emails") -> list[str]:
     return [item["value"] for item in resource[name] if item.get("primary") is True]
 
 
-def test_add_primary_value_clears_previous_primary(engine: ProtocolEngine, user: Resource) -> None:
+def test_add_primary_value_clears_previous_primary(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7643 §2.4: adding a primary value makes the previous primary non-primary."""
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body(
@@ -444,13 +444,13 @@ def test_add_primary_value_clears_previous_primary(engine: ProtocolEngine, user:
     assert new["emails"][0] == {**WORK_EMAIL, "primary": False}
 
 
-def test_add_primary_sub_attribute_before_old_primary(engine: ProtocolEngine) -> None:
+def test_add_primary_sub_attribute_before_old_primary(protocol: ScimProtocol) -> None:
     """RFC 7643 §2.4: the value just made primary stays primary wherever it sits in the list.
 
     Regression: a primary set on a value listed before the old primary was reverted.
     """
     current = create(
-        engine,
+        protocol,
         "User",
         {
             "userName": "babs",
@@ -462,7 +462,7 @@ def test_add_primary_sub_attribute_before_old_primary(engine: ProtocolEngine) ->
     )
     for op in ("add", "replace"):
         new, _ = run_patch(
-            engine,
+            protocol,
             "User",
             current,
             patch_body({"op": op, "path": 'emails[type eq "home"].primary', "value": True}),
@@ -470,10 +470,10 @@ def test_add_primary_sub_attribute_before_old_primary(engine: ProtocolEngine) ->
         assert primaries(new) == ["h@x"]
 
 
-def test_add_two_primary_values_is_invalid(engine: ProtocolEngine, user: Resource) -> None:
+def test_add_two_primary_values_is_invalid(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7643 §2.4: "The primary attribute value 'true' MUST appear no more than once"."""
     error = fails_with(
-        engine,
+        protocol,
         "User",
         user,
         patch_body(
@@ -501,11 +501,11 @@ def test_add_two_primary_values_is_invalid(engine: ProtocolEngine, user: Resourc
     ],
 )
 def test_add_to_read_only_is_mutability(
-    engine: ProtocolEngine, user: Resource, path: str, value: Any
+    protocol: ScimProtocol, user: Resource, path: str, value: Any
 ) -> None:
     """RFC 7644 §3.5.2: a client MUST NOT modify a readOnly attribute (scimType mutability)."""
     error = fails_with(
-        engine, "User", user, patch_body({"op": "add", "path": path, "value": value})
+        protocol, "User", user, patch_body({"op": "add", "path": path, "value": value})
     )
     assert isinstance(error, Mutability)
     assert error.status == 400
@@ -524,10 +524,12 @@ def test_add_to_read_only_is_mutability(
     ],
 )
 def test_add_to_unknown_path_is_invalid_path(
-    engine: ProtocolEngine, user: Resource, path: str
+    protocol: ScimProtocol, user: Resource, path: str
 ) -> None:
     """RFC 7644 §3.5.2 / Table 9: a path naming no attribute is invalidPath."""
-    error = fails_with(engine, "User", user, patch_body({"op": "add", "path": path, "value": "x"}))
+    error = fails_with(
+        protocol, "User", user, patch_body({"op": "add", "path": path, "value": "x"})
+    )
     assert isinstance(error, InvalidPath)
 
 
@@ -535,21 +537,23 @@ def test_add_to_unknown_path_is_invalid_path(
     "path", ['emails[kind eq "work"].value', "emails[primary gt true]", "emails[type eq 1]"]
 )
 def test_add_through_unusable_filter_is_rejected(
-    engine: ProtocolEngine, user: Resource, path: str
+    protocol: ScimProtocol, user: Resource, path: str
 ) -> None:
     """RFC 7644 Table 9: a path filter naming no sub-attribute, or comparing in a way the type
     does not support, is invalidFilter (applicable to PATCH path filters) or invalidPath."""
-    error = fails_with(engine, "User", user, patch_body({"op": "add", "path": path, "value": "x"}))
+    error = fails_with(
+        protocol, "User", user, patch_body({"op": "add", "path": path, "value": "x"})
+    )
     assert error.status == 400
     assert error.scim_type in ("invalidFilter", "invalidPath")
 
 
 def test_add_without_value_is_invalid_value(
-    engine: ProtocolEngine, load_sample: LoadSample, user: Resource
+    protocol: ScimProtocol, load_sample: LoadSample, user: Resource
 ) -> None:
     """RFC 7644 §3.5.2.1: "The operation MUST contain a 'value' member"."""
     error = fails_with(
-        engine, "User", user, load_sample("invalid/invalidValue-patch-add-without-value.json")
+        protocol, "User", user, load_sample("invalid/invalidValue-patch-add-without-value.json")
     )
     assert isinstance(error, InvalidValue)
 
@@ -565,11 +569,11 @@ def test_add_without_value_is_invalid_value(
     ],
 )
 def test_add_with_wrong_value_type_is_invalid_value(
-    engine: ProtocolEngine, user: Resource, path: str | None, value: Any
+    protocol: ScimProtocol, user: Resource, path: str | None, value: Any
 ) -> None:
     """RFC 7644 §3.12 invalidValue: the value is not compatible with the attribute type."""
     operation: dict[str, Any] = {"op": "add", "value": value}
     if path is not None:
         operation["path"] = path
-    error = fails_with(engine, "User", user, patch_body(operation))
+    error = fails_with(protocol, "User", user, patch_body(operation))
     assert isinstance(error, InvalidValue)

@@ -18,10 +18,10 @@ from scimflow.pipeline.scim.patch import normalise_patch
 from scimflow.pipeline.scim.patch_apply import apply_operations
 from scimflow.pipeline.scim.registry import GROUP, USER
 from scimflow.pipeline.scim.schema import ResourceType
-from tests.conftest import FAST_HASHER, canonical, make_engine, patch_body, sample_paths
+from tests.conftest import FAST_HASHER, canonical, make_protocol, patch_body, sample_paths
 from tests.unit.pipeline.scim.test_patch_add import run_patch
 
-ENGINE = make_engine()
+PROTOCOL = make_protocol()
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 SETTINGS = settings(
     max_examples=300,
@@ -48,7 +48,7 @@ def test_failing_third_operation_leaves_resource_unchanged(bjensen: Resource) ->
         {"op": "add", "path": "nickName", "value": "B"},
     )
     with pytest.raises(NoTarget):
-        ENGINE.validate_patch("User", "id", payload, bjensen)
+        PROTOCOL.validate_patch("User", "id", payload, bjensen)
     assert bjensen == before
     operations = normalise_patch(payload, USER, FAST_HASHER)
     with pytest.raises(NoTarget):
@@ -66,7 +66,7 @@ def test_failing_required_check_after_all_operations_is_atomic(tour_guides: Reso
         {"op": "remove", "path": "displayName"},
     )
     with pytest.raises(Mutability):
-        ENGINE.validate_patch("Group", "id", payload, tour_guides)
+        PROTOCOL.validate_patch("Group", "id", payload, tour_guides)
     assert tour_guides == before
 
 
@@ -77,11 +77,11 @@ def test_worker_replay_on_changed_state_fails_atomically(bjensen: Resource) -> N
         {"op": "replace", "path": "title", "value": "Boss"},
         {"op": "replace", "path": 'emails[type eq "home"].display', "value": "Home"},
     )
-    command, _, _ = ENGINE.validate_patch("User", "id", payload, bjensen)
+    command, _, _ = PROTOCOL.validate_patch("User", "id", payload, bjensen)
     moved_on = {**bjensen, "emails": [bjensen["emails"][0]]}
     before = copy.deepcopy(moved_on)
     with pytest.raises(NoTarget):
-        ENGINE.apply(command, moved_on)
+        PROTOCOL.apply(command, moved_on)
     assert moved_on == before
 
 
@@ -96,8 +96,8 @@ PATCH_SAMPLES = [
 
 def base_resource(path: str) -> tuple[str, Resource]:
     if "member" in path or "group" in path.lower():
-        return "Group", canonical(ENGINE, "Group", "rfc7643/rfc7643-8.4-group.json")
-    return "User", canonical(ENGINE, "User", "rfc7643/rfc7643-8.3-enterprise-user.json")
+        return "Group", canonical(PROTOCOL, "Group", "rfc7643/rfc7643-8.4-group.json")
+    return "User", canonical(PROTOCOL, "User", "rfc7643/rfc7643-8.3-enterprise-user.json")
 
 
 def test_patch_samples_are_found() -> None:
@@ -107,14 +107,14 @@ def test_patch_samples_are_found() -> None:
 
 @pytest.mark.parametrize("path", PATCH_SAMPLES)
 def test_worker_reaches_the_state_the_api_projected(load_sample: LoadSample, path: str) -> None:
-    """RFC 7644 §3.5.2: engine.apply(command, current) equals validate_patch's projected state
+    """RFC 7644 §3.5.2: protocol.apply(command, current) equals validate_patch's projected state
     (API and worker agree), and replaying the command on that state changes nothing."""
     type_name, current = base_resource(path)
     before = copy.deepcopy(current)
-    command, new, changed = ENGINE.validate_patch(type_name, "id", load_sample(path), current)
+    command, new, changed = PROTOCOL.validate_patch(type_name, "id", load_sample(path), current)
     journaled = Command.from_json(json.loads(json.dumps(command.to_json())))
-    assert ENGINE.apply(journaled, current) == (new, changed)
-    assert ENGINE.apply(journaled, new) == (new, False)
+    assert PROTOCOL.apply(journaled, current) == (new, changed)
+    assert PROTOCOL.apply(journaled, new) == (new, False)
     assert current == before
 
 
@@ -175,7 +175,7 @@ GROUP_BODIES = st.fixed_dictionaries(
 
 
 def created(type_name: str, body: dict[str, Any]) -> Resource:
-    resource = ENGINE.validate_create(type_name, "id", body).resource
+    resource = PROTOCOL.validate_create(type_name, "id", body).resource
     assert resource is not None
     return resource
 
@@ -347,10 +347,10 @@ def test_replaying_a_patch_changes_nothing(case: tuple[str, Resource, list[Opera
     redelivered command changes nothing (changed False, equal resource)."""
     type_name, current, ops = case
     payload = patch_body(*ops)
-    new, _ = run_patch(ENGINE, type_name, current, payload)
-    assert run_patch(ENGINE, type_name, new, payload) == (new, False)
-    command, _, _ = ENGINE.validate_patch(type_name, "id", payload, current)
-    assert ENGINE.apply(command, new) == (new, False)
+    new, _ = run_patch(PROTOCOL, type_name, current, payload)
+    assert run_patch(PROTOCOL, type_name, new, payload) == (new, False)
+    command, _, _ = PROTOCOL.validate_patch(type_name, "id", payload, current)
+    assert PROTOCOL.apply(command, new) == (new, False)
 
 
 # --- Atomicity and purity with a failing operation -------------------------------------------

@@ -1,4 +1,4 @@
-"""PATCH "remove" (RFC 7644 §3.5.2.2) through the protocol engine, API and worker side."""
+"""PATCH "remove" (RFC 7644 §3.5.2.2) through the protocol protocol, API and worker side."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from scimflow.pipeline.errors import InvalidValue, Mutability, NoTarget
-from scimflow.pipeline.scim.engine import ProtocolEngine
 from scimflow.pipeline.scim.patch_paths import parse_path
+from scimflow.pipeline.scim.protocol import ScimProtocol
 from tests.conftest import patch_body, sample_paths
 from tests.unit.pipeline.scim.test_patch_add import create, fails_with, run_patch
 
@@ -27,9 +27,9 @@ LoadSample = Callable[[str], Any]
 
 
 @pytest.fixture
-def group(engine: ProtocolEngine) -> Resource:
+def group(protocol: ScimProtocol) -> Resource:
     return create(
-        engine,
+        protocol,
         "Group",
         {
             "displayName": "Tour Guides",
@@ -43,7 +43,7 @@ def group(engine: ProtocolEngine) -> Resource:
 
 
 @pytest.fixture
-def user(engine: ProtocolEngine, bjensen: Resource) -> Resource:
+def user(protocol: ScimProtocol, bjensen: Resource) -> Resource:
     """The RFC 7643 §8.2 user with the enterprise extension of §8.3."""
     return {**bjensen, ENTERPRISE: {"department": "Tour Operations", "costCenter": "4130"}}
 
@@ -111,17 +111,17 @@ def test_every_remove_sample_has_an_expectation() -> None:
 
 @pytest.mark.parametrize("name", REMOVE_SAMPLES)
 def test_remove_sample(
-    engine: ProtocolEngine, load_sample: LoadSample, user: Resource, group: Resource, name: str
+    protocol: ScimProtocol, load_sample: LoadSample, user: Resource, group: Resource, name: str
 ) -> None:
     """RFC 7644 §3.5.2.2: the RFC's "remove" examples give the documented state; replaying the
     request changes nothing."""
     type_name, expected = SAMPLE_CASES[name]
     current = user if type_name == "User" else group
     payload = load_sample(name)
-    new, changed = run_patch(engine, type_name, current, payload)
+    new, changed = run_patch(protocol, type_name, current, payload)
     assert changed is True
     assert new == expected(group, user)
-    assert run_patch(engine, type_name, new, payload) == (new, False)
+    assert run_patch(protocol, type_name, new, payload) == (new, False)
 
 
 def test_filter_without_space_after_eq_is_accepted(load_sample: LoadSample) -> None:
@@ -138,26 +138,26 @@ def test_filter_without_space_after_eq_is_accepted(load_sample: LoadSample) -> N
 # --- Targets ---------------------------------------------------------------------------------
 
 
-def test_remove_single_valued_attribute(engine: ProtocolEngine, user: Resource) -> None:
+def test_remove_single_valued_attribute(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.2: "If the target location is a single-valued attribute, the attribute
     and its associated value is removed"."""
     payload = patch_body({"op": "remove", "path": "title"})
-    new, changed = run_patch(engine, "User", user, payload)
+    new, changed = run_patch(protocol, "User", user, payload)
     assert changed is True
     assert new == {k: v for k, v in user.items() if k != "title"}
-    assert run_patch(engine, "User", new, payload) == (new, False)
+    assert run_patch(protocol, "User", new, payload) == (new, False)
 
 
-def test_remove_whole_multi_valued_attribute(engine: ProtocolEngine, user: Resource) -> None:
+def test_remove_whole_multi_valued_attribute(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.2: without a filter, all values of a multi-valued attribute go."""
-    new, _ = run_patch(engine, "User", user, patch_body({"op": "remove", "path": "phoneNumbers"}))
+    new, _ = run_patch(protocol, "User", user, patch_body({"op": "remove", "path": "phoneNumbers"}))
     assert "phoneNumbers" not in new
 
 
-def test_remove_filtered_subset(engine: ProtocolEngine, user: Resource) -> None:
+def test_remove_filtered_subset(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.2: with a value filter, only the matching values are removed."""
     new, changed = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body({"op": "remove", "path": 'phoneNumbers[type eq "work"]'}),
@@ -168,11 +168,11 @@ def test_remove_filtered_subset(engine: ProtocolEngine, user: Resource) -> None:
 
 
 def test_remove_every_value_through_filter_unassigns(
-    engine: ProtocolEngine, user: Resource
+    protocol: ScimProtocol, user: Resource
 ) -> None:
     """RFC 7643 §2.5: removing every value leaves the attribute unassigned, not `[]`."""
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body({"op": "remove", "path": 'emails[type eq "work" or type eq "home"]'}),
@@ -180,11 +180,11 @@ def test_remove_every_value_through_filter_unassigns(
     assert "emails" not in new
 
 
-def test_remove_member_not_present_is_a_no_op(engine: ProtocolEngine, group: Resource) -> None:
+def test_remove_member_not_present_is_a_no_op(protocol: ScimProtocol, group: Resource) -> None:
     """RFC 7644 §3.5.2.2: "If the user was not a member of this group, no changes should be
     made to the resource, and a success response should be returned"."""
     new, changed = run_patch(
-        engine,
+        protocol,
         "Group",
         group,
         patch_body({"op": "remove", "path": 'members[value eq "not-a-member"]'}),
@@ -192,20 +192,20 @@ def test_remove_member_not_present_is_a_no_op(engine: ProtocolEngine, group: Res
     assert (new, changed) == (group, False)
 
 
-def test_remove_all_members(engine: ProtocolEngine, group: Resource) -> None:
+def test_remove_all_members(protocol: ScimProtocol, group: Resource) -> None:
     """RFC 7644 §3.5.2.2: remove of `members` removes all members; the group stays valid."""
     new, changed = run_patch(
-        engine, "Group", group, patch_body({"op": "remove", "path": "members"})
+        protocol, "Group", group, patch_body({"op": "remove", "path": "members"})
     )
     assert changed is True
     assert new == {"displayName": "Tour Guides"}
 
 
-def test_remove_sub_attribute_through_value_path(engine: ProtocolEngine, user: Resource) -> None:
+def test_remove_sub_attribute_through_value_path(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.2: a valuePath with a subAttr removes that sub-attribute of the matching
     values only."""
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body({"op": "remove", "path": 'addresses[type eq "home"].streetAddress'}),
@@ -216,15 +216,15 @@ def test_remove_sub_attribute_through_value_path(engine: ProtocolEngine, user: R
     assert home["locality"] == "Hollywood"
 
 
-def test_remove_last_sub_attribute_drops_the_value(engine: ProtocolEngine) -> None:
+def test_remove_last_sub_attribute_drops_the_value(protocol: ScimProtocol) -> None:
     """RFC 7643 §2.5: a value left with no sub-attributes is unassigned and dropped."""
     current = create(
-        engine,
+        protocol,
         "User",
         {"userName": "babs", "emails": [{"value": "a@x"}, {"value": "b@x", "type": "home"}]},
     )
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         current,
         patch_body({"op": "remove", "path": 'emails[value eq "a@x"].value'}),
@@ -232,28 +232,28 @@ def test_remove_last_sub_attribute_drops_the_value(engine: ProtocolEngine) -> No
     assert new["emails"] == [{"value": "b@x", "type": "home"}]
 
 
-def test_remove_sub_attribute_of_complex(engine: ProtocolEngine, user: Resource) -> None:
+def test_remove_sub_attribute_of_complex(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.2: remove of `name.middleName` removes that sub-attribute only."""
     new, _ = run_patch(
-        engine, "User", user, patch_body({"op": "remove", "path": "name.middleName"})
+        protocol, "User", user, patch_body({"op": "remove", "path": "name.middleName"})
     )
     assert new["name"] == {k: v for k, v in user["name"].items() if k != "middleName"}
 
 
-def test_remove_only_sub_attribute_unassigns_complex(engine: ProtocolEngine) -> None:
+def test_remove_only_sub_attribute_unassigns_complex(protocol: ScimProtocol) -> None:
     """RFC 7643 §2.5: a complex attribute whose last sub-attribute is removed is unassigned."""
-    current = create(engine, "User", {"userName": "babs", "name": {"givenName": "Babs"}})
+    current = create(protocol, "User", {"userName": "babs", "name": {"givenName": "Babs"}})
     new, _ = run_patch(
-        engine, "User", current, patch_body({"op": "remove", "path": "name.givenName"})
+        protocol, "User", current, patch_body({"op": "remove", "path": "name.givenName"})
     )
     assert new == {"userName": "babs"}
 
 
-def test_remove_extension_attribute(engine: ProtocolEngine, user: Resource) -> None:
+def test_remove_extension_attribute(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7643 §3.3: a URN-qualified path removes an extension attribute; an extension left
     empty is dropped from the resource."""
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body(
@@ -266,24 +266,27 @@ def test_remove_extension_attribute(engine: ProtocolEngine, user: Resource) -> N
 
 
 def test_remove_whole_member_despite_immutable_sub_attributes(
-    engine: ProtocolEngine, group: Resource
+    protocol: ScimProtocol, group: Resource
 ) -> None:
     """RFC 7643 §2.2 / §4.2: immutability guards a member's sub-attributes, not membership."""
     new, changed = run_patch(
-        engine, "Group", group, patch_body({"op": "remove", "path": f'members[value eq "{MANDY}"]'})
+        protocol,
+        "Group",
+        group,
+        patch_body({"op": "remove", "path": f'members[value eq "{MANDY}"]'}),
     )
     assert changed is True
     assert new["members"] == members_without(group, MANDY)
 
 
 def test_remove_entra_member_value_array(
-    engine: ProtocolEngine, load_sample: LoadSample, group: Resource
+    protocol: ScimProtocol, load_sample: LoadSample, group: Resource
 ) -> None:
     """RFC 7644 §3.5.2.2 (Entra dialect): `Remove members` with a value array removes exactly
     the listed members, never all of them."""
     current = {**group, "members": [*group["members"], {"value": "u1091"}]}
     payload = load_sample("idp/entra/entra-patch-remove-members-value-array.json")
-    new, changed = run_patch(engine, "Group", current, payload)
+    new, changed = run_patch(protocol, "Group", current, payload)
     assert changed is True
     assert new == group
 
@@ -292,32 +295,34 @@ def test_remove_entra_member_value_array(
 
 
 def test_remove_without_path_is_no_target(
-    engine: ProtocolEngine, load_sample: LoadSample, user: Resource
+    protocol: ScimProtocol, load_sample: LoadSample, user: Resource
 ) -> None:
     """RFC 7644 §3.5.2.2: "If 'path' is unspecified, the operation fails with HTTP status code
     400 and a 'scimType' error code of 'noTarget'"."""
     error = fails_with(
-        engine, "User", user, load_sample("invalid/noTarget-patch-remove-no-path.json")
+        protocol, "User", user, load_sample("invalid/noTarget-patch-remove-no-path.json")
     )
     assert isinstance(error, NoTarget)
     assert error.to_body()["scimType"] == "noTarget"
 
 
 def test_remove_of_required_user_name_is_mutability(
-    engine: ProtocolEngine, load_sample: LoadSample, user: Resource
+    protocol: ScimProtocol, load_sample: LoadSample, user: Resource
 ) -> None:
     """RFC 7644 §3.5.2.2: removing a required attribute fails with scimType mutability."""
     error = fails_with(
-        engine, "User", user, load_sample("invalid/mutability-patch-remove-username.json")
+        protocol, "User", user, load_sample("invalid/mutability-patch-remove-username.json")
     )
     assert isinstance(error, Mutability)
 
 
 def test_remove_of_required_display_name_is_mutability(
-    engine: ProtocolEngine, group: Resource
+    protocol: ScimProtocol, group: Resource
 ) -> None:
     """RFC 7644 §3.5.2.2 / RFC 7643 §4.2: a Group's displayName is required."""
-    error = fails_with(engine, "Group", group, patch_body({"op": "remove", "path": "displayName"}))
+    error = fails_with(
+        protocol, "Group", group, patch_body({"op": "remove", "path": "displayName"})
+    )
     assert isinstance(error, Mutability)
 
 
@@ -333,10 +338,10 @@ def test_remove_of_required_display_name_is_mutability(
     ],
 )
 def test_remove_of_read_only_is_mutability(
-    engine: ProtocolEngine, user: Resource, path: str
+    protocol: ScimProtocol, user: Resource, path: str
 ) -> None:
     """RFC 7644 §3.5.2.2: removing a read-only attribute fails with scimType mutability."""
-    error = fails_with(engine, "User", user, patch_body({"op": "remove", "path": path}))
+    error = fails_with(protocol, "User", user, patch_body({"op": "remove", "path": path}))
     assert isinstance(error, Mutability)
 
 
@@ -344,19 +349,19 @@ def test_remove_of_read_only_is_mutability(
     "path", [f'members[value eq "{MANDY}"].display', f'members[value eq "{MANDY}"].value']
 )
 def test_remove_of_immutable_sub_attribute_value_is_mutability(
-    engine: ProtocolEngine, group: Resource, path: str
+    protocol: ScimProtocol, group: Resource, path: str
 ) -> None:
     """RFC 7643 §2.2: an immutable value "SHALL NOT be updated", so it cannot be removed."""
-    error = fails_with(engine, "Group", group, patch_body({"op": "remove", "path": path}))
+    error = fails_with(protocol, "Group", group, patch_body({"op": "remove", "path": path}))
     assert isinstance(error, Mutability)
 
 
 def test_remove_of_absent_immutable_sub_attribute_is_a_no_op(
-    engine: ProtocolEngine, group: Resource
+    protocol: ScimProtocol, group: Resource
 ) -> None:
     """RFC 7644 §3.5.2.2: removing what is not there changes nothing, immutable or not."""
     new, changed = run_patch(
-        engine,
+        protocol,
         "Group",
         group,
         patch_body({"op": "remove", "path": f'members[value eq "{MANDY}"].type'}),
@@ -364,11 +369,11 @@ def test_remove_of_absent_immutable_sub_attribute_is_a_no_op(
     assert (new, changed) == (group, False)
 
 
-def test_remove_with_a_value_is_refused(engine: ProtocolEngine, group: Resource) -> None:
+def test_remove_with_a_value_is_refused(protocol: ScimProtocol, group: Resource) -> None:
     """RFC 7644 §3.5.2.2 gives "remove" no value; one that is not Entra's member array is
     refused rather than read as "remove everything"."""
     error = fails_with(
-        engine,
+        protocol,
         "Group",
         group,
         patch_body({"op": "remove", "path": "members", "value": [{"display": "Mandy"}]}),

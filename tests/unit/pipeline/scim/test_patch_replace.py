@@ -1,4 +1,4 @@
-"""PATCH "replace" (RFC 7644 §3.5.2.3) through the protocol engine, API and worker side."""
+"""PATCH "replace" (RFC 7644 §3.5.2.3) through the protocol protocol, API and worker side."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from scimflow.pipeline.errors import InvalidValue, Mutability, NoTarget
-from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.protocol import ScimProtocol
 from tests.conftest import patch_body, sample_paths
 from tests.unit.pipeline.scim.test_patch_add import create, fails_with, run_patch
 
@@ -110,7 +110,7 @@ def test_every_replace_sample_has_an_expectation() -> None:
 
 @pytest.mark.parametrize("name", REPLACE_SAMPLES)
 def test_replace_sample(
-    engine: ProtocolEngine, load_sample: LoadSample, user: Resource, group: Resource, name: str
+    protocol: ScimProtocol, load_sample: LoadSample, user: Resource, group: Resource, name: str
 ) -> None:
     """RFC 7644 §3.5.2.3: the RFC's "replace" examples give the documented state; replaying the
     request changes nothing."""
@@ -123,20 +123,20 @@ def test_replace_sample(
         "Group": group,
     }[type_name]
     payload = load_sample(name)
-    new, changed = run_patch(engine, type_name, current, payload)
+    new, changed = run_patch(protocol, type_name, current, payload)
     assert changed is True
     assert new == expected(current, group)
-    assert run_patch(engine, type_name, new, payload) == (new, False)
+    assert run_patch(protocol, type_name, new, payload) == (new, False)
 
 
 # --- Targets ---------------------------------------------------------------------------------
 
 
-def test_replace_multi_valued_replaces_all_values(engine: ProtocolEngine, group: Resource) -> None:
+def test_replace_multi_valued_replaces_all_values(protocol: ScimProtocol, group: Resource) -> None:
     """RFC 7644 §3.5.2.3: "If the target location is a multi-valued attribute and no filter is
     specified, the attribute and all values are replaced"."""
     new, _ = run_patch(
-        engine,
+        protocol,
         "Group",
         group,
         patch_body({"op": "replace", "path": "members", "value": [{"value": "u1"}]}),
@@ -144,10 +144,10 @@ def test_replace_multi_valued_replaces_all_values(engine: ProtocolEngine, group:
     assert new["members"] == [{"value": "u1"}]
 
 
-def test_replace_multi_valued_with_single_object(engine: ProtocolEngine, user: Resource) -> None:
+def test_replace_multi_valued_with_single_object(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.3: a single value given for a multi-valued attribute is a one-item array."""
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body({"op": "replace", "path": "emails", "value": {"value": "only@x"}}),
@@ -155,10 +155,10 @@ def test_replace_multi_valued_with_single_object(engine: ProtocolEngine, user: R
     assert new["emails"] == [{"value": "only@x"}]
 
 
-def test_replace_through_filter_whole_value(engine: ProtocolEngine, user: Resource) -> None:
+def test_replace_through_filter_whole_value(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.3: a valuePath without subAttr replaces each matching value whole."""
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body(
@@ -175,10 +175,10 @@ def test_replace_through_filter_whole_value(engine: ProtocolEngine, user: Resour
     ]
 
 
-def test_replace_through_filter_sub_attribute(engine: ProtocolEngine, user: Resource) -> None:
+def test_replace_through_filter_sub_attribute(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.3: a valuePath with subAttr replaces that sub-attribute of the matches."""
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body(
@@ -192,22 +192,22 @@ def test_replace_through_filter_sub_attribute(engine: ProtocolEngine, user: Reso
 
 
 def test_replace_through_filter_matching_nothing_is_no_target(
-    engine: ProtocolEngine, load_sample: LoadSample, user: Resource
+    protocol: ScimProtocol, load_sample: LoadSample, user: Resource
 ) -> None:
     """RFC 7644 §3.5.2.3: "no record match was made" fails with 400 noTarget."""
     error = fails_with(
-        engine, "User", user, load_sample("invalid/noTarget-patch-replace-filter-no-match.json")
+        protocol, "User", user, load_sample("invalid/noTarget-patch-replace-filter-no-match.json")
     )
     assert isinstance(error, NoTarget)
     assert error.status == 400
 
 
-def test_replace_through_filter_does_not_create_missing_value(engine: ProtocolEngine) -> None:
+def test_replace_through_filter_does_not_create_missing_value(protocol: ScimProtocol) -> None:
     """RFC 7644 §3.5.2.3: unlike "add", a replace of `emails[type eq "work"].value` on a user
     without a work email is noTarget (docs/ARCHITECTURE.md, "Decisions worth knowing")."""
-    current = create(engine, "User", {"userName": "babs"})
+    current = create(protocol, "User", {"userName": "babs"})
     error = fails_with(
-        engine,
+        protocol,
         "User",
         current,
         patch_body({"op": "replace", "path": 'emails[type eq "work"].value', "value": "b@w"}),
@@ -216,11 +216,11 @@ def test_replace_through_filter_does_not_create_missing_value(engine: ProtocolEn
 
 
 def test_replace_without_path_replaces_each_attribute(
-    engine: ProtocolEngine, user: Resource
+    protocol: ScimProtocol, user: Resource
 ) -> None:
     """RFC 7644 §3.5.2.3: without "path" the value's attributes replace the resource's."""
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body(
@@ -235,25 +235,25 @@ def test_replace_without_path_replaces_each_attribute(
 
 
 def test_replace_entra_dotted_keys(
-    engine: ProtocolEngine, load_sample: LoadSample, user: Resource
+    protocol: ScimProtocol, load_sample: LoadSample, user: Resource
 ) -> None:
     """RFC 7644 §3.5.2.3 (Entra aadOptscim062020): dotted and URN-qualified keys in a path-less
     value name sub-attributes and extension attributes."""
     payload = load_sample(
         "idp/entra-aadoptscim062020/entra62020-patch-user-noPath-replace-dotted-keys.json"
     )
-    new, _ = run_patch(engine, "User", user, payload)
+    new, _ = run_patch(protocol, "User", user, payload)
     assert new["displayName"] == "Bjfe"
     assert new["name"] == {**user["name"], "givenName": "Kkom", "familyName": "Unua"}
     assert new[ENTERPRISE] == {"employeeNumber": "Aklq"}
     assert new["emails"][0] == {**user["emails"][0], "value": "TestMhvaes@test.microsoft.com"}
 
 
-def test_replace_complex_merges_sub_attributes(engine: ProtocolEngine, user: Resource) -> None:
+def test_replace_complex_merges_sub_attributes(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.3: "Sub-attributes that are not specified in the 'value' parameter are
     left unchanged"."""
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body({"op": "replace", "path": "name", "value": {"familyName": "Smith"}}),
@@ -263,7 +263,7 @@ def test_replace_complex_merges_sub_attributes(engine: ProtocolEngine, user: Res
 
 
 def test_replace_complex_with_null_sub_attribute_unassigns_only_it(
-    engine: ProtocolEngine, user: Resource
+    protocol: ScimProtocol, user: Resource
 ) -> None:
     """RFC 7644 §3.5.2.3 / RFC 7643 §2.5: a sub-attribute given as null is unassigned, the ones
     not given are left unchanged.
@@ -274,7 +274,7 @@ def test_replace_complex_with_null_sub_attribute_unassigns_only_it(
         patch_body({"op": "replace", "path": "name", "value": {"givenName": None}}),
         patch_body({"op": "replace", "value": {"name": {"givenName": None, "middleName": "J"}}}),
     ):
-        new, changed = run_patch(engine, "User", user, payload)
+        new, changed = run_patch(protocol, "User", user, payload)
         assert changed is True
         assert "givenName" not in new["name"]
         assert new["name"]["familyName"] == "Jensen"
@@ -292,18 +292,18 @@ def test_replace_complex_with_null_sub_attribute_unassigns_only_it(
     ],
 )
 def test_replace_with_null_unassigns(
-    engine: ProtocolEngine, user: Resource, operation: dict[str, Any], gone: str
+    protocol: ScimProtocol, user: Resource, operation: dict[str, Any], gone: str
 ) -> None:
     """RFC 7643 §2.5: null (or an empty array) is the unassigned state."""
-    new, changed = run_patch(engine, "User", user, patch_body(operation))
+    new, changed = run_patch(protocol, "User", user, patch_body(operation))
     assert changed is True
     assert new == {k: v for k, v in user.items() if k != gone}
 
 
-def test_replace_primary_clears_other_primary(engine: ProtocolEngine, user: Resource) -> None:
+def test_replace_primary_clears_other_primary(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7643 §2.4: replacing a value with a primary one leaves exactly one primary."""
     new, _ = run_patch(
-        engine,
+        protocol,
         "User",
         user,
         patch_body(
@@ -318,10 +318,10 @@ def test_replace_primary_clears_other_primary(engine: ProtocolEngine, user: Reso
 
 
 def test_replace_entra_boolean_string(
-    engine: ProtocolEngine, load_sample: LoadSample, user: Resource
+    protocol: ScimProtocol, load_sample: LoadSample, user: Resource
 ) -> None:
     """RFC 7643 §2.3.2 (Entra dialect): `"False"` is read as the boolean false."""
-    new, _ = run_patch(engine, "User", user, load_sample("idp/entra/entra-patch-disable.json"))
+    new, _ = run_patch(protocol, "User", user, load_sample("idp/entra/entra-patch-disable.json"))
     assert new["active"] is False
 
 
@@ -329,11 +329,11 @@ def test_replace_entra_boolean_string(
 
 
 def test_replace_immutable_member_value_is_mutability(
-    engine: ProtocolEngine, group: Resource
+    protocol: ScimProtocol, group: Resource
 ) -> None:
     """RFC 7643 §2.2 / §4.2: members.value is immutable; changing it is scimType mutability."""
     error = fails_with(
-        engine,
+        protocol,
         "Group",
         group,
         patch_body(
@@ -344,11 +344,11 @@ def test_replace_immutable_member_value_is_mutability(
 
 
 def test_replace_immutable_member_value_with_same_value_is_a_no_op(
-    engine: ProtocolEngine, group: Resource
+    protocol: ScimProtocol, group: Resource
 ) -> None:
     """RFC 7643 §2.2: an immutable value may be repeated, only not changed."""
     new, changed = run_patch(
-        engine,
+        protocol,
         "Group",
         group,
         patch_body({"op": "replace", "path": f'members[value eq "{BABS}"].value', "value": BABS}),
@@ -357,11 +357,11 @@ def test_replace_immutable_member_value_with_same_value_is_a_no_op(
 
 
 def test_replace_member_through_filter_with_other_display_is_mutability(
-    engine: ProtocolEngine, group: Resource
+    protocol: ScimProtocol, group: Resource
 ) -> None:
     """RFC 7643 §4.2: members.display is immutable too, also inside a whole-value replace."""
     error = fails_with(
-        engine,
+        protocol,
         "Group",
         group,
         patch_body(
@@ -376,10 +376,10 @@ def test_replace_member_through_filter_with_other_display_is_mutability(
 
 
 def test_replace_id_is_mutability(
-    engine: ProtocolEngine, load_sample: LoadSample, user: Resource
+    protocol: ScimProtocol, load_sample: LoadSample, user: Resource
 ) -> None:
     """RFC 7644 §3.5.2: a client MUST NOT modify a readOnly attribute such as `id`."""
-    error = fails_with(engine, "User", user, load_sample("invalid/mutability-patch-id.json"))
+    error = fails_with(protocol, "User", user, load_sample("invalid/mutability-patch-id.json"))
     assert isinstance(error, Mutability)
     assert error.to_body()["scimType"] == "mutability"
 
@@ -387,40 +387,42 @@ def test_replace_id_is_mutability(
 @pytest.mark.parametrize(
     "path", ["meta.lastModified", "groups", f"{ENTERPRISE}:manager.displayName"]
 )
-def test_replace_read_only_is_mutability(engine: ProtocolEngine, user: Resource, path: str) -> None:
+def test_replace_read_only_is_mutability(protocol: ScimProtocol, user: Resource, path: str) -> None:
     """RFC 7644 §3.5.2: readOnly attributes and sub-attributes cannot be replaced."""
     error = fails_with(
-        engine, "User", user, patch_body({"op": "replace", "path": path, "value": "x"})
+        protocol, "User", user, patch_body({"op": "replace", "path": path, "value": "x"})
     )
     assert isinstance(error, Mutability)
 
 
 def test_replace_without_path_echoing_id_is_accepted(
-    engine: ProtocolEngine, load_sample: LoadSample, group: Resource
+    protocol: ScimProtocol, load_sample: LoadSample, group: Resource
 ) -> None:
     """RFC 7643 §2.2 (Okta group rename): a read-only `id` inside a path-less value is ignored."""
-    new, _ = run_patch(engine, "Group", group, load_sample("idp/okta/okta-patch-group-rename.json"))
+    new, _ = run_patch(
+        protocol, "Group", group, load_sample("idp/okta/okta-patch-group-rename.json")
+    )
     assert new == {**group, "displayName": "Test SCIMv2"}
 
 
-def test_replace_required_with_null_is_mutability(engine: ProtocolEngine, user: Resource) -> None:
+def test_replace_required_with_null_is_mutability(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.5.2.2 (applies to any op): unassigning a required attribute is mutability."""
     error = fails_with(
-        engine, "User", user, patch_body({"op": "replace", "path": "userName", "value": None})
+        protocol, "User", user, patch_body({"op": "replace", "path": "userName", "value": None})
     )
     assert isinstance(error, Mutability)
 
 
-def test_replace_with_wrong_type_is_invalid_value(engine: ProtocolEngine, user: Resource) -> None:
+def test_replace_with_wrong_type_is_invalid_value(protocol: ScimProtocol, user: Resource) -> None:
     """RFC 7644 §3.12 invalidValue: the value does not fit the attribute's type."""
     error = fails_with(
-        engine, "User", user, patch_body({"op": "replace", "path": "active", "value": "yes"})
+        protocol, "User", user, patch_body({"op": "replace", "path": "active", "value": "yes"})
     )
     assert isinstance(error, InvalidValue)
 
 
 def test_replace_through_filter_with_empty_value_unassigns_it(
-    engine: ProtocolEngine, user: Resource
+    protocol: ScimProtocol, user: Resource
 ) -> None:
     """RFC 7643 §2.5: `{}` is as unassigned as null, so the matching values go.
 
@@ -428,7 +430,7 @@ def test_replace_through_filter_with_empty_value_unassigns_it(
     """
     for value in ({}, None, {"display": None}):
         new, changed = run_patch(
-            engine,
+            protocol,
             "User",
             user,
             patch_body({"op": "replace", "path": 'emails[type eq "work"]', "value": value}),

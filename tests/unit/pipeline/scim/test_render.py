@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.render import (
     LIST_RESPONSE_SCHEMA,
     Meta,
@@ -41,18 +41,18 @@ GROUP_META = Meta(
 
 
 @pytest.fixture
-def enterprise_user(engine: ProtocolEngine) -> Resource:
+def enterprise_user(protocol: ScimProtocol) -> Resource:
     """The canonical RFC 7643 §8.3 user: core, enterprise extension and a password hash."""
-    return canonical(engine, "User", "rfc7643/rfc7643-8.3-enterprise-user.json")
+    return canonical(protocol, "User", "rfc7643/rfc7643-8.3-enterprise-user.json")
 
 
 def render_user(
-    engine: ProtocolEngine,
+    protocol: ScimProtocol,
     resource: Resource,
     attributes: str | None = None,
     excluded: str | None = None,
 ) -> dict[str, Any]:
-    user_type = engine.resource_type("User")
+    user_type = protocol.resource_type("User")
     projection = Projection.parse(user_type, attributes, excluded)
     return render_resource(
         resource, user_type, resource_id=USER_ID, meta=USER_META, projection=projection
@@ -60,12 +60,12 @@ def render_user(
 
 
 def render_group(
-    engine: ProtocolEngine,
+    protocol: ScimProtocol,
     resource: Resource,
     attributes: str | None = None,
     excluded: str | None = None,
 ) -> dict[str, Any]:
-    group_type = engine.resource_type("Group")
+    group_type = protocol.resource_type("Group")
     projection = Projection.parse(group_type, attributes, excluded)
     return render_resource(
         resource, group_type, resource_id=GROUP_ID, meta=GROUP_META, projection=projection
@@ -76,10 +76,10 @@ def render_group(
 
 
 def test_meta_is_rendered_with_a_weak_etag_version(
-    engine: ProtocolEngine, bjensen: Resource
+    protocol: ScimProtocol, bjensen: Resource
 ) -> None:
     """RFC 7643 §3.1 meta; RFC 7644 §3.14: version is the resource's weak ETag W/"n"."""
-    out = render_user(engine, bjensen)
+    out = render_user(protocol, bjensen)
     assert out["meta"] == {
         "resourceType": "User",
         "created": "2010-01-23T04:56:22Z",
@@ -90,23 +90,23 @@ def test_meta_is_rendered_with_a_weak_etag_version(
     assert USER_META.etag == 'W/"3"'
 
 
-def test_id_is_the_resource_id(engine: ProtocolEngine, bjensen: Resource) -> None:
+def test_id_is_the_resource_id(protocol: ScimProtocol, bjensen: Resource) -> None:
     """RFC 7643 §3.1: `id` is issued by the service provider, not taken from the body."""
-    assert render_user(engine, bjensen)["id"] == USER_ID
+    assert render_user(protocol, bjensen)["id"] == USER_ID
 
 
 def test_schemas_lists_only_the_core_schema_without_extension_data(
-    engine: ProtocolEngine, bjensen: Resource
+    protocol: ScimProtocol, bjensen: Resource
 ) -> None:
     """RFC 7643 §3: `schemas` names the schemas the representation uses; §8.2 has no extension."""
-    assert render_user(engine, bjensen)["schemas"] == [USER_SCHEMA]
+    assert render_user(protocol, bjensen)["schemas"] == [USER_SCHEMA]
 
 
 def test_schemas_lists_an_extension_present_in_the_resource(
-    engine: ProtocolEngine, enterprise_user: Resource
+    protocol: ScimProtocol, enterprise_user: Resource
 ) -> None:
     """RFC 7643 §3, §8.3: an extension with values is listed in `schemas` and nested by URN."""
-    out = render_user(engine, enterprise_user)
+    out = render_user(protocol, enterprise_user)
     assert out["schemas"] == [USER_SCHEMA, ENTERPRISE_USER_SCHEMA]
     assert out[ENTERPRISE_USER_SCHEMA]["employeeNumber"] == "701984"
     assert out[ENTERPRISE_USER_SCHEMA]["manager"] == {
@@ -116,20 +116,20 @@ def test_schemas_lists_an_extension_present_in_the_resource(
 
 
 def test_rendering_the_rfc_8_3_user_round_trips(
-    engine: ProtocolEngine, load_sample: Load, enterprise_user: Resource
+    protocol: ScimProtocol, load_sample: Load, enterprise_user: Resource
 ) -> None:
     """RFC 7643 §8.3: the rendered user equals the RFC's, less password, groups, computed data."""
     expected = load_sample("rfc7643/rfc7643-8.3-enterprise-user.json")
     del expected["password"], expected["groups"], expected["meta"]
     del expected[ENTERPRISE_USER_SCHEMA]["manager"]["displayName"]
-    out = render_user(engine, enterprise_user)
+    out = render_user(protocol, enterprise_user)
     del out["meta"]
     assert out == expected
 
 
-def test_group_renders_members(engine: ProtocolEngine, tour_guides: Resource) -> None:
+def test_group_renders_members(protocol: ScimProtocol, tour_guides: Resource) -> None:
     """RFC 7643 §8.4: a group renders displayName and members, schemas and meta."""
-    out = render_group(engine, tour_guides)
+    out = render_group(protocol, tour_guides)
     assert out["schemas"] == [GROUP_SCHEMA]
     assert out["id"] == GROUP_ID
     assert out["displayName"] == "Tour Guides"
@@ -148,11 +148,11 @@ def test_group_renders_members(engine: ProtocolEngine, tour_guides: Resource) ->
     [(None, None), ("password", None), ("userName,password", None), (None, "userName")],
 )
 def test_password_is_never_rendered(
-    engine: ProtocolEngine, bjensen: Resource, attributes: str | None, excluded: str | None
+    protocol: ScimProtocol, bjensen: Resource, attributes: str | None, excluded: str | None
 ) -> None:
     """RFC 7643 §4.1.1: password has returned "never", even when asked for by name."""
     assert "password" in bjensen
-    out = render_user(engine, bjensen, attributes, excluded)
+    out = render_user(protocol, bjensen, attributes, excluded)
     assert "password" not in out
     assert bjensen["password"] not in json.dumps(out)
 
@@ -161,26 +161,26 @@ def test_password_is_never_rendered(
 
 
 def test_attributes_user_name_returns_id_user_name_and_schemas(
-    engine: ProtocolEngine, bjensen: Resource
+    protocol: ScimProtocol, bjensen: Resource
 ) -> None:
     """RFC 7644 §3.9: `attributes` replaces the default set; `id` is returned "always"."""
-    out = render_user(engine, bjensen, attributes="userName")
+    out = render_user(protocol, bjensen, attributes="userName")
     assert out == {"schemas": [USER_SCHEMA], "id": USER_ID, "userName": "bjensen@example.com"}
 
 
 def test_attribute_names_in_projection_are_case_insensitive(
-    engine: ProtocolEngine, bjensen: Resource
+    protocol: ScimProtocol, bjensen: Resource
 ) -> None:
     """RFC 7643 §2.1: `attributes=USERNAME` selects userName."""
-    out = render_user(engine, bjensen, attributes="USERNAME")
+    out = render_user(protocol, bjensen, attributes="USERNAME")
     assert out == {"schemas": [USER_SCHEMA], "id": USER_ID, "userName": "bjensen@example.com"}
 
 
 def test_attributes_accepts_several_names_and_sub_attributes(
-    engine: ProtocolEngine, bjensen: Resource
+    protocol: ScimProtocol, bjensen: Resource
 ) -> None:
     """RFC 7644 §3.9: a comma-separated list; `name.givenName` selects one sub-attribute."""
-    out = render_user(engine, bjensen, attributes="name.givenName, emails.value,displayName")
+    out = render_user(protocol, bjensen, attributes="name.givenName, emails.value,displayName")
     assert out == {
         "schemas": [USER_SCHEMA],
         "id": USER_ID,
@@ -191,10 +191,10 @@ def test_attributes_accepts_several_names_and_sub_attributes(
 
 
 def test_excluded_attributes_members_on_group(
-    engine: ProtocolEngine, tour_guides: Resource
+    protocol: ScimProtocol, tour_guides: Resource
 ) -> None:
     """E1 "Get Group": `excludedAttributes=members` leaves the rest of the group."""
-    out = render_group(engine, tour_guides, excluded="members")
+    out = render_group(protocol, tour_guides, excluded="members")
     assert "members" not in out
     assert out["displayName"] == "Tour Guides"
     assert out["id"] == GROUP_ID
@@ -204,26 +204,26 @@ def test_excluded_attributes_members_on_group(
 
 @pytest.mark.parametrize("excluded", ["id", "ID", "id,members", f"{GROUP_SCHEMA}:id"])
 def test_excluded_attributes_cannot_drop_id(
-    engine: ProtocolEngine, tour_guides: Resource, excluded: str
+    protocol: ScimProtocol, tour_guides: Resource, excluded: str
 ) -> None:
     """RFC 7643 §3.1 / RFC 7644 §3.9: `id` is returned "always", excludedAttributes or not."""
-    out = render_group(engine, tour_guides, excluded=excluded)
+    out = render_group(protocol, tour_guides, excluded=excluded)
     assert out["id"] == GROUP_ID
 
 
-def test_excluded_sub_attribute_keeps_the_others(engine: ProtocolEngine, bjensen: Resource) -> None:
+def test_excluded_sub_attribute_keeps_the_others(protocol: ScimProtocol, bjensen: Resource) -> None:
     """RFC 7644 §3.9: excluding `name.middleName` keeps the rest of `name`."""
-    out = render_user(engine, bjensen, excluded="name.middleName")
+    out = render_user(protocol, bjensen, excluded="name.middleName")
     assert "middleName" not in out["name"]
     assert out["name"]["givenName"] == "Barbara"
     assert out["userName"] == "bjensen@example.com"
 
 
 def test_projection_of_an_extension_attribute(
-    engine: ProtocolEngine, enterprise_user: Resource
+    protocol: ScimProtocol, enterprise_user: Resource
 ) -> None:
     """RFC 7644 §3.10: an extension attribute is selected by its URN-qualified name."""
-    out = render_user(engine, enterprise_user, attributes=f"{ENTERPRISE_USER_SCHEMA}:department")
+    out = render_user(protocol, enterprise_user, attributes=f"{ENTERPRISE_USER_SCHEMA}:department")
     assert out == {
         "schemas": [USER_SCHEMA, ENTERPRISE_USER_SCHEMA],
         "id": USER_ID,
@@ -232,42 +232,44 @@ def test_projection_of_an_extension_attribute(
 
 
 def test_excluding_an_extension_attribute(
-    engine: ProtocolEngine, enterprise_user: Resource
+    protocol: ScimProtocol, enterprise_user: Resource
 ) -> None:
     """RFC 7644 §3.9: `excludedAttributes=<urn>:manager` drops only that extension attribute."""
-    out = render_user(engine, enterprise_user, excluded=f"{ENTERPRISE_USER_SCHEMA}:manager")
+    out = render_user(protocol, enterprise_user, excluded=f"{ENTERPRISE_USER_SCHEMA}:manager")
     assert "manager" not in out[ENTERPRISE_USER_SCHEMA]
     assert out[ENTERPRISE_USER_SCHEMA]["employeeNumber"] == "701984"
 
 
-def test_meta_sub_attribute_projection(engine: ProtocolEngine, bjensen: Resource) -> None:
+def test_meta_sub_attribute_projection(protocol: ScimProtocol, bjensen: Resource) -> None:
     """RFC 7644 §3.9/§3.10: `meta.lastModified` selects, `meta.version` excludes, one sub-attr."""
-    only = render_user(engine, bjensen, attributes="meta.lastModified")
+    only = render_user(protocol, bjensen, attributes="meta.lastModified")
     assert only == {
         "schemas": [USER_SCHEMA],
         "id": USER_ID,
         "meta": {"lastModified": "2011-05-13T04:42:34Z"},
     }
-    without = render_user(engine, bjensen, excluded="meta.version")
+    without = render_user(protocol, bjensen, excluded="meta.version")
     assert "version" not in without["meta"]
     assert without["meta"]["location"] == USER_META.location
 
 
 def test_unknown_names_in_a_projection_select_nothing(
-    engine: ProtocolEngine, bjensen: Resource
+    protocol: ScimProtocol, bjensen: Resource
 ) -> None:
     """RFC 7644 §3.9: a name the schema lacks neither fails nor selects anything."""
-    out = render_user(engine, bjensen, attributes="favouriteColour")
+    out = render_user(protocol, bjensen, attributes="favouriteColour")
     assert out == {"schemas": [USER_SCHEMA], "id": USER_ID}
-    assert render_user(engine, bjensen, excluded="favouriteColour") == render_user(engine, bjensen)
+    assert render_user(protocol, bjensen, excluded="favouriteColour") == render_user(
+        protocol, bjensen
+    )
 
 
 # --- ListResponse (RFC 7644 §3.4.2) ----------------------------------------------------------
 
 
-def test_list_response_numbers_are_integers(engine: ProtocolEngine, bjensen: Resource) -> None:
+def test_list_response_numbers_are_integers(protocol: ScimProtocol, bjensen: Resource) -> None:
     """RFC 7644 §3.4.2; O1: totalResults, itemsPerPage and startIndex are JSON integers."""
-    page = [render_user(engine, bjensen, attributes="userName")]
+    page = [render_user(protocol, bjensen, attributes="userName")]
     out = list_response(page, total_results=250, start_index=101)
     assert out == {
         "schemas": [LIST_RESPONSE_SCHEMA],

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from scimflow.pipeline.errors import InvalidSyntax, InvalidValue, Mutability
-from scimflow.pipeline.passwords import verify_password
-from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.passwords.hashing import verify_password
+from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.registry import default_registry
 from scimflow.pipeline.scim.schema import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
 from tests.conftest import FAST_HASHER, canonical
@@ -51,9 +51,9 @@ CERTIFICATE_SAMPLE = "rfc7643/rfc7643-8.2-full-user.json"
 
 
 @pytest.fixture(scope="module")
-def hr_engine() -> ProtocolEngine:
+def hr_engine() -> ScimProtocol:
     registry = default_registry().with_extension("User", HR_EXTENSION)
-    return ProtocolEngine(registry, protect_password=FAST_HASHER)
+    return ScimProtocol(registry, protect_password=FAST_HASHER)
 
 
 def user(**attributes: Any) -> dict[str, Any]:
@@ -79,11 +79,11 @@ def hr_user(**hr: Any) -> dict[str, Any]:
     ],
 )
 def test_rfc_example_bodies_validate_as_create(
-    engine: ProtocolEngine, load_sample: Load, sample: str, type_name: str
+    protocol: ScimProtocol, load_sample: Load, sample: str, type_name: str
 ) -> None:
     """RFC 7643 §8.1-§8.4 resources and RFC 7644 §3.3/§3.5.1 bodies are valid POST bodies."""
     body = load_sample(sample)
-    command = engine.validate_create(type_name, "new-id", body)
+    command = protocol.validate_create(type_name, "new-id", body)
     resource = command.resource
     assert resource is not None
     assert command.resource_id == "new-id"
@@ -97,10 +97,10 @@ def test_rfc_example_bodies_validate_as_create(
         assert resource["displayName"] == body["displayName"]
 
 
-def test_rfc7643_8_2_full_user_canonical_form(engine: ProtocolEngine, load_sample: Load) -> None:
+def test_rfc7643_8_2_full_user_canonical_form(protocol: ScimProtocol, load_sample: Load) -> None:
     """RFC 7643 §8.2: every writable attribute is kept as sent; groups (readOnly) are not."""
     body = load_sample("rfc7643/rfc7643-8.2-full-user.json")
-    resource = engine.validate_create("User", "x", body).resource
+    resource = protocol.validate_create("User", "x", body).resource
     assert resource is not None
     for name in (
         "externalId",
@@ -129,11 +129,11 @@ def test_rfc7643_8_2_full_user_canonical_form(engine: ProtocolEngine, load_sampl
 
 
 def test_rfc7643_8_3_enterprise_extension_nested_under_urn(
-    engine: ProtocolEngine, load_sample: Load
+    protocol: ScimProtocol, load_sample: Load
 ) -> None:
     """RFC 7643 §8.3: extension attributes sit under the URN; manager.displayName is readOnly."""
     body = load_sample("rfc7643/rfc7643-8.3-enterprise-user.json")
-    resource = engine.validate_create("User", "x", body).resource
+    resource = protocol.validate_create("User", "x", body).resource
     assert resource is not None
     enterprise = resource[ENTERPRISE_USER_SCHEMA]
     assert enterprise == {
@@ -150,19 +150,21 @@ def test_rfc7643_8_3_enterprise_extension_nested_under_urn(
     assert "employeeNumber" not in resource
 
 
-def test_rfc7643_8_4_group_members(engine: ProtocolEngine, load_sample: Load) -> None:
+def test_rfc7643_8_4_group_members(protocol: ScimProtocol, load_sample: Load) -> None:
     """RFC 7643 §8.4: a group keeps its members with value, $ref and display."""
     body = load_sample("rfc7643/rfc7643-8.4-group.json")
-    resource = engine.validate_create("Group", "x", body).resource
+    resource = protocol.validate_create("Group", "x", body).resource
     assert resource == {"displayName": "Tour Guides", "members": body["members"]}
 
 
 def test_rfc7644_3_5_1_replace_against_8_2_user(
-    engine: ProtocolEngine, load_sample: Load, bjensen: dict[str, Any]
+    protocol: ScimProtocol, load_sample: Load, bjensen: dict[str, Any]
 ) -> None:
     """RFC 7644 §3.5.1: PUT replaces every attribute; what the body omits is gone."""
     body = load_sample("rfc7644/rfc7644-3.5.1-replace-user.json")
-    command = engine.validate_replace("User", "2819c223-7f76-453a-919d-413861904646", body, bjensen)
+    command = protocol.validate_replace(
+        "User", "2819c223-7f76-453a-919d-413861904646", body, bjensen
+    )
     resource = command.resource
     assert resource is not None
     assert resource["userName"] == "bjensen"
@@ -180,7 +182,7 @@ def test_rfc7644_3_5_1_replace_against_8_2_user(
 
 
 def test_attribute_names_are_case_insensitive_and_stored_schema_cased(
-    engine: ProtocolEngine,
+    protocol: ScimProtocol,
 ) -> None:
     """RFC 7643 §2.1: names are case-insensitive; the canonical form uses the schema's case."""
     body = {
@@ -191,7 +193,7 @@ def test_attribute_names_are_case_insensitive_and_stored_schema_cased(
         "externalID": "701984",
         ENTERPRISE_USER_SCHEMA.lower(): {"EMPLOYEENUMBER": "42"},
     }
-    resource = engine.validate_create("User", "x", body).resource
+    resource = protocol.validate_create("User", "x", body).resource
     assert resource == {
         "userName": "bjensen",
         "name": {"givenName": "Barbara", "familyName": "Jensen"},
@@ -201,13 +203,13 @@ def test_attribute_names_are_case_insensitive_and_stored_schema_cased(
     }
 
 
-def test_same_attribute_twice_in_other_case_is_rejected(engine: ProtocolEngine) -> None:
+def test_same_attribute_twice_in_other_case_is_rejected(protocol: ScimProtocol) -> None:
     """RFC 7643 §2.1: `userName` and `USERNAME` are one attribute, so giving both is invalid."""
     with pytest.raises(InvalidValue):
-        engine.validate_create("User", "x", user(USERNAME="other"))
+        protocol.validate_create("User", "x", user(USERNAME="other"))
 
 
-def test_nulls_and_empty_values_are_dropped(engine: ProtocolEngine) -> None:
+def test_nulls_and_empty_values_are_dropped(protocol: ScimProtocol) -> None:
     """RFC 7643 §2.5: null, [] and absent are one state, so none of them is stored."""
     body = user(
         nickName=None,
@@ -218,7 +220,7 @@ def test_nulls_and_empty_values_are_dropped(engine: ProtocolEngine) -> None:
         roles=[],
         **{ENTERPRISE_USER_SCHEMA: {"department": None}},
     )
-    resource = engine.validate_create("User", "x", body).resource
+    resource = protocol.validate_create("User", "x", body).resource
     assert resource == {"userName": "bjensen", "name": {"givenName": "Barbara"}}
 
 
@@ -231,19 +233,19 @@ def test_nulls_and_empty_values_are_dropped(engine: ProtocolEngine) -> None:
     ],
 )
 def test_read_only_attributes_are_ignored(
-    engine: ProtocolEngine, attributes: dict[str, Any], ignored: str
+    protocol: ScimProtocol, attributes: dict[str, Any], ignored: str
 ) -> None:
     """RFC 7643 §2.2 readOnly: values sent by a client are ignored, not rejected."""
-    resource = engine.validate_create("User", "x", user(**attributes)).resource
+    resource = protocol.validate_create("User", "x", user(**attributes)).resource
     assert resource == {"userName": "bjensen"}
     assert ignored not in resource
 
 
-def test_read_only_sub_attribute_manager_display_name_is_ignored(engine: ProtocolEngine) -> None:
+def test_read_only_sub_attribute_manager_display_name_is_ignored(protocol: ScimProtocol) -> None:
     """RFC 7643 §4.3: manager.displayName is readOnly, so it is dropped and value kept."""
     body = user(**{ENTERPRISE_USER_SCHEMA: {"manager": {"value": "m1", "displayName": "Boss"}}})
     body["schemas"].append(ENTERPRISE_USER_SCHEMA)
-    resource = engine.validate_create("User", "x", body).resource
+    resource = protocol.validate_create("User", "x", body).resource
     assert resource is not None
     assert resource[ENTERPRISE_USER_SCHEMA] == {"manager": {"value": "m1"}}
 
@@ -265,24 +267,24 @@ def test_read_only_sub_attribute_manager_display_name_is_ignored(engine: Protoco
     ],
     ids=["top-level", "sub-attribute", "multi-valued-sub", "extension", "urn", "core-vs-ext"],
 )
-def test_unknown_attributes_are_rejected(engine: ProtocolEngine, body: dict[str, Any]) -> None:
+def test_unknown_attributes_are_rejected(protocol: ScimProtocol, body: dict[str, Any]) -> None:
     """RFC 7644 Table 9 invalidValue: an attribute the schema lacks is incompatible with it."""
     with pytest.raises(InvalidValue):
-        engine.validate_create("User", "x", body)
+        protocol.validate_create("User", "x", body)
 
 
 def test_extension_present_without_being_listed_in_schemas_is_accepted(
-    engine: ProtocolEngine,
+    protocol: ScimProtocol,
 ) -> None:
     """RFC 7643 §3: extension data the body carries is kept even if `schemas` omits the URN."""
     body = user(**{ENTERPRISE_USER_SCHEMA: {"employeeNumber": "701984"}})
     assert body["schemas"] == [USER_SCHEMA]
-    resource = engine.validate_create("User", "x", body).resource
+    resource = protocol.validate_create("User", "x", body).resource
     assert resource is not None
     assert resource[ENTERPRISE_USER_SCHEMA] == {"employeeNumber": "701984"}
 
 
-def test_same_extension_twice_in_other_case_is_rejected(engine: ProtocolEngine) -> None:
+def test_same_extension_twice_in_other_case_is_rejected(protocol: ScimProtocol) -> None:
     """URNs compare case-insensitively: two objects for one extension are refused, not merged."""
     body = user(
         **{
@@ -291,14 +293,14 @@ def test_same_extension_twice_in_other_case_is_rejected(engine: ProtocolEngine) 
         }
     )
     with pytest.raises(InvalidValue, match="more than once"):
-        engine.validate_create("User", "x", body)
+        protocol.validate_create("User", "x", body)
 
 
-def test_extension_listed_but_absent_stores_nothing(engine: ProtocolEngine) -> None:
+def test_extension_listed_but_absent_stores_nothing(protocol: ScimProtocol) -> None:
     """RFC 7643 §3: listing an extension without data leaves no empty extension object."""
     body = user()
     body["schemas"].append(ENTERPRISE_USER_SCHEMA)
-    assert engine.validate_create("User", "x", body).resource == {"userName": "bjensen"}
+    assert protocol.validate_create("User", "x", body).resource == {"userName": "bjensen"}
 
 
 @pytest.mark.parametrize(
@@ -314,7 +316,7 @@ def test_extension_listed_but_absent_stores_nothing(engine: ProtocolEngine) -> N
     ids=["missing", "empty", "not-a-list", "no-core", "other-core", "not-a-urn"],
 )
 def test_schemas_must_list_the_core_schema(
-    engine: ProtocolEngine, schemas: Any, error: type[Exception]
+    protocol: ScimProtocol, schemas: Any, error: type[Exception]
 ) -> None:
     """RFC 7643 §3: `schemas` is REQUIRED and holds the resource type's schema URNs."""
     body = user()
@@ -323,30 +325,30 @@ def test_schemas_must_list_the_core_schema(
     else:
         body["schemas"] = schemas
     with pytest.raises(error):
-        engine.validate_create("User", "x", body)
+        protocol.validate_create("User", "x", body)
 
 
-def test_core_schema_urn_as_a_key_is_the_core_attributes(engine: ProtocolEngine) -> None:
+def test_core_schema_urn_as_a_key_is_the_core_attributes(protocol: ScimProtocol) -> None:
     """RFC 7644 §3.10: a core attribute may be given fully qualified by its schema URN."""
     body = {"schemas": [USER_SCHEMA], USER_SCHEMA: {"userName": "bjensen"}}
-    assert engine.validate_create("User", "x", body).resource == {"userName": "bjensen"}
+    assert protocol.validate_create("User", "x", body).resource == {"userName": "bjensen"}
 
 
-def test_body_that_is_not_an_object_is_invalid_syntax(engine: ProtocolEngine) -> None:
+def test_body_that_is_not_an_object_is_invalid_syntax(protocol: ScimProtocol) -> None:
     """RFC 7643 §3: each SCIM resource is a JSON object."""
     with pytest.raises(InvalidSyntax):
-        engine.validate_create("User", "x", [user()])
+        protocol.validate_create("User", "x", [user()])
 
 
 # --- passwords ----------------------------------------------------------------------------
 
 
 def test_password_is_hashed_and_cleartext_never_in_the_command(
-    engine: ProtocolEngine, load_sample: Load
+    protocol: ScimProtocol, load_sample: Load
 ) -> None:
     """RFC 7643 §4.1.1: the password is writeOnly; only a hash reaches the journal."""
     body = load_sample("idp/okta/okta-create-user.json")
-    command = engine.validate_create("User", "x", body)
+    command = protocol.validate_create("User", "x", body)
     assert command.resource is not None
     stored = command.resource["password"]
     assert stored.startswith("pbkdf2_sha256$1000$")
@@ -357,46 +359,46 @@ def test_password_is_hashed_and_cleartext_never_in_the_command(
 
 def test_password_is_dropped_with_the_ignore_policy(load_sample: Load) -> None:
     """Password policy `ignore` (protect_password=None): single sign-on apps store no password."""
-    engine = ProtocolEngine(default_registry(), protect_password=None)
+    protocol = ScimProtocol(default_registry(), protect_password=None)
     body = load_sample("idp/okta/okta-create-user.json")
-    command = engine.validate_create("User", "x", body)
+    command = protocol.validate_create("User", "x", body)
     assert command.resource is not None
     assert "password" not in command.resource
     assert "1mz050nq" not in json.dumps(command.to_json())
 
 
-def test_password_must_be_a_string(engine: ProtocolEngine) -> None:
+def test_password_must_be_a_string(protocol: ScimProtocol) -> None:
     """RFC 7643 §4.1.1: password is a string attribute."""
     with pytest.raises(InvalidValue):
-        engine.validate_create("User", "x", user(password=12345678))
+        protocol.validate_create("User", "x", user(password=12345678))
 
 
 # --- multi-valued attributes ---------------------------------------------------------------
 
 
-def test_two_primary_values_are_rejected(engine: ProtocolEngine) -> None:
+def test_two_primary_values_are_rejected(protocol: ScimProtocol) -> None:
     """RFC 7643 §2.4: the primary value "true" MUST appear no more than once."""
     emails = [
         {"value": "a@example.com", "primary": True},
         {"value": "b@example.com", "primary": "True"},  # Entra's string form counts too
     ]
     with pytest.raises(InvalidValue, match="primary"):
-        engine.validate_create("User", "x", user(emails=emails))
+        protocol.validate_create("User", "x", user(emails=emails))
 
 
-def test_one_primary_among_several_values_is_accepted(engine: ProtocolEngine) -> None:
+def test_one_primary_among_several_values_is_accepted(protocol: ScimProtocol) -> None:
     """RFC 7643 §2.4: one primary and any number of non-primary values are fine."""
     emails = [
         {"value": "a@example.com", "primary": True},
         {"value": "b@example.com", "primary": False},
         {"value": "c@example.com"},
     ]
-    resource = engine.validate_create("User", "x", user(emails=emails)).resource
+    resource = protocol.validate_create("User", "x", user(emails=emails)).resource
     assert resource is not None
     assert resource["emails"] == emails
 
 
-def test_duplicated_members_collapse(engine: ProtocolEngine) -> None:
+def test_duplicated_members_collapse(protocol: ScimProtocol) -> None:
     """RFC 7643 §4.2: members.value is immutable, so two entries with one value are one member."""
     body = {
         "schemas": [GROUP_SCHEMA],
@@ -408,24 +410,24 @@ def test_duplicated_members_collapse(engine: ProtocolEngine) -> None:
             {"value": "u2"},
         ],
     }
-    resource = engine.validate_create("Group", "g", body).resource
+    resource = protocol.validate_create("Group", "g", body).resource
     assert resource is not None
     assert resource["members"] == [{"value": "u1", "display": "Babs"}, {"value": "u2"}]
 
 
-def test_identical_emails_collapse_but_different_ones_are_kept(engine: ProtocolEngine) -> None:
+def test_identical_emails_collapse_but_different_ones_are_kept(protocol: ScimProtocol) -> None:
     """RFC 7643 §2.4: a multi-valued attribute is a set of values; exact repeats collapse."""
     work = {"value": "a@example.com", "type": "work"}
     home = {"value": "a@example.com", "type": "home"}
-    resource = engine.validate_create("User", "x", user(emails=[work, home, dict(work)])).resource
+    resource = protocol.validate_create("User", "x", user(emails=[work, home, dict(work)])).resource
     assert resource is not None
     assert resource["emails"] == [work, home]
 
 
-def test_multi_valued_attribute_must_be_an_array(engine: ProtocolEngine) -> None:
+def test_multi_valued_attribute_must_be_an_array(protocol: ScimProtocol) -> None:
     """RFC 7643 §2.4: multi-valued attributes use the JSON array format."""
     with pytest.raises(InvalidValue):
-        engine.validate_create("User", "x", user(emails={"value": "a@example.com"}))
+        protocol.validate_create("User", "x", user(emails={"value": "a@example.com"}))
 
 
 # --- attribute types (RFC 7643 §2.3) --------------------------------------------------------
@@ -488,9 +490,7 @@ REJECTED: list[tuple[str, Any]] = [
 
 
 @pytest.mark.parametrize(("name", "sent", "stored"), ACCEPTED)
-def test_attribute_type_accepts(
-    hr_engine: ProtocolEngine, name: str, sent: Any, stored: Any
-) -> None:
+def test_attribute_type_accepts(hr_engine: ScimProtocol, name: str, sent: Any, stored: Any) -> None:
     """RFC 7643 §2.3: each data type accepts its JSON form and stores it canonically."""
     resource = hr_engine.validate_create("User", "x", hr_user(**{name: sent})).resource
     assert resource is not None
@@ -499,32 +499,32 @@ def test_attribute_type_accepts(
 
 
 @pytest.mark.parametrize(("name", "sent"), REJECTED)
-def test_attribute_type_rejects(hr_engine: ProtocolEngine, name: str, sent: Any) -> None:
+def test_attribute_type_rejects(hr_engine: ScimProtocol, name: str, sent: Any) -> None:
     """RFC 7643 §2.3: a value of another JSON type or lexical form is invalidValue."""
     with pytest.raises(InvalidValue):
         hr_engine.validate_create("User", "x", hr_user(**{name: sent}))
 
 
-def test_binary_accepts_the_rfc_certificate(engine: ProtocolEngine, load_sample: Load) -> None:
+def test_binary_accepts_the_rfc_certificate(protocol: ScimProtocol, load_sample: Load) -> None:
     """RFC 7643 §2.3.6 binary: the §8.2 x509Certificates value is valid base64."""
     body = load_sample(CERTIFICATE_SAMPLE)
-    resource = engine.validate_create("User", "x", body).resource
+    resource = protocol.validate_create("User", "x", body).resource
     assert resource is not None
     assert resource["x509Certificates"] == body["x509Certificates"]
 
 
 @pytest.mark.parametrize("active", ["yes", "Yes", "no", "on", 1, 0, "1", "t"])
-def test_core_boolean_tolerance_is_narrow(engine: ProtocolEngine, active: Any) -> None:
+def test_core_boolean_tolerance_is_narrow(protocol: ScimProtocol, active: Any) -> None:
     """RFC 7643 §2.3.2: only true/false (and Entra's "True"/"False" strings) are booleans."""
     with pytest.raises(InvalidValue):
-        engine.validate_create("User", "x", user(active=active))
+        protocol.validate_create("User", "x", user(active=active))
 
 
 # --- required attributes --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("user_name", [None, "", "absent"])
-def test_user_name_is_required(engine: ProtocolEngine, user_name: Any) -> None:
+def test_user_name_is_required(protocol: ScimProtocol, user_name: Any) -> None:
     """RFC 7643 §4.1.1: each User MUST include a non-empty userName."""
     body = user()
     if user_name == "absent":
@@ -532,52 +532,52 @@ def test_user_name_is_required(engine: ProtocolEngine, user_name: Any) -> None:
     else:
         body["userName"] = user_name
     with pytest.raises(InvalidValue, match="userName"):
-        engine.validate_create("User", "x", body)
+        protocol.validate_create("User", "x", body)
 
 
 @pytest.mark.parametrize("display_name", [None, "", "absent"])
-def test_group_display_name_is_required(engine: ProtocolEngine, display_name: Any) -> None:
+def test_group_display_name_is_required(protocol: ScimProtocol, display_name: Any) -> None:
     """RFC 7643 §4.2: a Group's displayName is REQUIRED."""
     body: dict[str, Any] = {"schemas": [GROUP_SCHEMA], "members": [{"value": "u1"}]}
     if display_name != "absent":
         body["displayName"] = display_name
     with pytest.raises(InvalidValue, match="displayName"):
-        engine.validate_create("Group", "g", body)
+        protocol.validate_create("Group", "g", body)
 
 
 def test_required_extension_must_be_present() -> None:
     """RFC 7643 §6 schemaExtensions.required: a required extension must carry values."""
     registry = default_registry().with_extension("User", HR_EXTENSION, required=True)
-    engine = ProtocolEngine(registry)
+    protocol = ScimProtocol(registry)
     with pytest.raises(InvalidValue, match=HR_SCHEMA):
-        engine.validate_create("User", "x", user())
-    assert engine.validate_create("User", "x", hr_user(grade=1)).resource is not None
+        protocol.validate_create("User", "x", user())
+    assert protocol.validate_create("User", "x", hr_user(grade=1)).resource is not None
 
 
 # --- PUT (RFC 7644 §3.5.1) -------------------------------------------------------------------
 
 
 def test_put_without_password_keeps_the_stored_hash(
-    engine: ProtocolEngine, bjensen: dict[str, Any]
+    protocol: ScimProtocol, bjensen: dict[str, Any]
 ) -> None:
     """RFC 7644 §3.5.1 + RFC 7643 §7: a password is never returned, so PUT cannot echo it."""
-    resource = engine.validate_replace("User", "x", user(), bjensen).resource
+    resource = protocol.validate_replace("User", "x", user(), bjensen).resource
     assert resource == {"userName": "bjensen", "password": bjensen["password"]}
     assert verify_password("t1meMa$heen", resource["password"])
 
 
 def test_put_with_password_stores_a_new_hash(
-    engine: ProtocolEngine, bjensen: dict[str, Any]
+    protocol: ScimProtocol, bjensen: dict[str, Any]
 ) -> None:
     """RFC 7644 §3.5.1: a password in the PUT body replaces the stored one, hashed."""
-    resource = engine.validate_replace("User", "x", user(password="n3wSecret"), bjensen).resource
+    resource = protocol.validate_replace("User", "x", user(password="n3wSecret"), bjensen).resource
     assert resource is not None
     assert resource["password"] != bjensen["password"]
     assert verify_password("n3wSecret", resource["password"])
     assert not verify_password("t1meMa$heen", resource["password"])
 
 
-def test_put_must_not_change_an_immutable_value(hr_engine: ProtocolEngine) -> None:
+def test_put_must_not_change_an_immutable_value(hr_engine: ScimProtocol) -> None:
     """RFC 7644 §3.5.1 immutable: a different value is 400 mutability."""
     current = hr_engine.validate_create("User", "x", hr_user(badgeId="B-1")).resource
     assert current is not None
@@ -587,7 +587,7 @@ def test_put_must_not_change_an_immutable_value(hr_engine: ProtocolEngine) -> No
     assert raised.value.scim_type == "mutability"
 
 
-def test_put_may_repeat_or_omit_an_immutable_value(hr_engine: ProtocolEngine) -> None:
+def test_put_may_repeat_or_omit_an_immutable_value(hr_engine: ScimProtocol) -> None:
     """RFC 7644 §3.5.1 immutable: the same value is accepted; an omitted one is kept."""
     current = hr_engine.validate_create("User", "x", hr_user(badgeId="B-1", grade=1)).resource
     assert current is not None
@@ -599,7 +599,7 @@ def test_put_may_repeat_or_omit_an_immutable_value(hr_engine: ProtocolEngine) ->
     assert omitted.resource[HR_SCHEMA] == {"badgeId": "B-1", "grade": 3}
 
 
-def test_put_may_set_an_immutable_value_not_yet_set(hr_engine: ProtocolEngine) -> None:
+def test_put_may_set_an_immutable_value_not_yet_set(hr_engine: ScimProtocol) -> None:
     """RFC 7643 §2.2 immutable: a value "may be defined at resource creation or replacement"."""
     current = hr_engine.validate_create("User", "x", hr_user(grade=1)).resource
     assert current is not None
@@ -609,12 +609,12 @@ def test_put_may_set_an_immutable_value_not_yet_set(hr_engine: ProtocolEngine) -
 
 
 def test_okta_full_object_put_echoing_read_only_attributes_is_accepted(
-    engine: ProtocolEngine, load_sample: Load
+    protocol: ScimProtocol, load_sample: Load
 ) -> None:
     """Okta O1 "Update the User": the whole object comes back with id, meta and groups."""
-    current = canonical(engine, "User", "idp/okta/okta-create-user.json")
+    current = canonical(protocol, "User", "idp/okta/okta-create-user.json")
     body = load_sample("idp/okta/okta-put-user-full-object.json")
-    command = engine.validate_replace("User", body["id"], body, current)
+    command = protocol.validate_replace("User", body["id"], body, current)
     resource = command.resource
     assert resource is not None
     assert resource["name"] == {
@@ -632,8 +632,8 @@ def test_okta_full_object_put_echoing_read_only_attributes_is_accepted(
     assert "locale" not in resource
 
 
-def test_put_validates_like_post(engine: ProtocolEngine, bjensen: dict[str, Any]) -> None:
+def test_put_validates_like_post(protocol: ScimProtocol, bjensen: dict[str, Any]) -> None:
     """RFC 7644 §3.5.1: the replacement must itself be a valid resource (userName required)."""
     body = {"schemas": [USER_SCHEMA], "displayName": "Babs"}
     with pytest.raises(InvalidValue, match="userName"):
-        engine.validate_replace("User", "x", body, bjensen)
+        protocol.validate_replace("User", "x", body, bjensen)

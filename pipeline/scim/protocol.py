@@ -1,4 +1,4 @@
-"""The protocol engine: the one entry point the API and the workers share.
+"""The protocol: the one entry point the API and the workers share.
 
 The API calls the `validate_*` methods, which either return a canonical `Command` or raise a
 `ScimError`; a PATCH is also applied in memory to the state the API sees, so anything the
@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from scimflow.pipeline.commands import Command, CommandKind
-from scimflow.pipeline.passwords import PasswordProtector
+from scimflow.pipeline.passwords.hashing import PasswordProtector
 from scimflow.pipeline.scim.patch import decode_operations, normalise_patch, operations_json
 from scimflow.pipeline.scim.patch_apply import apply_operations
 from scimflow.pipeline.scim.registry import SchemaRegistry, default_registry
@@ -24,7 +24,7 @@ from scimflow.pipeline.scim.validation import ResourceValidator, keep_write_only
 Resource = dict[str, Any]
 
 
-class ProtocolEngine:
+class ScimProtocol:
     """Validates SCIM writes into commands and applies commands to resources."""
 
     def __init__(
@@ -94,6 +94,6 @@ class ProtocolEngine:
 
 
 @cache
-def default_engine() -> ProtocolEngine:
-    """An engine over the built-in schemas that drops passwords (for tools and benchmarks)."""
-    return ProtocolEngine(default_registry())
+def default_protocol() -> ScimProtocol:
+    """An protocol over the built-in schemas that drops passwords (for tools and benchmarks)."""
+    return ScimProtocol(default_registry())

@@ -1,6 +1,6 @@
 """The worker's half of password handling: sealed passwords in commands become hashes.
 
-The API journals a password sealed (`pipeline/passwords.py`); before a command is applied,
+The API journals a password sealed (`pipeline/passwords/hashing.py`); before a command is applied,
 each sealed value in it (a created or replaced user's `password`, a PATCH operation on
 `password`) is opened and hashed, and the drain writes the hashed command back over the
 journal entry in the transaction that applies it, so the sealed value is gone once applied.
@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from scimflow.pipeline.commands import Command
-from scimflow.pipeline.passwords import (
+from scimflow.pipeline.passwords.hashing import (
     PasswordProtector,
     PasswordSeal,
     UnreadableSeal,

@@ -33,16 +33,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.pipeline.apply import project_members
 from scimflow.pipeline.commands import Command
-from scimflow.pipeline.engines import Engines, as_engines
 from scimflow.pipeline.errors import NotFound
-from scimflow.pipeline.scim.engine import ProtocolEngine
 from scimflow.pipeline.scim.evaluate import check_filter, matches
 from scimflow.pipeline.scim.filters import And, Filter, Not, Or, chain_operands, parse_filter
 from scimflow.pipeline.scim.paths import AttrPath
+from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.schema import ResourceType
+from scimflow.pipeline.services.tenant_protocols import Protocols, as_protocols
 from scimflow.pipeline.store import acknowledged, directory, journal, unique_lookup
 from scimflow.pipeline.store import search as store_search
-from scimflow.pipeline.store.acknowledged import Acknowledged, as_utc
+from scimflow.pipeline.store.acknowledged import AcknowledgedResource, as_utc
 from scimflow.pipeline.store.db import autocommit_sessions, is_postgres, unit_of_work
 from scimflow.pipeline.store.search import Sort
 from scimflow.pipeline.store.tenants import TenantRef
@@ -65,7 +65,7 @@ MEMBERSHIP_ATTRIBUTES: Final[dict[str, tuple[str, MembershipLoader]]] = {
 class Found:
     """A resource to render: acknowledged data plus the membership attributes asked for."""
 
-    resource: Acknowledged
+    resource: AcknowledgedResource
     members: list[dict[str, Any]] | None = None  # Group.members, when requested
     groups: list[dict[str, Any]] | None = None  # User.groups, when requested
 
@@ -118,7 +118,7 @@ class Window:
 class _Candidate:
     """A resource being searched, and the view the filter and the sort see."""
 
-    resource: Acknowledged
+    resource: AcknowledgedResource
     view: dict[str, Any]
 
 
@@ -128,14 +128,14 @@ class ReadService:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        engine: ProtocolEngine | Engines,
+        protocol: ScimProtocol | Protocols,
         *,
         max_results: int = 1000,
     ) -> None:
         # Reads commit nothing: each statement runs on its own, without BEGIN/COMMIT round
         # trips, except a scan, which asks for one REPEATABLE READ snapshot.
         self._sessions = autocommit_sessions(sessions)
-        self._engines = as_engines(engine)
+        self._protocols = as_protocols(protocol)
         self._max_results = max_results
 
     def get(
@@ -147,15 +147,15 @@ class ReadService:
         with_memberships: bool = True,
     ) -> Found:
         """GET /{type}/{id} (RFC 7644 §3.4.1): 404 if absent, of another type or tenant."""
-        engine = self._engines.for_tenant(tenant.id)
-        resource_type = engine.resource_type(type_name)
+        protocol = self._protocols.for_tenant(tenant.id)
+        resource_type = protocol.resource_type(type_name)
         with unit_of_work(self._sessions) as session:
             resource = acknowledged.get(session, tenant.id, resource_type.name, resource_id)
             if resource is None:
                 raise NotFound(f"{resource_type.name} {resource_id} not found.")
             found = _with_memberships(
                 session,
-                engine,
+                protocol,
                 tenant.id,
                 resource_type.name,
                 [resource],
@@ -169,8 +169,8 @@ class ReadService:
         Raises InvalidFilter for a filter that does not parse or names what the resource type
         lacks, and InvalidValue for an unknown `sortBy`.
         """
-        engine = self._engines.for_tenant(tenant.id)
-        resource_type = engine.resource_type(type_name)
+        protocol = self._protocols.for_tenant(tenant.id)
+        resource_type = protocol.resource_type(type_name)
         parsed = _checked_filter(query.filter, resource_type)
         sort = store_search.resolve_sort(query.sort_by, query.sort_order, resource_type)
         window = self.window(query)
@@ -185,7 +185,7 @@ class ReadService:
             )
             items = _with_memberships(
                 session,
-                engine,
+                protocol,
                 tenant.id,
                 resource_type.name,
                 resources,
@@ -230,7 +230,7 @@ def _matching_page(
     parsed: Filter | None,
     sort: Sort,
     window: Window,
-) -> tuple[int, list[Acknowledged]]:
+) -> tuple[int, list[AcknowledgedResource]]:
     """totalResults and the page: in SQL when it decides the filter and the order exactly."""
     key = unique_lookup.unique_key(parsed, resource_type)
     if key is not None:  # at most one match: its order and the count are trivial
@@ -259,7 +259,7 @@ def _matching_page(
 
 def _page_in_sql(
     session: Session, statement: Select[Any], window: Window
-) -> tuple[int, list[Acknowledged]]:
+) -> tuple[int, list[AcknowledgedResource]]:
     # An IdP's existence check is one statement: the page carries its own total.
     if window.count > 0:
         total, resources = store_search.counted_page(
@@ -291,7 +291,9 @@ class _Scan:
         self._sort = sort
         self._membership_loader = self._loader_if_needed()
 
-    def page(self, statement: Select[Any], window: Window) -> tuple[int, list[Acknowledged]]:
+    def page(
+        self, statement: Select[Any], window: Window
+    ) -> tuple[int, list[AcknowledgedResource]]:
         matching = _Tally(self._matching(statement))
         if self._sort.in_sql:
             kept = list(islice(matching, window.offset, window.end))
@@ -313,7 +315,7 @@ class _Scan:
                 ):
                     yield candidate
 
-    def _candidates(self, chunk: list[Acknowledged]) -> list[_Candidate]:
+    def _candidates(self, chunk: list[AcknowledgedResource]) -> list[_Candidate]:
         views = [_view(resource) for resource in chunk]
         if self._membership_loader is not None:
             name, load = self._membership_loader
@@ -356,7 +358,7 @@ def _sort_names(sort: Sort, name: str) -> bool:
     return sort.top is not None and sort.container is None and sort.top.name == name
 
 
-def _view(resource: Acknowledged) -> dict[str, Any]:
+def _view(resource: AcknowledgedResource) -> dict[str, Any]:
     """What a filter or sortBy sees: the canonical data plus `id` and `meta` (RFC 7643 §3.1)."""
     view = dict(resource.data)
     view["id"] = resource.id
@@ -375,10 +377,10 @@ def _timestamp(moment: datetime) -> str:
 
 def _with_memberships(
     session: Session,
-    engine: ProtocolEngine,
+    protocol: ScimProtocol,
     tenant_id: str,
     type_name: str,
-    resources: list[Acknowledged],
+    resources: list[AcknowledgedResource],
     *,
     wanted: bool,
 ) -> list[Found]:
@@ -394,7 +396,7 @@ def _with_memberships(
         pending = journal.pending_commands(session, tenant_id, ids)
         loaded = load(session, tenant_id, ids)
         members = _with_pending_members(
-            session, engine, tenant_id, resources, applied=loaded, pending=pending
+            session, protocol, tenant_id, resources, applied=loaded, pending=pending
         )
         return [Found(r, members=members.get(r.id, [])) for r in resources]
     loaded = load(session, tenant_id, ids)
@@ -403,9 +405,9 @@ def _with_memberships(
 
 def _with_pending_members(
     session: Session,
-    engine: ProtocolEngine,
+    protocol: ScimProtocol,
     tenant_id: str,
-    groups: list[Acknowledged],
+    groups: list[AcknowledgedResource],
     *,
     applied: dict[str, list[dict[str, Any]]],
     pending: dict[str, list[Command]],
@@ -422,14 +424,14 @@ def _with_pending_members(
     for group in groups:
         if group.id in pending:
             projected[group.id] = _projected_members(
-                engine, group, applied.get(group.id, []), pending[group.id]
+                protocol, group, applied.get(group.id, []), pending[group.id]
             )
     return _with_member_types(session, tenant_id, projected)
 
 
 def _projected_members(
-    engine: ProtocolEngine,
-    group: Acknowledged,
+    protocol: ScimProtocol,
+    group: AcknowledgedResource,
     applied: list[dict[str, Any]],
     pending: list[Command],
 ) -> list[dict[str, Any]]:
@@ -439,7 +441,7 @@ def _projected_members(
     goes to the log (the worker isolates and dead-letters such a command the same way).
     """
     try:
-        return project_members(engine, group.data, applied, pending)
+        return project_members(protocol, group.data, applied, pending)
     except Exception:
         log.exception("Projecting the pending member changes of group %s failed.", group.id)
         return applied

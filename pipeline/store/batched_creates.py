@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 
 from scimflow.pipeline.commands import Command
 from scimflow.pipeline.errors import Unavailable
+from scimflow.pipeline.group_commit import GroupCommit
 from scimflow.pipeline.store import acknowledged, journal
 from scimflow.pipeline.store.db import database_errors
-from scimflow.pipeline.store.group_commit import GroupCommit
 
 
 @dataclass(frozen=True, slots=True)

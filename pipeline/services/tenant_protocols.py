@@ -1,8 +1,8 @@
-"""Each tenant's protocol engine: the built-in schemas plus the extensions it declared.
+"""Each tenant's protocol: the built-in schemas plus the extensions it declared.
 
 A tenant declares an extension schema in the RFC 7643 §7 format (`scimflow schema add`); from
 then on its validation, PATCH paths, filters, rendering and discovery documents all include
-it, and no other tenant's do. Engines are built from the declarations and kept for
+it, and no other tenant's do. Protocols are built from the declarations and kept for
 `cache_seconds`, so a request costs no schema query; a new declaration takes effect within
 that time in every process.
 """
@@ -16,36 +16,36 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from scimflow.pipeline.passwords import PasswordProtector
+from scimflow.pipeline.passwords.hashing import PasswordProtector
 from scimflow.pipeline.ports import Clock, utc_now
-from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.registry import SchemaRegistry
 from scimflow.pipeline.store import tenant_schemas
 from scimflow.pipeline.store.db import unit_of_work
 from scimflow.pipeline.store.tenant_schemas import Declared
 
 
-class Engines(Protocol):
-    def for_tenant(self, tenant_id: str, session: Session | None = None) -> ProtocolEngine:
-        """The tenant's engine; `session` reads its schemas inside the caller's transaction."""
+class Protocols(Protocol):
+    def for_tenant(self, tenant_id: str, session: Session | None = None) -> ScimProtocol:
+        """The tenant's protocol; `session` reads its schemas inside the caller's transaction."""
         ...
 
 
-class SharedEngine:
-    """One engine for every tenant (tools and tests without tenant schemas)."""
+class SharedProtocol:
+    """One protocol for every tenant (tools and tests without tenant schemas)."""
 
-    def __init__(self, engine: ProtocolEngine) -> None:
-        self._engine = engine
+    def __init__(self, protocol: ScimProtocol) -> None:
+        self._protocol = protocol
 
-    def for_tenant(self, tenant_id: str, session: Session | None = None) -> ProtocolEngine:
-        return self._engine
-
-
-def as_engines(engine: ProtocolEngine | Engines) -> Engines:
-    return SharedEngine(engine) if isinstance(engine, ProtocolEngine) else engine
+    def for_tenant(self, tenant_id: str, session: Session | None = None) -> ScimProtocol:
+        return self._protocol
 
 
-class TenantEngines:
+def as_protocols(protocol: ScimProtocol | Protocols) -> Protocols:
+    return SharedProtocol(protocol) if isinstance(protocol, ScimProtocol) else protocol
+
+
+class TenantProtocols:
     def __init__(
         self,
         sessions: sessionmaker[Session],
@@ -62,11 +62,11 @@ class TenantEngines:
         self._cache_seconds = cache_seconds
         self._monotonic = monotonic
         self._clock = clock
-        self._default = ProtocolEngine(base, protect_password=protect_password)
-        self._cache: dict[str, tuple[ProtocolEngine, float]] = {}
+        self._default = ScimProtocol(base, protect_password=protect_password)
+        self._cache: dict[str, tuple[ScimProtocol, float]] = {}
         self._lock = threading.Lock()
 
-    def for_tenant(self, tenant_id: str, session: Session | None = None) -> ProtocolEngine:
+    def for_tenant(self, tenant_id: str, session: Session | None = None) -> ScimProtocol:
         cached = self._cache.get(tenant_id)
         if cached is not None and cached[1] > self._monotonic():
             return cached[0]
@@ -76,10 +76,10 @@ class TenantEngines:
         else:
             with unit_of_work(self._sessions) as own:
                 declarations = tenant_schemas.declared(own, tenant_id)
-        engine = self._engine_for(declarations)
+        protocol = self._protocol_for(declarations)
         with self._lock:
-            self._cache[tenant_id] = (engine, self._monotonic() + self._cache_seconds)
-        return engine
+            self._cache[tenant_id] = (protocol, self._monotonic() + self._cache_seconds)
+        return protocol
 
     def declare(self, tenant_id: str, declaration: Declared) -> None:
         """Add an extension schema to a tenant, after checking it builds a valid registry."""
@@ -94,10 +94,10 @@ class TenantEngines:
             tenant_schemas.remove(session, tenant_id, schema_id)
         self._cache.pop(tenant_id, None)
 
-    def _engine_for(self, declarations: list[Declared]) -> ProtocolEngine:
+    def _protocol_for(self, declarations: list[Declared]) -> ScimProtocol:
         if not declarations:
             return self._default
-        return ProtocolEngine(self._registry_with(declarations),
+        return ScimProtocol(self._registry_with(declarations),
                               protect_password=self._protect_password)
 
     def _registry_with(self, declarations: list[Declared]) -> SchemaRegistry:

@@ -17,25 +17,25 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from scimflow.pipeline.admission import Admission
+from scimflow.pipeline.column_limits import check_storable
 from scimflow.pipeline.commands import Command
-from scimflow.pipeline.engines import Engines, as_engines
 from scimflow.pipeline.errors import InvalidValue, NotFound, PreconditionFailed, Uniqueness
 from scimflow.pipeline.ports import Clock, Dispatcher, utc_now
-from scimflow.pipeline.scim.engine import ProtocolEngine
-from scimflow.pipeline.store import acceptance, acknowledged, journal
-from scimflow.pipeline.store.acceptance import BatchedCreates
-from scimflow.pipeline.store.acknowledged import MEMBERS, Acknowledged
+from scimflow.pipeline.scim.protocol import ScimProtocol
+from scimflow.pipeline.services.admission import Admission
+from scimflow.pipeline.services.tenant_protocols import Protocols, as_protocols
+from scimflow.pipeline.store import acknowledged, batched_creates, journal
+from scimflow.pipeline.store.acknowledged import MEMBERS, AcknowledgedResource
+from scimflow.pipeline.store.batched_creates import BatchedCreates
 from scimflow.pipeline.store.db import unit_of_work
-from scimflow.pipeline.store.limits import check_storable
 from scimflow.pipeline.store.tenants import TenantRef
 
 
 @dataclass(frozen=True, slots=True)
-class Accepted:
+class WriteReceipt:
     """An acknowledged write: the resource as acknowledged, and group members if known."""
 
-    resource: Acknowledged
+    resource: AcknowledgedResource
     members: list[dict[str, Any]] | None = None
     created: bool = True
 
@@ -50,7 +50,7 @@ class WriteService:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        engine: ProtocolEngine | Engines,
+        protocol: ScimProtocol | Protocols,
         dispatcher: Dispatcher,
         *,
         clock: Clock = utc_now,
@@ -64,7 +64,7 @@ class WriteService:
         self._batched_creates = (
             BatchedCreates(bind) if bind.dialect.name == "postgresql" else None
         )
-        self._engines = as_engines(engine)
+        self._protocols = as_protocols(protocol)
         self._dispatcher = dispatcher
         self._clock = clock
         self._new_id = new_id
@@ -72,19 +72,19 @@ class WriteService:
 
     def create(
         self, tenant: TenantRef, type_name: str, payload: Any, *, request_id: str
-    ) -> Accepted:
+    ) -> WriteReceipt:
         """POST: a new resource, or the original one when the IdP retries the same POST."""
         # Validation (and password hashing) runs before the transaction, so no connection is
         # held for it; admission is checked before both.
         with self._admitted(tenant):
-            engine = self._engines.for_tenant(tenant.id)
-            command = engine.validate_create(type_name, self._new_id(), payload)
+            protocol = self._protocols.for_tenant(tenant.id)
+            command = protocol.validate_create(type_name, self._new_id(), payload)
         resource = command.resource or {}
         check_storable(type_name, resource, resource.get(MEMBERS))
         digest = create_digest(resource)
         now = self._clock()
         head = _without_members(resource)
-        new = acceptance.new_resource(
+        new = batched_creates.new_resource(
             tenant.id, command, head, now=now, create_digest=digest, request_id=request_id
         )
         inserted, members = self._insert_created(tenant, new, resource.get(MEMBERS))
@@ -92,11 +92,11 @@ class WriteService:
             with self._transaction(tenant) as session:
                 return _replayed(session, tenant, type_name, resource, digest)
         self._ring(tenant, command)
-        ack = Acknowledged(command.resource_id, type_name, 1, head, now, now, digest)
-        return Accepted(ack, members)
+        ack = AcknowledgedResource(command.resource_id, type_name, 1, head, now, now, digest)
+        return WriteReceipt(ack, members)
 
     def _insert_created(
-        self, tenant: TenantRef, new: acceptance.NewResource, members: list[Any] | None
+        self, tenant: TenantRef, new: batched_creates.NewResource, members: list[Any] | None
     ) -> tuple[bool, list[dict[str, Any]] | None]:
         """Reserve the keys and journal the create; False if a key is taken. With the members,
         each with its type, as a read will show them."""
@@ -106,7 +106,7 @@ class WriteService:
         # Member references are checked in the transaction that journals the create.
         with self._transaction(tenant) as session:
             typed = _check_member_references(session, tenant, members)
-            return acceptance.insert_created(session, new), typed
+            return batched_creates.insert_created(session, new), typed
 
     def replace(
         self,
@@ -117,13 +117,13 @@ class WriteService:
         *,
         if_match: str | None,
         request_id: str,
-    ) -> Accepted:
+    ) -> WriteReceipt:
         """PUT: replace the resource's writable attributes (RFC 7644 §3.5.1)."""
-        # The tenant's engine is looked up before the transaction: never two connections at once.
-        engine = self._engines.for_tenant(tenant.id)
+        # The tenant's protocol is looked up before the transaction: never two connections at once.
+        protocol = self._protocols.for_tenant(tenant.id)
         with self._transaction(tenant) as session:
             current = self._current(session, tenant, type_name, resource_id, if_match)
-            command = engine.validate_replace(type_name, resource_id, payload, current.data)
+            command = protocol.validate_replace(type_name, resource_id, payload, current.data)
             resource = command.resource or {}
             check_storable(type_name, resource, resource.get(MEMBERS))
             members = _check_member_references(
@@ -138,7 +138,7 @@ class WriteService:
                 request_id=request_id,
             )
         self._ring(tenant, command)
-        return Accepted(saved, members)
+        return WriteReceipt(saved, members)
 
     def patch(
         self,
@@ -149,17 +149,17 @@ class WriteService:
         *,
         if_match: str | None,
         request_id: str,
-    ) -> Accepted:
+    ) -> WriteReceipt:
         """PATCH (RFC 7644 §3.5.2); a PATCH that changes nothing is not journaled."""
-        engine = self._engines.for_tenant(tenant.id)
+        protocol = self._protocols.for_tenant(tenant.id)
         with self._transaction(tenant) as session:
             current = self._current(session, tenant, type_name, resource_id, if_match)
-            command, new, changed = engine.validate_patch(
+            command, new, changed = protocol.validate_patch(
                 type_name, resource_id, payload, current.data
             )
             member_values = _patched_member_values(command, new)
             if not changed and member_values is None:
-                return Accepted(current)
+                return WriteReceipt(current)
             check_storable(type_name, new, member_values)
             _check_member_references(session, tenant, member_values, resource_id)
             saved = self._save(
@@ -171,7 +171,7 @@ class WriteService:
                 request_id=request_id,
             )
         self._ring(tenant, command)
-        return Accepted(saved)
+        return WriteReceipt(saved)
 
     def delete(
         self,
@@ -183,7 +183,7 @@ class WriteService:
         request_id: str,
     ) -> None:
         """DELETE (RFC 7644 §3.6): the resource is gone for readers at once."""
-        command = self._engines.for_tenant(tenant.id).delete(type_name, resource_id)
+        command = self._protocols.for_tenant(tenant.id).delete(type_name, resource_id)
         with self._transaction(tenant) as session:
             self._current(session, tenant, type_name, resource_id, if_match)
             acknowledged.remove(session, tenant.id, resource_id)
@@ -197,7 +197,7 @@ class WriteService:
         type_name: str,
         resource_id: str,
         if_match: str | None,
-    ) -> Acknowledged:
+    ) -> AcknowledgedResource:
         current = acknowledged.get(session, tenant.id, type_name, resource_id, for_update=True)
         if current is None:
             raise NotFound(f"{type_name} {resource_id} not found.")
@@ -209,11 +209,11 @@ class WriteService:
         session: Session,
         tenant: TenantRef,
         *,
-        current: Acknowledged,
+        current: AcknowledgedResource,
         command: Command,
         head: dict[str, Any],
         request_id: str,
-    ) -> Acknowledged:
+    ) -> AcknowledgedResource:
         now = self._clock()
         saved = acknowledged.save(session, tenant.id, current, head, now=now)
         journal.append(session, tenant.id, command, now=now, request_id=request_id)
@@ -258,11 +258,11 @@ def _replayed(
     type_name: str,
     resource: Mapping[str, Any],
     digest: str,
-) -> Accepted:
+) -> WriteReceipt:
     existing = acknowledged.find_conflict(session, tenant.id, type_name, resource)
     if existing is not None and existing.create_digest == digest:
         members = _typed_members(session, tenant, resource.get(MEMBERS))
-        return Accepted(existing, members, created=False)
+        return WriteReceipt(existing, members, created=False)
     raise Uniqueness(acknowledged.conflict_detail(type_name, resource, existing))
 
 

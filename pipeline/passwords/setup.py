@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from scimflow.pipeline.passwords import (
+from scimflow.pipeline.passwords.hashing import (
     Argon2idHasher,
     Argon2Parameters,
     PasswordPolicy,
@@ -19,7 +19,7 @@ from scimflow.pipeline.passwords import (
     PasswordSeal,
     generate_key,
 )
-from scimflow.pipeline.sealed_passwords import SealedPasswords
+from scimflow.pipeline.passwords.sealing import SealedPasswords
 from scimflow.pipeline.settings import ConfigError, Settings
 from scimflow.pipeline.store.db import sqlite_file
 

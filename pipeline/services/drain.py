@@ -28,13 +28,13 @@ from scimflow.pipeline.apply import (
     apply_resource,
     referenced_member_ids,
 )
-from scimflow.pipeline.engines import Engines, as_engines
-from scimflow.pipeline.liveness import Pulse
-from scimflow.pipeline.passwords import Argon2idHasher
+from scimflow.pipeline.passwords.hashing import Argon2idHasher
+from scimflow.pipeline.passwords.sealing import SealedPasswords, holds_sealed_password
 from scimflow.pipeline.ports import Clock, utc_now
-from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.unicode import fold_key
-from scimflow.pipeline.sealed_passwords import SealedPasswords, holds_sealed_password
+from scimflow.pipeline.services.liveness import Pulse
+from scimflow.pipeline.services.tenant_protocols import Protocols, as_protocols
 from scimflow.pipeline.store import (
     acknowledged,
     claim,
@@ -86,7 +86,7 @@ class Drainer:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        engine: ProtocolEngine | Engines,
+        protocol: ScimProtocol | Protocols,
         *,
         batch_size: int = 200,
         retry: RetryPolicy | None = None,
@@ -97,7 +97,7 @@ class Drainer:
         # Without a key, a sealed password cannot be applied: its entry retries, then is a
         # dead letter naming why (the production worker refuses to start without one).
         self._passwords = passwords or SealedPasswords(None, Argon2idHasher())
-        self._engines = as_engines(engine)
+        self._protocols = as_protocols(protocol)
         self._batch_size = batch_size
         self._retry = retry or RetryPolicy()
         self._clock = clock
@@ -150,8 +150,8 @@ class Drainer:
         for entry in entries:
             by_resource[(entry.tenant_id, entry.resource_id)].append(entry)
         batch = Batch(entries=by_resource)
-        # One engine per tenant for the whole batch: its schemas, read once per batch.
-        engines: dict[str, ProtocolEngine] = {}
+        # One protocol per tenant for the whole batch: its schemas, read once per batch.
+        protocols: dict[str, ScimProtocol] = {}
         # Users first, so a group in the same batch may reference a user created in it.
         for resource_type in ("User", "Group"):
             keys = [
@@ -161,11 +161,11 @@ class Drainer:
             self._learn_references(session, batch, [by_resource[k] for k in keys])
             for key in keys:
                 applied = current.get(key)
-                if key[0] not in engines:
-                    engines[key[0]] = self._engines.for_tenant(key[0], session)
+                if key[0] not in protocols:
+                    protocols[key[0]] = self._protocols.for_tenant(key[0], session)
                 apply = partial(
                     apply_resource,
-                    engines[key[0]],
+                    protocols[key[0]],
                     resource_type,
                     applied.data if applied else None,
                     known_ids=batch.known.get(key[0], {}),
@@ -256,7 +256,7 @@ class Drainer:
         self, session: Session, batch: Batch, entry: Entry, applied: Applied | None
     ) -> Outcome:
         outcome = apply_resource(
-            self._engines.for_tenant(entry.tenant_id, session),
+            self._protocols.for_tenant(entry.tenant_id, session),
             entry.command.resource_type,
             applied.data if applied else None,
             [entry],

@@ -52,7 +52,7 @@ def lenient_boolean(value: Any) -> bool | None:
     return None
 
 
-def undo_resource_dialects(payload: Any) -> Any:
+def undo_resource_quirks(payload: Any) -> Any:
     """Rewrite a POST/PUT body's documented IdP deviations into RFC form (returns a copy)."""
     if type(payload) is not dict:
         return payload
@@ -74,7 +74,7 @@ def undo_resource_dialects(payload: Any) -> Any:
     return body
 
 
-def undo_patch_dialects(operations: list[Any]) -> list[Any]:
+def undo_patch_quirks(operations: list[Any]) -> list[Any]:
     """Rewrite a PATCH request's `Operations` into RFC form (returns new operation objects)."""
     out: list[Any] = []
     for operation in operations:

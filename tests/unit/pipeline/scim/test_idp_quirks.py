@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from scimflow.pipeline.errors import InvalidSyntax, InvalidValue
-from scimflow.pipeline.passwords import verify_password
-from scimflow.pipeline.scim.engine import ProtocolEngine
+from scimflow.pipeline.passwords.hashing import verify_password
+from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.registry import default_registry
 from scimflow.pipeline.scim.schema import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
 from tests.conftest import canonical, patch_body, sample_paths
@@ -76,17 +76,17 @@ class HashOf:
 
 # --- current resources and expected effects -------------------------------------------------
 
-Current = Callable[[ProtocolEngine], Resource]
+Current = Callable[[ScimProtocol], Resource]
 Expect = Callable[[Resource], Resource]
 
 
 def user_from(sample: str, **changes: Any) -> Current:
-    return lambda engine: canonical(engine, "User", sample, **changes)
+    return lambda protocol: canonical(protocol, "User", sample, **changes)
 
 
 def group_from(sample: str, *members: dict[str, Any], **changes: Any) -> Current:
-    return lambda engine: canonical(
-        engine, "Group", sample, members=list(members) or None, **changes
+    return lambda protocol: canonical(
+        protocol, "Group", sample, members=list(members) or None, **changes
     )
 
 
@@ -243,11 +243,11 @@ CASES: dict[str, tuple[str, Current, Expect]] = {
 
 @pytest.mark.parametrize("sample", CREATE_SAMPLES, ids=name_of)
 def test_every_idp_create_sample_validates(
-    engine: ProtocolEngine, load_sample: Load, sample: str
+    protocol: ScimProtocol, load_sample: Load, sample: str
 ) -> None:
     """O1/E1/RFC 7644 §3.3: every captured POST body becomes a canonical resource."""
     body = load_sample(sample)
-    command = engine.validate_create(type_of(body), "new", body)
+    command = protocol.validate_create(type_of(body), "new", body)
     assert command.resource
     assert "meta" not in command.resource
     assert "schemas" not in command.resource
@@ -255,12 +255,12 @@ def test_every_idp_create_sample_validates(
 
 @pytest.mark.parametrize("sample", PUT_SAMPLES, ids=name_of)
 def test_every_idp_put_sample_validates_against_the_created_user(
-    engine: ProtocolEngine, load_sample: Load, sample: str
+    protocol: ScimProtocol, load_sample: Load, sample: str
 ) -> None:
     """O1 "Update the User" (and AIW deactivation): the PUT body replaces Okta's user."""
-    current = canonical(engine, "User", OKTA_USER)
+    current = canonical(protocol, "User", OKTA_USER)
     body = load_sample(sample)
-    resource = engine.validate_replace("User", body["id"], body, current).resource
+    resource = protocol.validate_replace("User", body["id"], body, current).resource
     assert resource is not None
     assert resource["active"] is body["active"]
     assert resource["password"] == current["password"]
@@ -269,21 +269,21 @@ def test_every_idp_put_sample_validates_against_the_created_user(
 
 @pytest.mark.parametrize("sample", PATCH_SAMPLES, ids=name_of)
 def test_every_idp_patch_sample_applies_with_its_documented_effect(
-    engine: ProtocolEngine, load_sample: Load, sample: str
+    protocol: ScimProtocol, load_sample: Load, sample: str
 ) -> None:
     """O1/E1/E2: each captured PATCH normalises, applies, and changes exactly what it says."""
     type_name, make_current, expect = CASES[name_of(sample)]
-    current = make_current(engine)
+    current = make_current(protocol)
     snapshot = json.loads(json.dumps(current))
     body = load_sample(sample)
-    command, new, was_changed = engine.validate_patch(type_name, "rid", body, current)
+    command, new, was_changed = protocol.validate_patch(type_name, "rid", body, current)
     assert new == expect(current)
     assert was_changed is True
     assert current == snapshot  # validation never mutates the stored state
     # Canonical operations: lower-case ops and schema-cased paths.
     assert all(op["op"] in ("add", "remove", "replace") for op in command.operations)
     # The worker applying the journaled command reaches the same state.
-    assert engine.apply(command, current) == (new, True)
+    assert protocol.apply(command, current) == (new, True)
 
 
 def test_every_idp_patch_sample_has_a_case() -> None:
@@ -298,41 +298,41 @@ def test_every_idp_patch_sample_has_a_case() -> None:
     "sample", ["idp/entra/entra-patch-disable.json", "idp/entra/entra-patch-enable.json"]
 )
 def test_entra_boolean_strings_are_stored_as_booleans(
-    engine: ProtocolEngine, load_sample: Load, sample: str
+    protocol: ScimProtocol, load_sample: Load, sample: str
 ) -> None:
     """E2 "disable users, without feature flag": "False"/"True" strings become JSON booleans."""
-    current = canonical(engine, "User", ENTRA_USER)
+    current = canonical(protocol, "User", ENTRA_USER)
     body = load_sample(sample)
     sent = body["Operations"][0]["value"]
-    command, new, _ = engine.validate_patch("User", "rid", body, current)
+    command, new, _ = protocol.validate_patch("User", "rid", body, current)
     assert new["active"] is (sent == "True")
     assert command.operations == ({"op": "replace", "path": "active", "value": sent == "True"},)
     assert type(command.operations[0]["value"]) is bool
 
 
 def test_entra_disable_is_a_deprovisioning_command(
-    engine: ProtocolEngine, load_sample: Load
+    protocol: ScimProtocol, load_sample: Load
 ) -> None:
     """E3: Entra disables (active=false) instead of deleting; the command says it deprovisions."""
-    current = canonical(engine, "User", ENTRA_USER)
+    current = canonical(protocol, "User", ENTRA_USER)
     body = load_sample("idp/entra/entra-patch-disable.json")
-    command, _, _ = engine.validate_patch("User", "rid", body, current)
+    command, _, _ = protocol.validate_patch("User", "rid", body, current)
     assert command.deprovisions
 
 
 def test_entra_remove_members_value_array_removes_exactly_those(
-    engine: ProtocolEngine, load_sample: Load
+    protocol: ScimProtocol, load_sample: Load
 ) -> None:
     """E1 "Remove Members": a value array removes the listed members only, never all of them."""
     others = [member(f"other-{n}") for n in range(3)]
     current = canonical(
-        engine,
+        protocol,
         "Group",
         ENTRA_GROUP,
         members=[others[0], member("f648f8d5ea4e4cd38e9c"), others[1], member("u1091"), others[2]],
     )
     body = load_sample("idp/entra/entra-patch-remove-members-value-array.json")
-    command, new, _ = engine.validate_patch("Group", "rid", body, current)
+    command, new, _ = protocol.validate_patch("Group", "rid", body, current)
     assert new["members"] == others
     assert command.operations == (
         {"op": "remove", "path": 'members[value eq "f648f8d5ea4e4cd38e9c"]'},
@@ -341,64 +341,64 @@ def test_entra_remove_members_value_array_removes_exactly_those(
 
 
 def test_entra_remove_of_a_member_not_in_the_group_changes_nothing(
-    engine: ProtocolEngine, load_sample: Load
+    protocol: ScimProtocol, load_sample: Load
 ) -> None:
     """RFC 7644 §3.5.2.2: removing a non-member succeeds and changes nothing (replay-safe)."""
-    current = canonical(engine, "Group", ENTRA_GROUP, members=[KEEP])
+    current = canonical(protocol, "Group", ENTRA_GROUP, members=[KEEP])
     body = load_sample("idp/entra/entra-patch-remove-members.json")
-    _, new, was_changed = engine.validate_patch("Group", "rid", body, current)
+    _, new, was_changed = protocol.validate_patch("Group", "rid", body, current)
     assert new == current
     assert was_changed is False
 
 
 @pytest.mark.parametrize("awkward_id", ['quote"inside', "back\\slash", "ünïcødé", "a]b[c"])
 def test_entra_remove_by_value_handles_any_member_id(
-    engine: ProtocolEngine, awkward_id: str
+    protocol: ScimProtocol, awkward_id: str
 ) -> None:
     """E2: the value array is rewritten to value filters; ids are quoted as JSON strings."""
     current = {"displayName": "g", "members": [member(awkward_id), KEEP]}
     body = patch_body({"op": "Remove", "path": "members", "value": [{"value": awkward_id}]})
-    _, new, _ = engine.validate_patch("Group", "rid", body, current)
+    _, new, _ = protocol.validate_patch("Group", "rid", body, current)
     assert new["members"] == [KEEP]
 
 
-def test_entra_member_with_null_ref_is_accepted(engine: ProtocolEngine) -> None:
+def test_entra_member_with_null_ref_is_accepted(protocol: ScimProtocol) -> None:
     """E1 "Add Members": `"$ref": null` is an unassigned sub-attribute (RFC 7643 §2.5)."""
     body = {
         "schemas": [GROUP_SCHEMA],
         "displayName": "Sales",
         "members": [{"$ref": None, "value": "f648f8d5ea4e4cd38e9c"}],
     }
-    resource = engine.validate_create("Group", "g", body).resource
+    resource = protocol.validate_create("Group", "g", body).resource
     assert resource == {"displayName": "Sales", "members": [member("f648f8d5ea4e4cd38e9c")]}
 
 
 def test_entra_bare_string_manager_replaces_the_whole_manager(
-    engine: ProtocolEngine, load_sample: Load
+    protocol: ScimProtocol, load_sample: Load
 ) -> None:
     """E7: the bare id is the new manager; the previous manager's `$ref` must not survive."""
     current = canonical(
-        engine,
+        protocol,
         "User",
         ENTRA_USER,
         **{ENT: {"department": "Sales", "manager": {"value": "old", "$ref": "../Users/old"}}},
     )
     body = load_sample("idp/entra/entra-patch-manager-bare-string.json")
-    _, new, _ = engine.validate_patch("User", "rid", body, current)
+    _, new, _ = protocol.validate_patch("User", "rid", body, current)
     assert new[ENT] == {
         "department": "Sales",
         "manager": {"value": "2c2f6fb8-254f-492e-b7fe-c09c5a61c8a2"},
     }
 
 
-def test_entra_bare_string_manager_in_a_resource_body(engine: ProtocolEngine) -> None:
+def test_entra_bare_string_manager_in_a_resource_body(protocol: ScimProtocol) -> None:
     """E7: `manager` given as a bare id in a POST body becomes `{"value": id}` (RFC 7643 §4.3)."""
     body = {
         "schemas": [USER_SCHEMA, ENT],
         "userName": "jyoung",
         ENT: {"manager": "2c2f6fb8-254f-492e-b7fe-c09c5a61c8a2"},
     }
-    resource = engine.validate_create("User", "u", body).resource
+    resource = protocol.validate_create("User", "u", body).resource
     assert resource is not None
     assert resource[ENT] == {"manager": {"value": "2c2f6fb8-254f-492e-b7fe-c09c5a61c8a2"}}
 
@@ -412,22 +412,22 @@ def test_manager_rewrite_leaves_other_attributes_named_like_manager_alone() -> N
             "attributes": [{"name": "accountManager", "type": "string"}],
         },
     )
-    engine = ProtocolEngine(registry)
+    protocol = ScimProtocol(registry)
     path = "urn:example:scim:sales:1.0:User:accountManager"
     body = patch_body({"op": "Add", "path": path, "value": "Dana"})
-    _, new, _ = engine.validate_patch("User", "rid", body, {"userName": "jyoung"})
+    _, new, _ = protocol.validate_patch("User", "rid", body, {"userName": "jyoung"})
     assert new["urn:example:scim:sales:1.0:User"] == {"accountManager": "Dana"}
 
 
 def test_entra_misspelled_enterprise_urn_is_stored_under_the_correct_urn(
-    engine: ProtocolEngine, load_sample: Load
+    protocol: ScimProtocol, load_sample: Load
 ) -> None:
     """E1 Example 2: `...:2.0User` and top-level enterprise attributes land under the real URN."""
     body = load_sample("idp/entra/entra-create-user-nulls-misspelled-urn.json")
     assert body["schemas"][1] == MISSPELLED_ENT
     body["department"] = "Tour Operations"
     body["manager"] = "26118915-6090-4610-87e4-49d8ca9f808d"
-    resource = engine.validate_create("User", "u", body).resource
+    resource = protocol.validate_create("User", "u", body).resource
     assert resource is not None
     assert resource[ENT] == {
         "department": "Tour Operations",
@@ -437,10 +437,10 @@ def test_entra_misspelled_enterprise_urn_is_stored_under_the_correct_urn(
     assert "department" not in resource
 
 
-def test_entra_example_2_nulls_store_nothing(engine: ProtocolEngine, load_sample: Load) -> None:
+def test_entra_example_2_nulls_store_nothing(protocol: ScimProtocol, load_sample: Load) -> None:
     """E1 Example 2 verbatim: its explicit nulls (RFC 7643 §2.5) leave no attribute behind."""
     body = load_sample("idp/entra/entra-create-user-nulls-misspelled-urn.json")
-    resource = engine.validate_create("User", "u", body).resource
+    resource = protocol.validate_create("User", "u", body).resource
     assert resource == {
         "externalId": "jyoung",
         "userName": "jyoung@testuser.com",
@@ -451,19 +451,19 @@ def test_entra_example_2_nulls_store_nothing(engine: ProtocolEngine, load_sample
     }
 
 
-def test_entra_misspelled_enterprise_urn_as_a_key(engine: ProtocolEngine) -> None:
+def test_entra_misspelled_enterprise_urn_as_a_key(protocol: ScimProtocol) -> None:
     """E1 Example 2: extension data keyed by the misspelled URN is the enterprise extension."""
     body = {
         "schemas": [USER_SCHEMA, MISSPELLED_ENT],
         "userName": "jyoung",
         MISSPELLED_ENT: {"employeeNumber": "42"},
     }
-    resource = engine.validate_create("User", "u", body).resource
+    resource = protocol.validate_create("User", "u", body).resource
     assert resource is not None
     assert resource[ENT] == {"employeeNumber": "42"}
 
 
-def test_both_enterprise_urn_spellings_as_keys_are_rejected(engine: ProtocolEngine) -> None:
+def test_both_enterprise_urn_spellings_as_keys_are_rejected(protocol: ScimProtocol) -> None:
     """An ambiguous body is refused rather than one of its two extension objects dropped."""
     body = {
         "schemas": [USER_SCHEMA, ENT],
@@ -472,17 +472,17 @@ def test_both_enterprise_urn_spellings_as_keys_are_rejected(engine: ProtocolEngi
         MISSPELLED_ENT: {"costCenter": "4130"},
     }
     with pytest.raises(InvalidValue):
-        engine.validate_create("User", "u", body)
+        protocol.validate_create("User", "u", body)
 
 
-def test_top_level_enterprise_attributes_need_the_misspelled_urn(engine: ProtocolEngine) -> None:
+def test_top_level_enterprise_attributes_need_the_misspelled_urn(protocol: ScimProtocol) -> None:
     """Narrow tolerance: only E1 Example 2's shape is rewritten; elsewhere they are unknown."""
     body = {"schemas": [USER_SCHEMA, ENT], "userName": "jyoung", "department": "Sales"}
     with pytest.raises(InvalidValue, match="department"):
-        engine.validate_create("User", "u", body)
+        protocol.validate_create("User", "u", body)
 
 
-def test_top_level_attribute_also_under_the_urn_is_rejected(engine: ProtocolEngine) -> None:
+def test_top_level_attribute_also_under_the_urn_is_rejected(protocol: ScimProtocol) -> None:
     """E1 Example 2 shape with a conflicting value under the URN: refused, not silently merged."""
     body = {
         "schemas": [USER_SCHEMA, MISSPELLED_ENT],
@@ -491,44 +491,44 @@ def test_top_level_attribute_also_under_the_urn_is_rejected(engine: ProtocolEngi
         ENT: {"department": "Marketing"},
     }
     with pytest.raises(InvalidValue, match="department"):
-        engine.validate_create("User", "u", body)
+        protocol.validate_create("User", "u", body)
 
 
 def test_entra_legacy_adscim_group_schema_is_dropped(
-    engine: ProtocolEngine, load_sample: Load
+    protocol: ScimProtocol, load_sample: Load
 ) -> None:
     """E1 "Create Group" / E2 (fixed Dec 2018): the retired ADSCIM Group schema is ignored."""
     body = load_sample("idp/entra/entra-create-group.json")
     assert ADSCIM_GROUP in body["schemas"]
-    resource = engine.validate_create("Group", "g", body).resource
+    resource = protocol.validate_create("Group", "g", body).resource
     assert resource == {
         "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
         "displayName": "displayName",
     }
 
 
-def test_other_unknown_schema_urls_are_still_rejected(engine: ProtocolEngine) -> None:
+def test_other_unknown_schema_urls_are_still_rejected(protocol: ScimProtocol) -> None:
     """RFC 7643 §3: `schemas` holds only the resource type's schemas; ADSCIM is the exception."""
     body = {
         "schemas": [GROUP_SCHEMA, ADSCIM_GROUP.replace("/Group", "/User")],
         "displayName": "Sales",
     }
     with pytest.raises(InvalidValue):
-        engine.validate_create("Group", "g", body)
+        protocol.validate_create("Group", "g", body)
 
 
 # --- Entra aadOptscim062020 (E2) ---------------------------------------------------------------
 
 
 def test_entra_no_path_replace_with_dotted_and_urn_keys(
-    engine: ProtocolEngine, load_sample: Load
+    protocol: ScimProtocol, load_sample: Load
 ) -> None:
     """E2 "replace multiple attributes, with feature flag": dotted and URN keys are paths."""
-    current = canonical(engine, "User", ENTRA_USER)
+    current = canonical(protocol, "User", ENTRA_USER)
     body = load_sample(
         "idp/entra-aadoptscim062020/entra62020-patch-user-noPath-replace-dotted-keys.json"
     )
-    command, new, _ = engine.validate_patch("User", "rid", body, current)
+    command, new, _ = protocol.validate_patch("User", "rid", body, current)
     assert new["name"]["givenName"] == "Kkom"
     assert new["name"]["familyName"] == "Unua"
     assert new["name"]["formatted"] == current["name"]["formatted"]  # untouched sub-attribute
@@ -546,10 +546,10 @@ def test_entra_no_path_replace_with_dotted_and_urn_keys(
 # --- Okta (O1) ---------------------------------------------------------------------------------
 
 
-def test_okta_path_less_deactivate(engine: ProtocolEngine, load_sample: Load) -> None:
+def test_okta_path_less_deactivate(protocol: ScimProtocol, load_sample: Load) -> None:
     """O1 "Update a specific User (PATCH)": `{"active": false}` without a path disables."""
-    current = canonical(engine, "User", OKTA_USER)
-    command, new, _ = engine.validate_patch(
+    current = canonical(protocol, "User", OKTA_USER)
+    command, new, _ = protocol.validate_patch(
         "User", "rid", load_sample("idp/okta/okta-patch-deactivate.json"), current
     )
     assert new["active"] is False
@@ -557,21 +557,21 @@ def test_okta_path_less_deactivate(engine: ProtocolEngine, load_sample: Load) ->
     assert command.deprovisions
 
 
-def test_okta_group_rename_ignores_the_id(engine: ProtocolEngine, load_sample: Load) -> None:
+def test_okta_group_rename_ignores_the_id(protocol: ScimProtocol, load_sample: Load) -> None:
     """O1 "Update a specific Group name": `{id, displayName}` renames; `id` is not stored."""
-    current = canonical(engine, "Group", OKTA_GROUP, displayName="Old name")
+    current = canonical(protocol, "Group", OKTA_GROUP, displayName="Old name")
     body = load_sample("idp/okta/okta-patch-group-rename.json")
-    command, new, _ = engine.validate_patch("Group", "abf4dd94", body, current)
+    command, new, _ = protocol.validate_patch("Group", "abf4dd94", body, current)
     assert new == {"displayName": "Test SCIMv2"}
     assert command.operations == ({"op": "replace", "path": "displayName", "value": "Test SCIMv2"},)
 
 
 def test_okta_password_sync_never_journals_the_cleartext(
-    engine: ProtocolEngine, load_sample: Load
+    protocol: ScimProtocol, load_sample: Load
 ) -> None:
     """O1 "Syncing the user password": the PATCH carries only a hash into the command."""
-    current = canonical(engine, "User", OKTA_USER)
-    command, new, _ = engine.validate_patch(
+    current = canonical(protocol, "User", OKTA_USER)
+    command, new, _ = protocol.validate_patch(
         "User", "rid", load_sample("idp/okta/okta-patch-password.json"), current
     )
     assert "2nx161or" not in json.dumps(command.to_json())
@@ -582,30 +582,30 @@ def test_okta_password_sync_never_journals_the_cleartext(
 
 
 @pytest.mark.parametrize("value", ["yes", "Yes", "no", 1, 0, "1", "enabled"])
-def test_active_tolerance_is_narrow_in_patch(engine: ProtocolEngine, value: Any) -> None:
+def test_active_tolerance_is_narrow_in_patch(protocol: ScimProtocol, value: Any) -> None:
     """Only E2's "True"/"False" strings are read as booleans; "yes", 1 etc. stay invalid."""
-    current = canonical(engine, "User", ENTRA_USER)
+    current = canonical(protocol, "User", ENTRA_USER)
     with_path = patch_body({"op": "Replace", "path": "active", "value": value})
     path_less = patch_body({"op": "replace", "value": {"active": value}})
     for body in (with_path, path_less):
         with pytest.raises(InvalidValue):
-            engine.validate_patch("User", "rid", body, current)
+            protocol.validate_patch("User", "rid", body, current)
 
 
 @pytest.mark.parametrize("value", ["yes", "Yes", 1])
-def test_active_tolerance_is_narrow_in_create(engine: ProtocolEngine, value: Any) -> None:
+def test_active_tolerance_is_narrow_in_create(protocol: ScimProtocol, value: Any) -> None:
     """Only E2's "True"/"False" strings are read as booleans in a POST body too."""
     body = {"schemas": [USER_SCHEMA], "userName": "jyoung", "active": value}
     with pytest.raises(InvalidValue):
-        engine.validate_create("User", "u", body)
+        protocol.validate_create("User", "u", body)
 
 
 @pytest.mark.parametrize("op", ["Move", "move", "Copy", "Test", "", None, 1])
-def test_only_add_remove_replace_ops_are_accepted(engine: ProtocolEngine, op: Any) -> None:
+def test_only_add_remove_replace_ops_are_accepted(protocol: ScimProtocol, op: Any) -> None:
     """RFC 7644 §3.5.2: op is add, remove or replace (any case, E1); RFC 6902 "move" is not."""
     body = patch_body({"op": op, "path": "nickName", "value": "Babs"})
     with pytest.raises(InvalidSyntax):
-        engine.validate_patch("User", "rid", body, {"userName": "jyoung"})
+        protocol.validate_patch("User", "rid", body, {"userName": "jyoung"})
 
 
 @pytest.mark.parametrize(
@@ -632,18 +632,18 @@ def test_only_add_remove_replace_ops_are_accepted(engine: ProtocolEngine, op: An
     ],
 )
 def test_remove_with_a_value_that_is_not_the_entra_shape_is_rejected(
-    engine: ProtocolEngine, value: Any
+    protocol: ScimProtocol, value: Any
 ) -> None:
     """ARCHITECTURE.md: a remove value other than E1's member array is refused, not 'remove all'."""
-    current = canonical(engine, "Group", ENTRA_GROUP, members=[KEEP, member("u1091")])
+    current = canonical(protocol, "Group", ENTRA_GROUP, members=[KEEP, member("u1091")])
     body = patch_body({"op": "Remove", "path": "members", "value": value})
     with pytest.raises(InvalidValue):
-        engine.validate_patch("Group", "rid", body, current)
+        protocol.validate_patch("Group", "rid", body, current)
 
 
-def test_remove_members_without_value_still_removes_all(engine: ProtocolEngine) -> None:
+def test_remove_members_without_value_still_removes_all(protocol: ScimProtocol) -> None:
     """RFC 7644 §3.5.2.2: `remove` of `members` with no value (and no filter) empties the group."""
     current = {"displayName": "g", "members": [KEEP, member("u1091")]}
     body = patch_body({"op": "remove", "path": "members"})
-    _, new, _ = engine.validate_patch("Group", "rid", body, current)
+    _, new, _ = protocol.validate_patch("Group", "rid", body, current)
     assert new == {"displayName": "g"}

@@ -6,7 +6,7 @@ be acknowledged at a few dozen users per second. So the API never hashes. Valida
 the cleartext instead (`PasswordSeal`: authenticated encryption with a key from the
 configuration, tens of microseconds), the command is journaled with the sealed value, and the
 worker that applies it opens it, hashes it and rewrites the journal entry with the hash in the
-applying transaction (`pipeline/sealed_passwords.py`). Cleartext is never stored, and a sealed
+applying transaction (`pipeline/passwords/sealing.py`). Cleartext is never stored, and a sealed
 password exists only until its command is applied (or, dead-lettered, replayed or pruned).
 
 Hashes in the older PBKDF2-SHA256 format still verify, and `Argon2idHasher.needs_rehash` tells
