@@ -8,11 +8,12 @@ from urllib.parse import quote
 
 import falcon
 
+from scimflow.pipeline.commands import MEMBERS
 from scimflow.pipeline.scim.render import Meta, Projection, list_response, render_resource
 from scimflow.pipeline.scim.schema import ResourceType
 from scimflow.pipeline.services.reads import Found, SearchPage
 from scimflow.pipeline.services.writes import WriteReceipt
-from scimflow.pipeline.store.acknowledged import MEMBERS, AcknowledgedResource
+from scimflow.pipeline.store.acknowledged import AcknowledgedResource
 
 
 def scim_datetime(moment: datetime) -> str:

@@ -1,9 +1,11 @@
 """Applying journal entries to one resource: pure, in `seq` order, with effects as data.
 
-`apply_resource` takes the applied state of one resource and its pending entries and returns
-what to write: the final state, the membership changes (as a set-based plan, never a loaded
-member list unless a filter demands it), the effects (events, session revocation) and which
-entries were applied or are blocked on a member that has not landed yet. It does no I/O.
+`apply_resource` takes the applied state of one resource (and its version) and its pending
+entries and returns what to write: the final state and version, the membership changes (as a
+set-based plan, never a loaded member list unless an operation demands it), the effects (events,
+session revocation) and which entries were applied or are blocked on a member that has not
+landed yet. It does no I/O: what it needs from the store comes in as values and callables.
+See docs/ARCHITECTURE.md ("The path through the workers").
 """
 
 from __future__ import annotations
@@ -12,16 +14,9 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scimflow.pipeline.commands import Command, CommandKind
+from scimflow.pipeline.commands import MEMBERS, Command, CommandKind, Entry
 from scimflow.pipeline.errors import ScimError
-from scimflow.pipeline.scim.filters import Compare, Or
-from scimflow.pipeline.scim.patch import decode_operations
-from scimflow.pipeline.scim.patch_paths import parse_path
 from scimflow.pipeline.scim.protocol import ScimProtocol
-from scimflow.pipeline.scim.schema import ResourceType
-from scimflow.pipeline.store.journal import Entry
-
-MEMBERS = "members"
 
 
 @dataclass(slots=True)
@@ -84,6 +79,11 @@ class Outcome:
         return self.state is not None
 
     @property
+    def version(self) -> int:
+        """The resource's version once written: one more per applied entry."""
+        return self.previous_version + len(self.applied)
+
+    @property
     def changed(self) -> bool:
         return bool(self.applied)
 
@@ -100,33 +100,28 @@ def apply_resource(
     current: dict[str, Any] | None,
     entries: Sequence[Entry],
     *,
+    version: int,
     known_ids: Collection[str],
     load_members: MemberLoader,
     prepare: CommandPreparer | None = None,
 ) -> Outcome:
     """Apply entries in order until one is blocked; report what changed.
 
-    `known_ids` are the users and groups a membership may reference right now (applied, or
-    created earlier in this batch). A membership naming anything else blocks its entry, and
-    the entries after it wait: order per resource is never given up.
+    `current` is the applied state (None: not applied yet) at `version`. `known_ids` are the
+    users and groups a membership may reference right now (applied, or created earlier in
+    this batch). A membership naming anything else blocks its entry, and the entries after it
+    wait: order per resource is never given up.
     """
-    outcome = Outcome(resource_type, current is not None, current)
-    group_type = protocol.resource_type("Group")
+    outcome = Outcome(resource_type, current is not None, current, previous_version=version)
     is_group = resource_type == "Group"
-    full_members = is_group and _needs_member_list(entries, group_type)
+    full_members = is_group and _needs_member_list(entries)
     members = (load_members() if current is not None else []) if full_members else None
     if is_group:
         outcome.members = MemberPlan()
     for entry in entries:
         try:
             members = _apply_entry(
-                protocol,
-                outcome,
-                entry,
-                members=members,
-                known_ids=known_ids,
-                group_type=group_type,
-                prepare=prepare,
+                protocol, outcome, entry, members=members, known_ids=known_ids, prepare=prepare
             )
         except ScimError as ex:
             # The API validated this command against the same state, so a failure here is a
@@ -147,11 +142,10 @@ def _apply_entry(
     *,
     members: list[dict[str, Any]] | None,
     known_ids: Collection[str],
-    group_type: ResourceType,
-    prepare: CommandPreparer | None = None,
+    prepare: CommandPreparer | None,
 ) -> list[dict[str, Any]] | None:
     command = entry.command
-    unknown = referenced_member_ids(command) - set(known_ids)
+    unknown = command.member_refs() - set(known_ids)
     if unknown:
         outcome.blocked = Blocked(
             entry, f"waiting for members: {', '.join(sorted(unknown)[:5])}",
@@ -165,109 +159,46 @@ def _apply_entry(
     if prepared is not None:
         command = prepared
     after, _ = protocol.apply(command, before)
-    if prepared is not None:
+    if prepared is not None:  # applied: the journal keeps the prepared command from now on
         outcome.prepared[entry.seq] = prepared
     if members is not None:
         members = list(after.get(MEMBERS, [])) if after is not None else []
     elif outcome.members is not None:
-        _plan_members(outcome.members, command, group_type)
+        _plan_members(outcome.members, command)
     outcome.state = None if after is None else {k: v for k, v in after.items() if k != MEMBERS}
     _record_effects(outcome, command, before, after)
     return members
 
 
-def _plan_members(plan: MemberPlan, command: Command, group_type: ResourceType) -> None:
+def _plan_members(plan: MemberPlan, command: Command) -> None:
     if command.kind in (CommandKind.CREATE, CommandKind.REPLACE):
         plan.replace((command.resource or {}).get(MEMBERS, []))
         return
     if command.kind is CommandKind.DELETE:
         plan.replace([])
         return
-    for op in command.operations:
-        path = op["path"]
-        if path == MEMBERS:
-            if op["op"] == "add":
-                plan.add(op["value"])
-            elif op["op"] == "replace":
-                plan.replace(op["value"])
-            else:
-                plan.replace([])
-        elif path.startswith(MEMBERS + "["):
-            plan.remove(_member_ids_of_filter(op, group_type))
+    for operation in command.member_operations:
+        if not operation.whole_list:
+            plan.remove(operation.ids or ())  # set-based: guaranteed by _needs_member_list
+        elif operation.op == "add":
+            plan.add(operation.values)
+        elif operation.op == "replace":
+            plan.replace(operation.values)
+        else:
+            plan.replace([])
 
 
-def _member_ids_of_filter(op: dict[str, Any], group_type: ResourceType) -> list[str]:
-    ids = _value_eq_ids(_filter_of(op, group_type))
-    assert ids is not None  # guaranteed by _needs_member_list
-    return ids
-
-
-def _value_eq_ids(value_filter: Any) -> list[str] | None:
-    """`value eq "a"` or `value eq "a" or value eq "b"`: the ids, else None."""
-    if isinstance(value_filter, Compare):
-        if (
-            value_filter.op == "eq"
-            and value_filter.path.name.lower() == "value"
-            and isinstance(value_filter.value, str)
-        ):
-            return [value_filter.value]
-        return None
-    if isinstance(value_filter, Or):
-        left, right = _value_eq_ids(value_filter.left), _value_eq_ids(value_filter.right)
-        return None if left is None or right is None else left + right
-    return None
-
-
-def _needs_member_list(entries: Sequence[Entry], group_type: ResourceType) -> bool:
+def _needs_member_list(entries: Sequence[Entry]) -> bool:
     """Whether some member operation can only be applied to the loaded member list.
 
     Whole-list add/replace/remove and `remove` by `value eq` ids are set operations; any other
     filter or sub-attribute on `members` needs the members themselves.
     """
-    for entry in entries:
-        for op in entry.command.operations:
-            path = op["path"]
-            if not path.startswith(MEMBERS) or path == MEMBERS:
-                continue
-            if op["op"] != "remove" or not path.startswith(MEMBERS + "[") or not path.endswith("]"):
-                return True
-            if _value_eq_ids(_filter_of(op, group_type)) is None:
-                return True
-    return False
-
-
-def _filter_of(op: dict[str, Any], group_type: ResourceType) -> Any:
-    return decode_operations([op], group_type)[0].target.value_filter
-
-
-def referenced_member_ids(command: Command) -> set[str]:
-    """The ids of the members a command adds or sets (the workers must know them first).
-
-    Besides `members` values, an `add` to `members[value eq "id"].display` creates member `id`.
-    """
-    referenced: list[Any] = list((command.resource or {}).get(MEMBERS, []))
-    for op in command.operations:
-        if not op["path"].startswith(MEMBERS) or op["op"] == "remove":
-            continue
-        value = op.get("value")
-        referenced.extend(value if isinstance(value, list) else [])
-        if op["path"].startswith(MEMBERS + "["):
-            ids = _value_eq_ids(parse_path(op["path"]).value_filter) or []
-            referenced.extend({"value": member_id} for member_id in ids)
-    return {
-        member["value"] for member in referenced
-        if isinstance(member, dict) and isinstance(member.get("value"), str)
-    }
-
-
-def _names_every_member(command: Command) -> bool:
-    """Whether every member value the command adds or sets names its member (`value`)."""
-    values: list[Any] = list((command.resource or {}).get(MEMBERS, []))
-    for op in command.operations:
-        if op["path"].startswith(MEMBERS) and op["op"] != "remove":
-            value = op.get("value")
-            values.extend(value if isinstance(value, list) else [])
-    return all(isinstance(v, dict) and isinstance(v.get("value"), str) for v in values)
+    return any(
+        not operation.set_based
+        for entry in entries
+        for operation in entry.command.member_operations
+    )
 
 
 def _record_effects(
@@ -311,7 +242,7 @@ def project_members(
     for command in pending:
         if command.kind is CommandKind.DELETE:
             return []
-        if not _names_every_member(command):
+        if not command.names_every_member():
             continue  # the worker cannot apply it either (it is refused when accepted)
         try:
             after, _ = protocol.apply(command, {**group, MEMBERS: members})

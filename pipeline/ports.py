@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 Clock = Callable[[], datetime]
+# What validation does with a cleartext password: seal it (the API), or hash it at once.
+PasswordProtector = Callable[[str], str]
 
 
 def utc_now() -> datetime:

@@ -20,15 +20,14 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 import argon2
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-# What validation does with a cleartext password: seal it (the API), or hash it at once.
-PasswordProtector = Callable[[str], str]
+from scimflow.pipeline.ports import PasswordProtector
 
 SEALED_PREFIX = "$sealed$"
 _PBKDF2 = "pbkdf2_sha256"

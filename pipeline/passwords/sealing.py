@@ -13,11 +13,11 @@ from typing import Any
 
 from scimflow.pipeline.commands import Command
 from scimflow.pipeline.passwords.hashing import (
-    PasswordProtector,
     PasswordSeal,
     UnreadableSeal,
     is_sealed,
 )
+from scimflow.pipeline.ports import PasswordProtector
 
 PASSWORD = "password"
 

@@ -15,11 +15,11 @@ from scimflow.pipeline.passwords.hashing import (
     Argon2idHasher,
     Argon2Parameters,
     PasswordPolicy,
-    PasswordProtector,
     PasswordSeal,
     generate_key,
 )
 from scimflow.pipeline.passwords.sealing import SealedPasswords
+from scimflow.pipeline.ports import PasswordProtector
 from scimflow.pipeline.settings import ConfigError, Settings
 from scimflow.pipeline.store.db import sqlite_file
 

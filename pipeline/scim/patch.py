@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
 from scimflow.pipeline.errors import InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget
-from scimflow.pipeline.passwords.hashing import PasswordProtector
+from scimflow.pipeline.ports import PasswordProtector
 from scimflow.pipeline.scim.evaluate import check_value_filter
 from scimflow.pipeline.scim.filters import Filter, render_filter
 from scimflow.pipeline.scim.idp_quirks import undo_patch_quirks

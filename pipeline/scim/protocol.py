@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from scimflow.pipeline.commands import Command, CommandKind
-from scimflow.pipeline.passwords.hashing import PasswordProtector
+from scimflow.pipeline.ports import PasswordProtector
 from scimflow.pipeline.scim.patch import decode_operations, normalise_patch, operations_json
 from scimflow.pipeline.scim.patch_apply import apply_operations
 from scimflow.pipeline.scim.registry import SchemaRegistry, default_registry

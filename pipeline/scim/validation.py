@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scimflow.pipeline.errors import InvalidSyntax, InvalidValue, Mutability, ScimError
-from scimflow.pipeline.passwords.hashing import PasswordProtector
+from scimflow.pipeline.ports import PasswordProtector
 from scimflow.pipeline.scim.idp_quirks import undo_resource_quirks
 from scimflow.pipeline.scim.schema import (
     COMMON_BY_LOWER_NAME,

@@ -13,26 +13,21 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from scimflow.pipeline.apply import (
-    Blocked,
-    Outcome,
-    apply_resource,
-    referenced_member_ids,
-)
+from scimflow.pipeline.apply import Blocked, Outcome, apply_resource
+from scimflow.pipeline.commands import Entry
 from scimflow.pipeline.passwords.hashing import Argon2idHasher
 from scimflow.pipeline.passwords.sealing import SealedPasswords, holds_sealed_password
 from scimflow.pipeline.ports import Clock, utc_now
 from scimflow.pipeline.scim.protocol import ScimProtocol
-from scimflow.pipeline.scim.unicode import fold_key
+from scimflow.pipeline.services.batch_writes import GONE, write_outcomes
 from scimflow.pipeline.services.liveness import Pulse
 from scimflow.pipeline.services.tenant_protocols import Protocols, as_protocols
 from scimflow.pipeline.store import (
@@ -44,8 +39,7 @@ from scimflow.pipeline.store import (
     journal,
 )
 from scimflow.pipeline.store.db import is_transient, unit_of_work
-from scimflow.pipeline.store.directory import Applied, Key, MemberRow
-from scimflow.pipeline.store.journal import Entry
+from scimflow.pipeline.store.directory import APPLIED_TABLES, Applied, Key
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +55,6 @@ class RetryPolicy:
     def delay(self, attempts: int, rng: Callable[[], float] = random.random) -> timedelta:
         ceiling = min(self.max_seconds, self.base_seconds * 2**attempts)
         return timedelta(seconds=ceiling * (0.5 + rng() / 2))
-
-
-# How a referenced member that was deleted since is known (see `Drainer._learn_references`).
-GONE = "gone"
 
 
 @dataclass(slots=True)
@@ -148,36 +138,40 @@ class Drainer:
     def _apply(self, session: Session, entries: list[Entry]) -> Batch:
         by_resource: dict[Key, list[Entry]] = defaultdict(list)
         for entry in entries:
-            by_resource[(entry.tenant_id, entry.resource_id)].append(entry)
+            by_resource[entry.key].append(entry)
         batch = Batch(entries=by_resource)
-        # One protocol per tenant for the whole batch: its schemas, read once per batch.
-        protocols: dict[str, ScimProtocol] = {}
-        # Users first, so a group in the same batch may reference a user created in it.
-        for resource_type in ("User", "Group"):
-            keys = [
-                k for k, e in by_resource.items() if e[0].command.resource_type == resource_type
-            ]
-            current = directory.load(session, resource_type, keys)
+        for table in APPLIED_TABLES:
+            keys = [k for k, es in by_resource.items()
+                    if es[0].command.resource_type == table.resource_type]
+            current = directory.load(session, table, keys)
             self._learn_references(session, batch, [by_resource[k] for k in keys])
             for key in keys:
-                applied = current.get(key)
-                if key[0] not in protocols:
-                    protocols[key[0]] = self._protocols.for_tenant(key[0], session)
-                apply = partial(
-                    apply_resource,
-                    protocols[key[0]],
-                    resource_type,
-                    applied.data if applied else None,
-                    known_ids=batch.known.get(key[0], {}),
-                    load_members=partial(directory.members_of, session, key[0], key[1]),
-                    prepare=self._passwords.hashed,
-                )
+                apply = self._applier(session, batch, key, table.resource_type, current.get(key))
                 outcome = _apply_isolated(apply, by_resource[key])
-                outcome.previous_version = applied.version if applied else 0
                 batch.outcomes[key] = outcome
                 if outcome.exists:
-                    batch.known.setdefault(key[0], {})[key[1]] = resource_type
+                    batch.known.setdefault(key[0], {})[key[1]] = table.resource_type
         return batch
+
+    def _applier(
+        self, session: Session, batch: Batch, key: Key, resource_type: str,
+        applied: Applied | None,
+    ) -> Callable[[list[Entry]], Outcome]:
+        """`apply_resource` bound to one resource's applied state, members and tenant."""
+        tenant_id, resource_id = key
+        if tenant_id not in batch.protocols:
+            # One protocol per tenant for the whole batch: its schemas, read once per batch.
+            batch.protocols[tenant_id] = self._protocols.for_tenant(tenant_id, session)
+        return partial(
+            apply_resource,
+            batch.protocols[tenant_id],
+            resource_type,
+            applied.data if applied else None,
+            version=applied.version if applied else 0,
+            known_ids=batch.known.get(tenant_id, {}),
+            load_members=partial(directory.members_of, session, tenant_id, resource_id),
+            prepare=self._passwords.hashed,
+        )
 
     def _learn_references(
         self, session: Session, batch: Batch, resources: list[list[Entry]]
@@ -192,7 +186,7 @@ class Drainer:
         referenced: dict[str, set[str]] = defaultdict(set)
         for entries in resources:
             for entry in entries:
-                referenced[entry.tenant_id].update(referenced_member_ids(entry.command))
+                referenced[entry.tenant_id].update(entry.command.member_refs())
         for tenant_id, ids in referenced.items():
             known = batch.known.setdefault(tenant_id, {})
             known.update(directory.existing_types(session, tenant_id, ids - known.keys()))
@@ -230,7 +224,10 @@ class Drainer:
             if key in stopped:
                 continue
             try:
-                outcome = self._apply_step(session, batch, entry, states.get(key))
+                apply = self._applier(
+                    session, batch, key, entry.command.resource_type, states.get(key)
+                )
+                outcome = apply([entry])
                 with session.begin_nested():
                     _add(report, self._write_all(session, batch, {key: outcome}, now))
             except Exception as ex:
@@ -241,47 +238,22 @@ class Drainer:
                 continue
             if outcome.blocked is not None:
                 stopped.add(key)
-            version = outcome.previous_version + len(outcome.applied)
-            states[key] = None if outcome.state is None else Applied(outcome.state, version)
+            states[key] = None if outcome.state is None else Applied(outcome.state, outcome.version)
         return report
 
     def _applied_states(self, session: Session, batch: Batch) -> dict[Key, Applied | None]:
         states: dict[Key, Applied | None] = {}
-        for resource_type in ("User", "Group"):
-            keys = [k for k, o in batch.outcomes.items() if o.resource_type == resource_type]
-            states.update(directory.load(session, resource_type, keys))
+        for table in APPLIED_TABLES:
+            keys = [k for k, o in batch.outcomes.items()
+                    if o.resource_type == table.resource_type]
+            states.update(directory.load(session, table, keys))
         return states
-
-    def _apply_step(
-        self, session: Session, batch: Batch, entry: Entry, applied: Applied | None
-    ) -> Outcome:
-        outcome = apply_resource(
-            self._protocols.for_tenant(entry.tenant_id, session),
-            entry.command.resource_type,
-            applied.data if applied else None,
-            [entry],
-            known_ids=batch.known.get(entry.tenant_id, {}),
-            load_members=partial(directory.members_of, session, entry.tenant_id,
-                                 entry.resource_id),
-            prepare=self._passwords.hashed,
-        )
-        outcome.previous_version = applied.version if applied else 0
-        return outcome
 
     def _write_all(
         self, session: Session, batch: Batch, outcomes: dict[Key, Outcome], now: datetime
     ) -> DrainReport:
         report = DrainReport()
-        # Upserts, then memberships, then deletions: a member added earlier in the batch to a
-        # user deleted later in it must be gone at the end, and memberships need their group.
-        for resource_type in ("User", "Group"):
-            _upsert_resources(session, resource_type, outcomes, now)
-        _write_members(session, batch, outcomes)
-        for resource_type in ("User", "Group"):
-            _delete_resources(session, resource_type, outcomes)
-        deprovisioned = [key for key, o in outcomes.items() if o.deprovisioned]
-        directory.revoke_sessions(session, deprovisioned, now=now)
-        directory.add_events(session, _events(outcomes, now))
+        write_outcomes(session, outcomes, batch.known, now)
         applied = [seq for o in outcomes.values() for seq in o.applied]
         journal.mark_applied(session, applied, now=now)
         journal.replace_commands(
@@ -292,7 +264,7 @@ class Drainer:
                 self._settle_blocked(session, outcome.blocked, now, report)
         self._wake_waiting(session, outcomes, now, report)
         report.applied += len(applied)
-        report.deprovisioned += len(deprovisioned)
+        report.deprovisioned += sum(o.deprovisioned for o in outcomes.values())
         return report
 
     def _wake_waiting(
@@ -328,33 +300,12 @@ class Batch:
     outcomes: dict[Key, Outcome] = field(default_factory=dict)
     known: dict[str, dict[str, str]] = field(default_factory=dict)
     entries: dict[Key, list[Entry]] = field(default_factory=dict)
+    protocols: dict[str, ScimProtocol] = field(default_factory=dict)
 
     @property
     def urgent(self) -> bool:
         """Whether the batch is of the deprovisioning lane."""
         return any(e.command.deprovisions for es in self.entries.values() for e in es)
-
-
-def _upsert_resources(
-    session: Session, resource_type: str, outcomes: dict[Key, Outcome], now: datetime
-) -> None:
-    rows = [
-        _row(resource_type, key, o, now)
-        for key, o in outcomes.items()
-        if o.resource_type == resource_type and o.changed and o.state is not None
-    ]
-    if resource_type == "User":
-        directory.upsert_users(session, rows)
-    else:
-        directory.upsert_groups(session, rows)
-
-
-def _delete_resources(session: Session, resource_type: str, outcomes: dict[Key, Outcome]) -> None:
-    gone = [
-        key for key, o in outcomes.items()
-        if o.resource_type == resource_type and o.changed and o.existed and o.state is None
-    ]
-    directory.delete_resources(session, resource_type, gone)
 
 
 def _seq(entry: Entry) -> int:
@@ -388,7 +339,7 @@ def _within_hash_budget(entries: list[Entry], budget: int) -> tuple[list[Entry],
     resource), and whether any resource was left for the next batch."""
     by_resource: dict[Key, list[Entry]] = defaultdict(list)
     for entry in entries:
-        by_resource[(entry.tenant_id, entry.resource_id)].append(entry)
+        by_resource[entry.key].append(entry)
     kept: list[Entry] = []
     hashes = 0
     for resource_entries in by_resource.values():
@@ -436,74 +387,6 @@ def _printable(text: str, limit: int = 1000) -> str:
     """A reason the journal can store (no NUL) and an operator can read (bounded)."""
     text = text.replace("\x00", "\\x00")
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _row(resource_type: str, key: Key, outcome: Outcome, now: datetime) -> dict[str, Any]:
-    state = outcome.state or {}
-    row: dict[str, Any] = {
-        "tenant_id": key[0],
-        "id": key[1],
-        "external_id": state.get("externalId"),
-        "data": state,
-        "version": outcome.previous_version + len(outcome.applied),
-        "journal_seq": outcome.applied[-1],
-        "created_at": now,
-        "updated_at": now,
-    }
-    if resource_type == "User":
-        row.update(
-            user_name=state["userName"],
-            user_name_key=fold_key(state["userName"]),
-            display_name=state.get("displayName"),
-            active=state.get("active", True) is not False,
-        )
-    else:
-        row.update(
-            display_name=state["displayName"], display_name_key=fold_key(state["displayName"])
-        )
-    return row
-
-
-def _write_members(session: Session, batch: Batch, outcomes: dict[Key, Outcome]) -> None:
-    reset: list[Key] = []
-    removes: list[tuple[str, str, str]] = []
-    adds: list[MemberRow] = []
-    for key, outcome in outcomes.items():
-        plan = outcome.members
-        if plan is None or not plan.changed or outcome.state is None:
-            continue
-        if plan.reset:
-            reset.append(key)
-        removes.extend((key[0], key[1], member_id) for member_id in plan.removes)
-        known = batch.known.get(key[0], {})
-        adds.extend(
-            MemberRow(
-                key[0],
-                key[1],
-                value["value"],
-                value.get("type") or known.get(value["value"], "User"),
-                value.get("display"),
-            )
-            for value in plan.adds.values()
-            if known.get(value["value"]) != GONE
-        )
-    directory.clear_members(session, reset)
-    directory.remove_members(session, removes)
-    directory.add_members(session, adds)
-
-
-def _events(outcomes: dict[Key, Outcome], now: datetime) -> Iterable[dict[str, Any]]:
-    for key, outcome in outcomes.items():
-        for event_type, payload in outcome.events:
-            yield {
-                "tenant_id": key[0],
-                "event_type": event_type,
-                "resource_type": outcome.resource_type,
-                "resource_id": key[1],
-                "journal_seq": outcome.applied[-1] if outcome.applied else 0,
-                "payload": payload,
-                "created_at": now,
-            }
 
 
 def _soonest(current: float | None, candidate: float | None) -> float | None:

@@ -16,8 +16,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from scimflow.pipeline.passwords.hashing import PasswordProtector
-from scimflow.pipeline.ports import Clock, utc_now
+from scimflow.pipeline.ports import Clock, PasswordProtector, utc_now
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.registry import SchemaRegistry
 from scimflow.pipeline.store import tenant_schemas

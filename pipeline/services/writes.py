@@ -18,14 +18,14 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.pipeline.column_limits import check_storable
-from scimflow.pipeline.commands import Command
+from scimflow.pipeline.commands import MEMBERS, Command
 from scimflow.pipeline.errors import InvalidValue, NotFound, PreconditionFailed, Uniqueness
 from scimflow.pipeline.ports import Clock, Dispatcher, utc_now
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.services.admission import Admission
 from scimflow.pipeline.services.tenant_protocols import Protocols, as_protocols
 from scimflow.pipeline.store import acknowledged, batched_creates, journal
-from scimflow.pipeline.store.acknowledged import MEMBERS, AcknowledgedResource
+from scimflow.pipeline.store.acknowledged import AcknowledgedResource
 from scimflow.pipeline.store.batched_creates import BatchedCreates
 from scimflow.pipeline.store.db import unit_of_work
 from scimflow.pipeline.store.tenants import TenantRef
@@ -275,20 +275,13 @@ def _patched_member_values(
 ) -> list[dict[str, Any]] | None:
     """Member values a group PATCH adds or sets; None when it does not touch members.
 
-    Besides the values the operations carry, the members the patch produced count: an `add`
-    to `members[value eq "id"].display` creates member `id` with that display, so both must be
-    checked like any other member (the acknowledged state holds no member list, so every
-    member of `patched` came from this patch).
+    Besides the values the command names (`Command.member_values`), the members the patch
+    produced count (the acknowledged state holds no member list, so every member of `patched`
+    came from this patch): all must be checked like any other member.
     """
-    touched = [op for op in command.operations if op["path"].split("[")[0] == MEMBERS]
-    if not touched:
+    if not command.member_operations:
         return None
-    values: list[dict[str, Any]] = []
-    for op in touched:
-        if op["op"] != "remove" and isinstance(op.get("value"), list):
-            values.extend(op["value"])
-    values.extend(patched.get(MEMBERS) or [])
-    return values
+    return [*command.member_values(), *(patched.get(MEMBERS) or [])]
 
 
 def _check_member_references(

@@ -15,9 +15,8 @@ from sqlalchemy.orm import Session
 from scimflow.pipeline.errors import Uniqueness
 from scimflow.pipeline.scim.unicode import fold_key, is_storable_text
 from scimflow.pipeline.store.db import is_postgres
-from scimflow.pipeline.store.models import AcknowledgedResource as Row
+from scimflow.pipeline.store.models import AcknowledgedRow as Row
 
-MEMBERS = "members"
 PASSWORD = "password"
 # Hot-path statements use the Core table: the ORM layer adds CPU and nothing else to them.
 TABLE: Table = cast(Table, Row.__table__)

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from scimflow.pipeline.commands import Command
+from scimflow.pipeline.commands import Command, Entry
 from scimflow.pipeline.errors import NotFound
 from scimflow.pipeline.store import journal
 from scimflow.pipeline.store.models import DeadLetter, JournalEntry
@@ -25,7 +25,7 @@ class DeadLetterView:
     replayed_at: datetime | None
 
 
-def record(session: Session, entry: journal.Entry, *, reason: str, now: datetime) -> None:
+def record(session: Session, entry: Entry, *, reason: str, now: datetime) -> None:
     journal.mark_dead(session, entry, reason=reason)
     session.execute(
         insert(DeadLetter).values(

@@ -7,7 +7,7 @@ asked to by name (`members_of`), and nothing commits: the caller owns the transa
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
+from scimflow.pipeline.scim.unicode import fold_key
 from scimflow.pipeline.store.bulk import insert_recordset, pairs_in
 from scimflow.pipeline.store.db import is_postgres
 from scimflow.pipeline.store.models import Group, Membership, OutboxEvent, User, UserSession
@@ -46,14 +47,53 @@ class MemberRow:
     display: str | None
 
 
-def load(session: Session, resource_type: str, keys: Collection[Key]) -> dict[Key, Applied]:
+@dataclass(frozen=True, slots=True)
+class AppliedTable:
+    """Where one resource type's applied state lives: its table and the columns of its own."""
+
+    resource_type: str
+    model: type[User] | type[Group]
+    # The columns besides the common ones (tenant, id, externalId, data, version, times),
+    # taken from an applied state.
+    columns: tuple[str, ...]
+    columns_of: Callable[[Mapping[str, Any]], dict[str, Any]]
+    holds_members: bool
+
+
+def _user_columns(state: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "user_name": state["userName"],
+        "user_name_key": fold_key(state["userName"]),
+        "display_name": state.get("displayName"),
+        "active": state.get("active", True) is not False,
+    }
+
+
+def _group_columns(state: Mapping[str, Any]) -> dict[str, Any]:
+    name = state["displayName"]
+    return {"display_name": name, "display_name_key": fold_key(name)}
+
+
+USERS = AppliedTable(
+    "User", User, ("user_name", "user_name_key", "display_name", "active"), _user_columns,
+    holds_members=False,
+)
+GROUPS = AppliedTable(
+    "Group", Group, ("display_name", "display_name_key"), _group_columns, holds_members=True
+)
+# In the order a batch applies them: users first, so that a group may reference a user
+# created in the same batch.
+APPLIED_TABLES = (USERS, GROUPS)
+
+
+def load(session: Session, table: AppliedTable, keys: Collection[Key]) -> dict[Key, Applied]:
     """The applied state of these resources (absent keys do not exist yet)."""
     if not keys:
         return {}
-    table = User if resource_type == "User" else Group
+    model = table.model
     rows = session.execute(
-        select(table.tenant_id, table.id, table.data, table.version)
-        .where(_key_in(session, table, keys))
+        select(model.tenant_id, model.id, model.data, model.version)
+        .where(_key_in(session, model, keys))
     )
     return {(row.tenant_id, row.id): Applied(row.data, row.version) for row in rows}
 
@@ -63,40 +103,29 @@ def existing_types(session: Session, tenant_id: str, ids: Collection[str]) -> di
     found: dict[str, str] = {}
     if not ids:
         return found
-    for table, type_name in ((User, "User"), (Group, "Group")):
+    for table in APPLIED_TABLES:
+        model = table.model
         rows = session.execute(
-            select(table.id).where(table.tenant_id == tenant_id, table.id.in_(list(ids)))
+            select(model.id).where(model.tenant_id == tenant_id, model.id.in_(list(ids)))
         )
-        found.update((row.id, type_name) for row in rows)
+        found.update((row.id, table.resource_type) for row in rows)
     return found
 
 
-def upsert_users(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    columns = ("user_name", "user_name_key", "external_id", "display_name", "active")
-    _upsert(session, User, rows, columns)
-
-
-def upsert_groups(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    _upsert(session, Group, rows, ("display_name", "display_name_key", "external_id"))
-
-
-def _upsert(
-    session: Session,
-    table: type[User] | type[Group],
-    rows: Sequence[dict[str, Any]],
-    columns: tuple[str, ...],
-) -> None:
+def upsert(session: Session, table: AppliedTable, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert or update applied resources of one type (rows of every column)."""
     if not rows:
         return
+    columns = (*table.columns, "external_id")
     updated = (*columns, "data", "version", "journal_seq", "updated_at")
     if is_postgres(session):
         names = ("tenant_id", "id", *columns, "data", "version", "journal_seq", "created_at",
                  "updated_at")
         assignments = ", ".join(f"{name} = EXCLUDED.{name}" for name in updated)
-        insert_recordset(session, _table(table), names, rows,
+        insert_recordset(session, _table(table.model), names, rows,
                        f"ON CONFLICT (tenant_id, id) DO UPDATE SET {assignments}")
         return
-    statement = sqlite.insert(table)
+    statement = sqlite.insert(table.model)
     session.execute(
         statement.on_conflict_do_update(
             index_elements=["tenant_id", "id"],
@@ -110,16 +139,15 @@ def _table(model: Any) -> Table:
     return cast(Table, model.__table__)
 
 
-def delete_resources(session: Session, resource_type: str, keys: Collection[Key]) -> None:
+def delete_resources(session: Session, table: AppliedTable, keys: Collection[Key]) -> None:
     """Delete users or groups, and every membership that names them as a member."""
     if not keys:
         return
-    table = User if resource_type == "User" else Group
-    session.execute(delete(table).where(_key_in(session, table, keys)))
+    session.execute(delete(table.model).where(_key_in(session, table.model, keys)))
     session.execute(
         delete(Membership).where(tuple_(Membership.tenant_id, Membership.member_id).in_(list(keys)))
     )
-    if resource_type == "Group":
+    if table.holds_members:
         clear_members(session, keys)
 
 

@@ -21,29 +21,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from scimflow.pipeline.commands import Command
+from scimflow.pipeline.commands import Command, Entry
 from scimflow.pipeline.store.bulk import is_in, pairs_in
 from scimflow.pipeline.store.models import JournalEntry as Row
 from scimflow.pipeline.store.models import JournalWait as Wait
 
 PENDING, APPLIED, DEAD = "pending", "applied", "dead"
 DEPROVISION_LANE, NORMAL_LANE = 0, 1
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    seq: int
-    tenant_id: str
-    resource_id: str
-    command: Command
-    attempts: int
-    created_at: datetime
-    not_before: datetime | None = None
-    # The API request that journaled it: named in logs and dead letters, for support.
-    request_id: str = ""
-
-    def due(self, now: datetime) -> bool:
-        return self.not_before is None or _naive(self.not_before) <= _naive(now)
 
 
 TABLE: Table = cast(Table, Row.__table__)
@@ -140,11 +124,6 @@ def hold_behind(session: Session, heads: Iterable[Entry]) -> None:
             .values(not_before=bindparam("head_not_before")),
             params,
         )
-
-
-def _naive(moment: datetime) -> datetime:
-    # SQLite returns naive UTC datetimes; compare both sides the same way.
-    return moment.replace(tzinfo=None) if moment.tzinfo is not None else moment
 
 
 def mark_applied(session: Session, seqs: Iterable[int], *, now: datetime) -> None:

@@ -79,7 +79,7 @@ class TenantSchema(Base):
     created_at: Mapped[datetime]
 
 
-class AcknowledgedResource(Base):
+class AcknowledgedRow(Base):
     """The acknowledged state of one user or group, and its reserved unique keys."""
 
     __tablename__ = "resources"

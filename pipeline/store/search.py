@@ -58,7 +58,7 @@ from scimflow.pipeline.scim.paths import AttrPath, parse_attr_path
 from scimflow.pipeline.scim.schema import Attribute, AttrType, ResourceType
 from scimflow.pipeline.scim.unicode import fold_key
 from scimflow.pipeline.store.acknowledged import AcknowledgedResource, from_row
-from scimflow.pipeline.store.models import AcknowledgedResource as Row
+from scimflow.pipeline.store.models import AcknowledgedRow as Row
 
 Condition = ColumnElement[bool]
 

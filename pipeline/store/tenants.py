@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from scimflow.pipeline.errors import NotFound, Unauthorized, Uniqueness
 from scimflow.pipeline.store.models import (
-    AcknowledgedResource,
+    AcknowledgedRow,
     ApiToken,
     DeadLetter,
     Group,
@@ -67,7 +67,7 @@ class TokenListing:
 
 # Every table holding a tenant's rows, children before parents.
 TENANT_TABLES = (JournalWait, UserSession, OutboxEvent, DeadLetter, Membership, Group, User,
-                 AcknowledgedResource, JournalEntry, TenantSchema, ApiToken)
+                 AcknowledgedRow, JournalEntry, TenantSchema, ApiToken)
 
 
 def token_digest(secret: str) -> str:

@@ -19,7 +19,7 @@ from scimflow.pipeline.scim.filters import Compare, Filter
 from scimflow.pipeline.scim.schema import ResourceType
 from scimflow.pipeline.scim.unicode import fold_key
 from scimflow.pipeline.store.acknowledged import AcknowledgedResource, from_row
-from scimflow.pipeline.store.models import AcknowledgedResource as Row
+from scimflow.pipeline.store.models import AcknowledgedRow as Row
 from scimflow.pipeline.store.search import RESOURCE_COLUMNS, KeyKind, key_column
 
 _UNIQUE_COLUMNS: Final = frozenset(("id", "external_id", "user_name_key", "display_name_key"))
@@ -50,7 +50,7 @@ def unique_key(parsed: Filter | None, resource_type: ResourceType) -> UniqueKey 
 def _by(column: str) -> Select[Any]:
     # Neither the type nor anything else but the key and the tenant: every other index of
     # `resources` is led by the tenant alone, so the key's own index (led by the key, see
-    # `models.AcknowledgedResource`) is the only one serving both equalities, whatever the
+    # `models.AcknowledgedRow`) is the only one serving both equalities, whatever the
     # statistics say. The type is checked on the row read (an externalId may be shared by
     # a user and a group, so up to two rows come back).
     return select(*RESOURCE_COLUMNS).where(

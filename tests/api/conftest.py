@@ -26,8 +26,7 @@ from scimflow.pipeline.services.tenancy import Tenancy
 from scimflow.pipeline.services.tenant_protocols import TenantProtocols
 from scimflow.pipeline.services.writes import WriteService
 from scimflow.pipeline.settings import Settings
-from scimflow.pipeline.store.db import make_engine
-from scimflow.pipeline.store.db import make_sessions
+from scimflow.pipeline.store.db import make_engine, make_sessions
 from scimflow.pipeline.store.models import Base
 from scimflow.pipeline.store.tenants import IssuedToken
 from tests.conftest import make_protocol, read_sample

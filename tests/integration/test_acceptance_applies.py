@@ -28,7 +28,7 @@ from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.scim.protocol import default_protocol
 from scimflow.pipeline.services.drain import Drainer, RetryPolicy
 from scimflow.pipeline.services.reads import SearchQuery
-from scimflow.pipeline.store.models import AcknowledgedResource, Group, JournalEntry, User
+from scimflow.pipeline.store.models import AcknowledgedRow, Group, JournalEntry, User
 from scimflow.pipeline.store.tenants import TenantRef
 from tests.integration.conftest import GROUP_SCHEMA, USER_SCHEMA, Services
 
@@ -191,7 +191,7 @@ def assert_everything_applied(services: Services, tenant: TenantRef) -> None:
         acknowledged = {
             row.id: row.data
             for row in session.scalars(
-                select(AcknowledgedResource).where(AcknowledgedResource.tenant_id == tenant.id)
+                select(AcknowledgedRow).where(AcknowledgedRow.tenant_id == tenant.id)
             )
         }
         applied = {

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 from scimflow.pipeline.commands import Command, CommandKind
 from scimflow.pipeline.errors import Uniqueness
 from scimflow.pipeline.store import batched_creates
-from scimflow.pipeline.store.models import AcknowledgedResource, JournalEntry, User
+from scimflow.pipeline.store.models import AcknowledgedRow, JournalEntry, User
 from tests.integration.conftest import USER_SCHEMA, Services
 
 THREADS = 16
@@ -107,7 +107,7 @@ def test_a_batch_inserts_and_journals_exactly_the_creates_whose_keys_are_free(
             .where(JournalEntry.request_id.like("req-%")).order_by(JournalEntry.seq)
         ).all()
         resources = set(session.scalars(
-            select(AcknowledgedResource.id).where(AcknowledgedResource.id.in_(list("abcdef")))))
+            select(AcknowledgedRow.id).where(AcknowledgedRow.id.in_(list("abcdef")))))
     assert [row.resource_id for row in journaled] == ["a", "c", "f"]  # in batch order
     assert {row.status for row in journaled} == {"pending"}
     assert resources == {"a", "c", "f"}

@@ -28,7 +28,7 @@ from scimflow.pipeline.services.drain import PASSWORD_HASHES_PER_BATCH, Drainer,
 from scimflow.pipeline.services.writes import WriteService
 from scimflow.pipeline.store import dead_letters, tenants
 from scimflow.pipeline.store.db import make_sessions
-from scimflow.pipeline.store.models import AcknowledgedResource, JournalEntry, User
+from scimflow.pipeline.store.models import AcknowledgedRow, JournalEntry, User
 from scimflow.pipeline.store.tenants import TenantRef
 from tests.integration.conftest import USER_SCHEMA, RecordingDispatcher, TickingClock
 
@@ -72,7 +72,7 @@ class Pipeline:
         """Everything the journal and the acknowledged state hold, as text."""
         with self.sessions() as session:
             commands = session.execute(select(JournalEntry.command)).scalars().all()
-            states = session.execute(select(AcknowledgedResource.data)).scalars().all()
+            states = session.execute(select(AcknowledgedRow.data)).scalars().all()
         return json.dumps([*commands, *states])
 
 

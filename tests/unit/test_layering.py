@@ -21,9 +21,10 @@ FORBIDDEN = {
 COMPOSITION_ROOTS = {"api/wsgi.py", "ops/serve.py"}
 # The benchmark's baseline is a bare Falcon app by definition; only its own server loads it.
 BENCH_BASELINE = "ops/bench/baseline_app.py"
-# The engine core is pure: no database either. Only the store may use SQLAlchemy.
-PURE_SCIM = {"sqlalchemy", "tenacity"}
-
+# The protocol, the commands and the apply are pure: standard library and each other only, no
+# database, no store, no services, however deep the imports go.
+PURE_MODULES = ("pipeline/scim", "pipeline/commands.py", "pipeline/apply.py", "pipeline/errors.py",
+                "pipeline/ports.py")
 
 PACKAGES = ("pipeline", "api", "workers", "ops")
 
@@ -59,12 +60,63 @@ def test_package_imports_stay_in_their_layer(package: str) -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
-def test_protocol_engine_is_pure() -> None:
-    offenders = {
-        str(path.relative_to(ROOT)): sorted(imported_roots(path) & PURE_SCIM)
-        for path in (ROOT / "pipeline" / "scim").rglob("*.py")
-    }
+def impure_imports(path: Path) -> set[str]:
+    """What a module imports, directly or through project modules, beyond the standard
+    library and the pure modules themselves."""
+    seen: set[Path] = set()
+    found: set[str] = set()
+    pending = [path]
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for name in absolute_imports(current):
+            root = name.split(".")[0]
+            if root in sys.stdlib_module_names or root == "__future__":
+                continue
+            target = _source_of(name)
+            if target is None or not _is_pure(target):
+                found.add(name)
+            else:
+                pending.append(target)
+    return found
+
+
+def _source_of(name: str) -> Path | None:
+    """The file of a project module (`scimflow.pipeline.x` or `scimflow.pipeline.x.Name`)."""
+    parts = name.split(".")
+    if parts[0] != "scimflow":
+        return None
+    for end in (len(parts), len(parts) - 1):
+        base = ROOT.joinpath(*parts[1:end])
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _is_pure(path: Path) -> bool:
+    relative = str(path.relative_to(ROOT))
+    return any(relative == pure or relative.startswith(pure + "/") for pure in PURE_MODULES)
+
+
+def pure_sources() -> list[Path]:
+    return sorted(path for path in (ROOT / "pipeline").rglob("*.py") if _is_pure(path))
+
+
+def test_the_protocol_commands_and_apply_are_pure() -> None:
+    offenders = {str(path.relative_to(ROOT)): sorted(impure_imports(path))
+                 for path in pure_sources()}
     assert {k: v for k, v in offenders.items() if v} == {}
+    assert ROOT / "pipeline" / "apply.py" in pure_sources()
+
+
+def test_the_purity_check_sees_a_store_import_however_deep(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("import json\nfrom scimflow.pipeline.commands import Command\n"
+                      "from scimflow.pipeline.store.journal import Entry\nimport sqlalchemy\n")
+    assert impure_imports(module) == {"scimflow.pipeline.store.journal", "sqlalchemy"}
 
 
 def test_layering_check_sees_imports(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from scimflow.pipeline.commands import Command
 from scimflow.pipeline.errors import InvalidValue, ScimError
 from scimflow.pipeline.scim.evaluate import check_filter, matches
-from scimflow.pipeline.scim.filters import parse_filter
+from scimflow.pipeline.scim.filters import Not, parse_filter
 from scimflow.pipeline.scim.patch import resolve_path
 from scimflow.pipeline.scim.registry import GROUP, USER
 from scimflow.pipeline.scim.render import Meta, Projection, render_resource
@@ -349,7 +349,7 @@ def test_fuzz_patch(case: tuple[str, Any]) -> None:
 @given(TYPE_NAMES, FILTERS)
 def test_fuzz_filter(type_name: str, text: str) -> None:
     """RFC 7644 §3.4.2.2: any filter text parses and checks, or fails with invalidFilter (4xx);
-    a checked filter evaluates without raising."""
+    a checked filter evaluates to a boolean, and `not (filter)` to the other one."""
     resource_type = RESOURCE_TYPES[type_name]
     parsed = survives(lambda: parse_filter(text))
     if parsed is None:
@@ -359,7 +359,9 @@ def test_fuzz_filter(type_name: str, text: str) -> None:
     except ScimError as error:
         assert error.status == 400
         return
-    assert matches(parsed, CURRENT[type_name], resource_type) in (True, False)
+    matched = matches(parsed, CURRENT[type_name], resource_type)
+    assert isinstance(matched, bool)
+    assert matches(Not(parsed), CURRENT[type_name], resource_type) is (not matched)
 
 
 @FUZZ

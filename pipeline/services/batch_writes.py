@@ -1,0 +1,114 @@
+"""What a drained batch writes: its outcomes as set-based statements, one per table and kind.
+
+Upserts, then memberships, then deletions: a member added earlier in the batch to a user
+deleted later in it must be gone at the end, and memberships need their group. Each resource
+type's table and columns come from `store/directory.py`'s `APPLIED_TABLES`, so nothing here
+switches on User and Group. See docs/ARCHITECTURE.md ("The path through the workers").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from scimflow.pipeline.apply import Outcome
+from scimflow.pipeline.store import directory
+from scimflow.pipeline.store.directory import APPLIED_TABLES, AppliedTable, Key, MemberRow
+
+# How a referenced member that was deleted since is known (see `Drainer._learn_references`).
+GONE = "gone"
+
+# The member ids known to exist when a batch applies, per tenant: id -> resource type or GONE.
+Known = Mapping[str, Mapping[str, str]]
+
+
+def write_outcomes(
+    session: Session, outcomes: Mapping[Key, Outcome], known: Known, now: datetime
+) -> None:
+    """The applied directory's writes of these outcomes (not the journal's)."""
+    for table in APPLIED_TABLES:
+        directory.upsert(session, table, _rows(table, outcomes, now))
+    _write_members(session, outcomes, known)
+    for table in APPLIED_TABLES:
+        directory.delete_resources(session, table, _deleted(table, outcomes))
+    deprovisioned = [key for key, o in outcomes.items() if o.deprovisioned]
+    directory.revoke_sessions(session, deprovisioned, now=now)
+    directory.add_events(session, _events(outcomes, now))
+
+
+def _rows(
+    table: AppliedTable, outcomes: Mapping[Key, Outcome], now: datetime
+) -> list[dict[str, Any]]:
+    return [
+        _row(table, key, o, o.state, now)
+        for key, o in outcomes.items()
+        if o.resource_type == table.resource_type and o.changed and o.state is not None
+    ]
+
+
+def _row(
+    table: AppliedTable, key: Key, outcome: Outcome, state: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    return {
+        "tenant_id": key[0],
+        "id": key[1],
+        "external_id": state.get("externalId"),
+        "data": state,
+        "version": outcome.version,
+        "journal_seq": outcome.applied[-1],
+        "created_at": now,
+        "updated_at": now,
+        **table.columns_of(state),
+    }
+
+
+def _deleted(table: AppliedTable, outcomes: Mapping[Key, Outcome]) -> list[Key]:
+    return [
+        key for key, o in outcomes.items()
+        if o.resource_type == table.resource_type and o.changed and o.existed and o.state is None
+    ]
+
+
+def _write_members(session: Session, outcomes: Mapping[Key, Outcome], known: Known) -> None:
+    reset: list[Key] = []
+    removes: list[tuple[str, str, str]] = []
+    adds: list[MemberRow] = []
+    for key, outcome in outcomes.items():
+        plan = outcome.members
+        if plan is None or not plan.changed or outcome.state is None:
+            continue
+        if plan.reset:
+            reset.append(key)
+        removes.extend((key[0], key[1], member_id) for member_id in plan.removes)
+        types = known.get(key[0], {})
+        adds.extend(
+            MemberRow(
+                key[0],
+                key[1],
+                value["value"],
+                value.get("type") or types.get(value["value"], "User"),
+                value.get("display"),
+            )
+            for value in plan.adds.values()
+            if types.get(value["value"]) != GONE
+        )
+    directory.clear_members(session, reset)
+    directory.remove_members(session, removes)
+    directory.add_members(session, adds)
+
+
+def _events(outcomes: Mapping[Key, Outcome], now: datetime) -> Iterable[dict[str, Any]]:
+    for key, outcome in outcomes.items():
+        for event_type, payload in outcome.events:
+            yield {
+                "tenant_id": key[0],
+                "event_type": event_type,
+                "resource_type": outcome.resource_type,
+                "resource_id": key[1],
+                "journal_seq": outcome.applied[-1] if outcome.applied else 0,
+                "payload": payload,
+                "created_at": now,
+            }
