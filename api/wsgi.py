@@ -1,8 +1,10 @@
-"""Composition root: builds the services and the Falcon app from Settings.
+"""Composition root of the API process: one Settings read builds the services and the app.
 
-`app` is what gunicorn serves in production (`scimflow.api.wsgi:app`): PostgreSQL, and a Celery
-dispatcher ringing Redis. `build_app` is also used by `scimflow serve` with the in-process
-worker as its dispatcher. This is the only module of `api/` that may import `workers/`.
+`production_app()` is what the API servers serve (gunicorn `scimflow.api.wsgi:app`, granian
+and uWSGI through their entry modules): PostgreSQL, and a coalescing Celery doorbell. Each
+server process builds its own, after the fork. `build_app(settings, dispatcher)` wires the app
+around any doorbell: `scimflow serve` passes its in-process worker. This is the only module of
+`api/` that may import `workers/`.
 """
 
 from __future__ import annotations
@@ -81,16 +83,14 @@ def configure_logging(settings: Settings) -> None:
 
 
 def production_app() -> WsgiApp:
-    from scimflow.workers.celery_app import make_celery  # noqa: PLC0415 - production only
-    from scimflow.workers.coalesce import CoalescingDispatcher  # noqa: PLC0415
-    from scimflow.workers.dispatch import CeleryDispatcher  # noqa: PLC0415
+    from scimflow.workers.dispatch import broker_dispatcher  # noqa: PLC0415 - production only
 
     settings = Settings.from_env()
     require_password_key(settings, "the API")
     configure_logging(settings)
-    # One drain message per tenant per window instead of one per request.
-    dispatcher = CoalescingDispatcher(CeleryDispatcher(make_celery(settings)))
-    return build_app(settings, dispatcher)
+    # One drain message per tenant per window instead of one per request. A server process
+    # lives far longer than a window; a ring still waiting when it stops, the sweeper re-rings.
+    return build_app(settings, broker_dispatcher(settings, coalesce=True))
 
 
 def __getattr__(name: str) -> Any:

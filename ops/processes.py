@@ -23,12 +23,14 @@ class _NoBroker:
 
 
 def dispatcher_for(settings: Settings) -> Dispatcher:
+    """The doorbell of an operator command: it rings once, then the process exits."""
     if settings.embedded:
         return _NoBroker()
-    from scimflow.workers.celery_app import make_celery  # noqa: PLC0415 - only with a broker
-    from scimflow.workers.dispatch import CeleryDispatcher  # noqa: PLC0415
+    from scimflow.workers.dispatch import broker_dispatcher  # noqa: PLC0415 - only with a broker
 
-    return CeleryDispatcher(make_celery(settings))
+    # Not coalesced: a coalesced ring waits for the doorbell thread, which the command's exit
+    # would end with the ring still queued. One ring needs no coalescing anyway.
+    return broker_dispatcher(settings, coalesce=False)
 
 
 def migrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,7 +1,9 @@
 """`scimflow serve`: the embedded default, API and worker in one process on SQLite.
 
 The same write path, journal and apply path as production; the doorbell is in-process and the
-database is a SQLite file, so nothing else has to run.
+database is a SQLite file, so nothing else has to run. This is the embedded process's
+composition root: `embedded_process` wires the API and the worker from the one Settings the
+command line read.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from scimflow.api.services import WsgiApp
 from scimflow.api.wsgi import build_app, configure_logging
 from scimflow.ops.output import base_url
 from scimflow.pipeline.settings import Settings
@@ -52,11 +55,8 @@ def database_name(settings: Settings) -> str:
     return str(path) if path is not None else masked_url(settings.database_url)
 
 
-def serve(settings: Settings, *, host: str, port: int) -> int:
-    if settings.public_url == Settings().public_url:
-        # No public URL configured: Locations point at where this process listens.
-        settings = replace(settings, public_url=f"http://{host}:{port}")
-    configure_logging(settings)
+def embedded_process(settings: Settings) -> tuple[WsgiApp, InProcessWorker]:
+    """The API, rung by the in-process worker that drains and prunes (not started yet)."""
     sessions = make_sessions(make_engine(settings, "worker"))
     worker = InProcessWorker(
         build_drainer(settings, sessions),
@@ -64,7 +64,15 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
         pruner=build_embedded_pruner(settings, sessions),
         prune_every=settings.retention_interval_seconds,
     )
-    app = build_app(settings, worker)
+    return build_app(settings, worker), worker
+
+
+def serve(settings: Settings, *, host: str, port: int) -> int:
+    if settings.public_url == Settings().public_url:
+        # No public URL configured: Locations point at where this process listens.
+        settings = replace(settings, public_url=f"http://{host}:{port}")
+    configure_logging(settings)
+    app, worker = embedded_process(settings)
     worker.start()
     server = make_server(host, port, app, server_class=_ThreadingServer,
                          handler_class=_QuietHandler)

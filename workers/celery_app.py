@@ -1,5 +1,8 @@
 """The Celery application: configuration only, built from Settings (no module-level state).
 
+Every process that talks to the broker builds one; the worker's composition root
+(workers/main.py) also registers the tasks on the one it builds.
+
 Every choice here protects "nothing lost, nothing duplicated": JSON only; late acks with
 `reject_on_worker_lost`, so a message whose worker died is redelivered (safe, because a drain
 is idempotent: it applies what is pending and nothing else); one message prefetched per
@@ -25,7 +28,7 @@ URGENT_QUEUE = "scimflow.urgent"
 def make_celery(settings: Settings) -> Celery:
     # Without a broker Celery would quietly fall back to amqp://localhost: refuse instead.
     settings.require_broker("the Celery application")
-    app = Celery("scimflow", broker=settings.broker_url, include=["scimflow.workers.tasks"])
+    app = Celery("scimflow", broker=settings.broker_url)
     if settings.broker_url.startswith(("redis://", "rediss://")):
         # A worker must outlive a Redis restart (workers/redis_transport.py).
         app.conf.broker_transport = REDIS_TRANSPORT

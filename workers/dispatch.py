@@ -1,4 +1,5 @@
-"""The Celery implementation of the domain's Dispatcher port."""
+"""The Celery implementation of the domain's Dispatcher port, and the one place it is built
+for a process that rings the workers from outside them (the API, operator commands)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import math
 
 from celery import Celery
 
+from scimflow.pipeline.ports import Dispatcher
+from scimflow.pipeline.settings import Settings
 from scimflow.workers.celery_app import (
     DEFAULT_QUEUE,
     DRAIN_TASK,
     URGENT_QUEUE,
     delays_in_whole_seconds,
+    make_celery,
 )
+from scimflow.workers.coalesce import CoalescingDispatcher
 
 log = logging.getLogger("scimflow.dispatch")
 
@@ -46,3 +51,15 @@ class CeleryDispatcher:
         except Exception as ex:  # the broker is best-effort here, the journal is the truth
             log.warning("doorbell for tenant %s not sent (%s); the sweeper will ring", tenant_id,
                         ex)
+
+
+def broker_dispatcher(settings: Settings, *, coalesce: bool) -> Dispatcher:
+    """The doorbell of a process that rings the workers through the broker.
+
+    Coalescing sends rings from a background thread, up to a window after they were asked
+    for: only a process that outlives its windows (the API) may use it. A process that exits
+    right after ringing (an operator command) passes `coalesce=False`, or its ring could die
+    queued with the thread.
+    """
+    dispatcher = CeleryDispatcher(make_celery(settings))
+    return CoalescingDispatcher(dispatcher) if coalesce else dispatcher

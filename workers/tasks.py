@@ -1,4 +1,4 @@
-"""Celery tasks: thin adapters from a message to one domain call.
+"""Celery tasks: thin adapters from a message to one domain call, registered on a given app.
 
 `scimflow.drain` is a doorbell: it carries the id of the tenant that rang, never the work.
 It drains in bounded batches, then rings again if more is waiting, so no task holds a worker
@@ -6,6 +6,9 @@ slot for long. Every batch gives each tenant with waiting work its fair share (s
 so a drain rung by one tenant's initial sync also serves every other tenant, whatever the
 order of the queue. `scimflow.sweep` (beat) rings for work whose doorbell was lost;
 `scimflow.prune` (beat) deletes the history past its retention (pipeline/store/retention.py).
+
+The tasks hold no state of their own: `register_tasks` binds them to the worker's runtime and
+doorbell, both built by the worker's composition root (workers/main.py).
 """
 
 from __future__ import annotations
@@ -14,15 +17,12 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from celery import Task, shared_task
-from celery.signals import worker_init, worker_process_init
+from celery import Celery
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from scimflow.pipeline.errors import Unavailable
-from scimflow.pipeline.passwords.setup import require_password_key
 from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.services.drain import DrainReport
-from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store import heartbeats, journal
 from scimflow.pipeline.store.db import unit_of_work
 from scimflow.workers.celery_app import DRAIN_TASK, PRUNE_TASK, SWEEP_TASK
@@ -30,72 +30,75 @@ from scimflow.workers.dispatch import CeleryDispatcher
 from scimflow.workers.runtime import WorkerRuntime
 
 log = logging.getLogger("scimflow.worker")
-runtime = WorkerRuntime(Settings.from_env())
 # Batches per task: bounded so a task stays far inside its time limit and the visibility
 # timeout, and a deprovisioning doorbell on the urgent queue gets a worker soon.
 BATCHES_PER_TASK = 5
 
-
-@worker_init.connect
-def _require_password_key(**_: object) -> None:
-    # A worker without the key would dead-letter every password it meets: refuse to start.
-    require_password_key(runtime.settings, "`scimflow worker`")
-
-
-@worker_process_init.connect
-def _reset_after_fork(**_: object) -> None:
-    runtime.after_fork()
-
-
 # Database blips are retried in-process for a couple of seconds; longer outages go back
-# through the broker (Celery retry with backoff), never as a sleep inside the task.
-_short_retry = retry(
+# through the broker, never as a sleep inside the task: the drain is retried for as long as
+# the outage lasts, after a random delay of up to 1, 2, 4 ... then 60 s (full jitter, so the
+# workers' retries do not arrive together when the database comes back).
+short_retry = retry(
     retry=retry_if_exception_type(Unavailable),
     stop=stop_after_attempt(3),
     wait=wait_exponential(multiplier=0.2, max=2),
     reraise=True,
 )
+BROKER_RETRY: dict[str, Any] = {
+    "autoretry_for": (Unavailable,),
+    "retry_backoff": True,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": None,
+}
 
 
-@shared_task(bind=True, name=DRAIN_TASK, max_retries=None, acks_late=True)
-def drain(self: Task, tenant_id: str) -> dict[str, int]:
-    """Apply pending journal entries: those of every tenant, in fair turns."""
-    try:
-        report = _short_retry(runtime.drainer.drain)(max_batches=BATCHES_PER_TASK)
-    except Unavailable as ex:
-        countdown = min(60, 2 ** min(self.request.retries, 6))
-        raise self.retry(exc=ex, countdown=countdown) from ex
-    _ring_again(tenant_id, report)
+def register_tasks(app: Celery, runtime: WorkerRuntime, dispatcher: CeleryDispatcher) -> None:
+    """Register the three tasks on `app` (on no other app: they are not shared tasks)."""
+
+    @app.task(name=DRAIN_TASK, shared=False, acks_late=True, **BROKER_RETRY)
+    def drain(tenant_id: str) -> dict[str, int]:
+        """Apply pending journal entries: those of every tenant, in fair turns."""
+        return drain_for(tenant_id, runtime, dispatcher)
+
+    @app.task(name=SWEEP_TASK, shared=False, acks_late=True)
+    def sweep() -> int:
+        """Ring for every tenant whose pending work has waited too long (a lost doorbell)."""
+        return ring_stale_tenants(runtime, dispatcher)
+
+    @app.task(name=PRUNE_TASK, shared=False, acks_late=True)
+    def prune() -> dict[str, Any]:
+        """Delete the journal entries, outbox events and dead letters past their retention."""
+        return prune_history(runtime)
+
+
+def drain_for(tenant_id: str, runtime: WorkerRuntime,
+              dispatcher: CeleryDispatcher) -> dict[str, int]:
+    report = short_retry(runtime.drainer.drain)(max_batches=BATCHES_PER_TASK)
+    _ring_again(tenant_id, report, dispatcher)
     log.info("drained tenant=%s applied=%d postponed=%d dead=%d", tenant_id,
              report.applied, report.postponed, report.dead)
     return {"applied": report.applied, "postponed": report.postponed, "dead": report.dead}
 
 
-def _ring_again(tenant_id: str, report: DrainReport) -> None:
-    dispatcher = CeleryDispatcher(drain.app)
+def _ring_again(tenant_id: str, report: DrainReport, dispatcher: CeleryDispatcher) -> None:
     if report.more_waiting or report.woken_tenants:
         dispatcher.ring(tenant_id)
     if report.retry_in is not None:
         dispatcher.ring_later(tenant_id, report.retry_in)
 
 
-@shared_task(name=SWEEP_TASK, acks_late=True)
-def sweep() -> int:
-    """Ring for every tenant whose pending work has waited too long (a lost doorbell)."""
-    settings = runtime.settings
-    older_than = utc_now() - timedelta(seconds=settings.sweep_stale_seconds)
+def ring_stale_tenants(runtime: WorkerRuntime, dispatcher: CeleryDispatcher) -> int:
+    older_than = utc_now() - timedelta(seconds=runtime.settings.sweep_stale_seconds)
     with unit_of_work(runtime.sessions) as session:
         tenants = journal.stale_tenants(session, older_than=older_than)
         heartbeats.record(session, heartbeats.SWEEP, utc_now())
-    dispatcher = CeleryDispatcher(sweep.app)
     for tenant_id in tenants:
         dispatcher.ring(tenant_id)
     return len(tenants)
 
 
-@shared_task(name=PRUNE_TASK, acks_late=True)
-def prune() -> dict[str, Any]:
-    """Delete the journal entries, outbox events and dead letters past their retention."""
+def prune_history(runtime: WorkerRuntime) -> dict[str, Any]:
     report = runtime.pruner()
     log.info("pruned journal=%d outbox=%d dead_letters=%d",
              report.journal, report.outbox, report.dead_letters)

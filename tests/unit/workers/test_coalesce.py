@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+
+import pytest
 
 from scimflow.workers.coalesce import CoalescingDispatcher
 
@@ -57,24 +60,61 @@ def test_deprovisioning_rings_skip_the_window() -> None:
     assert inner.rings == [("t1", False), ("t1", True)]
 
 
-def test_a_failing_broker_does_not_stop_the_doorbell() -> None:
-    class Broken:
+def test_a_failing_broker_does_not_stop_the_doorbell(caplog: pytest.LogCaptureFixture) -> None:
+    class BrokenOnce(Recorder):
         def ring(self, tenant_id: str, *, urgent: bool = False) -> None:
-            raise ConnectionError("broker down")
+            if tenant_id == "t1":
+                raise ConnectionError("broker down")
+            super().ring(tenant_id, urgent=urgent)
 
-    dispatcher = CoalescingDispatcher(Broken(), start_thread=False)
+    inner = BrokenOnce()
+    dispatcher = CoalescingDispatcher(inner, start_thread=False)
     dispatcher.ring("t1")
     dispatcher.flush()
+    dispatcher.ring("t2")
+    dispatcher.flush()
+    assert inner.rings == [("t2", False)]
+    assert "doorbell for tenant t1 failed" in caplog.text
+
+
+class HungBroker(Recorder):
+    """A broker that takes every message only when released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.senders: set[threading.Thread] = set()
+
+    def ring(self, tenant_id: str, *, urgent: bool = False) -> None:
+        self.senders.add(threading.current_thread())
+        self.entered.set()
+        assert self.release.wait(5), "nobody released the broker"
+        super().ring(tenant_id, urgent=urgent)
 
 
 def test_the_background_thread_sends_without_the_caller_waiting() -> None:
-    inner = Recorder()
-    dispatcher = CoalescingDispatcher(inner, window_seconds=0.01)
-    started = time.monotonic()
-    dispatcher.ring("t1")
-    assert time.monotonic() - started < 0.01
-    assert inner.sent.wait(2)
-    assert inner.rings == [("t1", False)]
+    broker = HungBroker()
+    dispatcher = CoalescingDispatcher(broker, window_seconds=0.01)
+    dispatcher.ring("t1")  # a caller sending itself would hang here until the broker gave up
+    assert broker.entered.wait(2)
+    for _ in range(50):
+        dispatcher.ring("t1")  # returns at once, the broker still hung
+    assert broker.rings == []
+    broker.release.set()
+    assert eventually(lambda: len(broker.rings) >= 2)
+    time.sleep(0.05)  # time for any further, wrongly uncoalesced, send
+    assert broker.rings == [("t1", False), ("t1", False)]
+    assert threading.current_thread() not in broker.senders
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 class CountingDispatcher(CoalescingDispatcher):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store.retention import PruneReport
-from scimflow.workers import tasks
 from scimflow.workers.celery_app import PRUNE_TASK, make_celery
+from scimflow.workers.main import worker_app
+from scimflow.workers.runtime import WorkerRuntime
 
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -24,17 +23,16 @@ def test_the_default_interval_is_five_minutes() -> None:
     assert app.conf.beat_schedule["prune"]["schedule"] == 300.0
 
 
-def test_the_prune_task_runs_the_workers_pruner_and_returns_its_counts(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_prune_task_runs_the_workers_pruner_and_returns_its_counts() -> None:
     runs: list[None] = []
 
     def pruner() -> PruneReport:
         runs.append(None)
         return PruneReport(journal=5, outbox=2, dead_letters=1)
 
-    monkeypatch.setitem(tasks.runtime.__dict__, "pruner", pruner)
+    runtime = WorkerRuntime(Settings(broker_url=REDIS))
+    runtime.pruner = pruner
+    prune = worker_app(runtime).tasks[PRUNE_TASK]
 
-    assert tasks.prune.name == PRUNE_TASK
-    assert tasks.prune() == {"journal": 5, "outbox": 2, "dead_letters": 1, "dry_run": False}
+    assert prune() == {"journal": 5, "outbox": 2, "dead_letters": 1, "dry_run": False}
     assert len(runs) == 1
