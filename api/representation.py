@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import falcon
 
 from scimflow.pipeline.commands import MEMBERS
+from scimflow.pipeline.scim.meta import scim_datetime
 from scimflow.pipeline.scim.render import Meta, Projection, list_response, render_resource
 from scimflow.pipeline.scim.schema import ResourceType
 from scimflow.pipeline.services.reads import Found, SearchPage
 from scimflow.pipeline.services.writes import WriteReceipt
 from scimflow.pipeline.store.acknowledged import AcknowledgedResource
-
-
-def scim_datetime(moment: datetime) -> str:
-    """An RFC 7643 §2.3.5 dateTime in UTC with a 'Z' (SQLite returns naive UTC datetimes)."""
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Representer:

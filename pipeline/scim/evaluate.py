@@ -32,21 +32,27 @@ Decisions where RFC 7644 leaves room:
   matches a user with a home email); `ne` on an absent attribute matches.
 * A complex attribute compared without a sub-attribute (`emails co "example.com"`) is compared
   through its "value" sub-attribute.
-* Strings order by code point, folded by `unicode.fold_key` (the rule of the unique keys and of
-  the SQL path) unless the attribute is caseExact; dateTimes order chronologically, a missing
-  UTC offset meaning UTC; `co`/`sw`/`ew` on a dateTime match its text.
+* Values compare by the attribute's type as `comparison` rules, the rules the SQL path and
+  sortBy follow too: strings by code point, folded unless caseExact; dateTimes as instants,
+  except `co`/`sw`/`ew`, which match their text.
 """
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, Final
 
 from scimflow.pipeline.errors import InvalidFilter
+from scimflow.pipeline.scim.comparison import (
+    NUMBER_TYPES,
+    ORDERING_OPS,
+    STRING_TYPES,
+    SUBSTRING_OPS,
+    UNORDERED_TYPES,
+    compare,
+    parse_datetime,
+)
 from scimflow.pipeline.scim.filters import (
     And,
     Compare,
@@ -68,7 +74,6 @@ from scimflow.pipeline.scim.schema import (
     ResourceType,
     Returned,
 )
-from scimflow.pipeline.scim.unicode import fold_key
 
 # RFC 7643 §3: every resource carries "schemas", but no schema document defines it.
 SCHEMAS_ATTRIBUTE: Final = Attribute(
@@ -79,27 +84,6 @@ SCHEMAS_ATTRIBUTE: Final = Attribute(
     reference_types=("uri",),
     description="The URIs of the schemas the resource uses.",
 )
-
-_ORDERING_OPS: Final = frozenset(("gt", "ge", "lt", "le"))
-_SUBSTRING_OPS: Final = frozenset(("co", "sw", "ew"))
-_STRING_TYPES: Final = frozenset(
-    (AttrType.STRING, AttrType.REFERENCE, AttrType.BINARY, AttrType.DATETIME)
-)
-_NUMBER_TYPES: Final = frozenset((AttrType.INTEGER, AttrType.DECIMAL))
-_UNORDERED_TYPES: Final = frozenset((AttrType.BOOLEAN, AttrType.BINARY))
-
-_OPERATORS: Final[dict[str, Callable[[Any, Any], bool]]] = {
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "gt": operator.gt,
-    "ge": operator.ge,
-    "lt": operator.lt,
-    "le": operator.le,
-    "co": lambda stored, wanted: wanted in stored,
-    "sw": lambda stored, wanted: stored.startswith(wanted),
-    "ew": lambda stored, wanted: stored.endswith(wanted),
-}
-
 
 # --- Resolution ------------------------------------------------------------------------------
 
@@ -269,9 +253,9 @@ def _check_operand(leaf: Attribute, f: Compare) -> None:
         if f.op not in ("eq", "ne"):
             raise InvalidFilter(f"Operator {f.op!r} cannot compare with null.")
         return
-    if f.op in _ORDERING_OPS and leaf.type in _UNORDERED_TYPES:
+    if f.op in ORDERING_OPS and leaf.type in UNORDERED_TYPES:
         raise InvalidFilter(f"Operator {f.op!r} cannot order the {leaf.type} attribute {shown!r}.")
-    if f.op in _SUBSTRING_OPS and leaf.type not in _STRING_TYPES:
+    if f.op in SUBSTRING_OPS and leaf.type not in STRING_TYPES:
         raise InvalidFilter(f"Operator {f.op!r} needs a string attribute, not {shown!r}.")
     if not _operand_fits(leaf.type, f.op, f.value):
         raise InvalidFilter(
@@ -287,11 +271,11 @@ def _implicit_value(path: AttrPath) -> AttrPath:
 def _operand_fits(attr_type: AttrType, op: CompareOp, value: Value) -> bool:
     if attr_type is AttrType.BOOLEAN:
         return isinstance(value, bool)
-    if attr_type in _NUMBER_TYPES:
+    if attr_type in NUMBER_TYPES:
         return isinstance(value, int | float) and not isinstance(value, bool)
-    if attr_type is AttrType.DATETIME and op not in _SUBSTRING_OPS:
-        return isinstance(value, str) and _parse_datetime(value) is not None
-    return attr_type in _STRING_TYPES and isinstance(value, str)
+    if attr_type is AttrType.DATETIME and op not in SUBSTRING_OPS:
+        return isinstance(value, str) and parse_datetime(value) is not None
+    return attr_type in STRING_TYPES and isinstance(value, str)
 
 
 def _brief(value: Value) -> str:
@@ -356,8 +340,8 @@ def _evaluate_compare(f: Compare, scope: _Scope) -> bool:
     if not values:
         return f.op == "ne"  # RFC 7644 §3.4.2.2: no value is "not equal" to anything
     if f.op == "ne":
-        return any(not _compare(leaf, "eq", value, f.value) for value in values)
-    return any(_compare(leaf, f.op, value, f.value) for value in values)
+        return any(not compare(leaf, "eq", value, f.value) for value in values)
+    return any(compare(leaf, f.op, value, f.value) for value in values)
 
 
 def _evaluate_value_path(f: ValuePath, scope: _Scope) -> bool:
@@ -430,46 +414,3 @@ def _is_present(value: Any, attr: Attribute) -> bool:
     if isinstance(value, list | tuple):
         return any(_is_present(item, attr) for item in value)
     return True
-
-
-def _compare(leaf: Attribute, op: CompareOp, stored: Any, wanted: Value) -> bool:
-    """Compare one stored value with the filter's value by the attribute's type (§3.4.2.2)."""
-    if leaf.type is AttrType.DATETIME and op not in _SUBSTRING_OPS:
-        return _compare_datetimes(op, stored, wanted)
-    if leaf.type is AttrType.BOOLEAN:
-        both_bool = isinstance(stored, bool) and isinstance(wanted, bool)
-        return both_bool and op in ("eq", "ne") and _OPERATORS[op](stored, wanted)
-    if leaf.type in _NUMBER_TYPES:
-        comparable = _is_number(stored) and _is_number(wanted) and op not in _SUBSTRING_OPS
-        return comparable and _OPERATORS[op](stored, wanted)
-    if leaf.type in _STRING_TYPES and isinstance(stored, str) and isinstance(wanted, str):
-        if leaf.type is AttrType.BINARY and op in _ORDERING_OPS:
-            return False
-        if not leaf.case_exact:
-            # The unique keys' folding, so memory and SQL agree on which spellings are equal.
-            stored, wanted = fold_key(stored), fold_key(wanted)
-        return _OPERATORS[op](stored, wanted)
-    return False
-
-
-def _compare_datetimes(op: CompareOp, stored: Any, wanted: Value) -> bool:
-    if not isinstance(stored, str) or not isinstance(wanted, str):
-        return False
-    stored_at, wanted_at = _parse_datetime(stored), _parse_datetime(wanted)
-    if stored_at is None or wanted_at is None:
-        return False
-    return _OPERATORS[op](stored_at, wanted_at)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-@lru_cache(maxsize=4096)
-def _parse_datetime(text: str) -> datetime | None:
-    """Parse an xsd:dateTime (RFC 7643 §2.3.5); a missing offset is taken as UTC."""
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

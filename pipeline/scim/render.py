@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from scimflow.pipeline.scim.meta import weak_etag
 from scimflow.pipeline.scim.schema import (
     COMMON_BY_LOWER_NAME,
     Attribute,
@@ -36,7 +37,7 @@ class Meta:
 
     @property
     def etag(self) -> str:
-        return f'W/"{self.version}"'
+        return weak_etag(self.version)
 
     def to_json(self) -> dict[str, Any]:
         return {

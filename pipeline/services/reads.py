@@ -24,7 +24,6 @@ import logging
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import islice
 from typing import Any, Final, Literal
 
@@ -36,13 +35,14 @@ from scimflow.pipeline.commands import Command
 from scimflow.pipeline.errors import NotFound
 from scimflow.pipeline.scim.evaluate import check_filter, matches
 from scimflow.pipeline.scim.filters import And, Filter, Not, Or, chain_operands, parse_filter
+from scimflow.pipeline.scim.meta import scim_datetime, weak_etag
 from scimflow.pipeline.scim.paths import AttrPath
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.schema import ResourceType
 from scimflow.pipeline.services.tenant_protocols import Protocols, as_protocols
 from scimflow.pipeline.store import acknowledged, directory, journal, unique_lookup
 from scimflow.pipeline.store import search as store_search
-from scimflow.pipeline.store.acknowledged import AcknowledgedResource, as_utc
+from scimflow.pipeline.store.acknowledged import AcknowledgedResource
 from scimflow.pipeline.store.db import autocommit_sessions, is_postgres, unit_of_work
 from scimflow.pipeline.store.search import Sort
 from scimflow.pipeline.store.tenants import TenantRef
@@ -364,15 +364,11 @@ def _view(resource: AcknowledgedResource) -> dict[str, Any]:
     view["id"] = resource.id
     view["meta"] = {
         "resourceType": resource.resource_type,
-        "created": _timestamp(resource.created_at),
-        "lastModified": _timestamp(resource.updated_at),
-        "version": f'W/"{resource.version}"',
+        "created": scim_datetime(resource.created_at),
+        "lastModified": scim_datetime(resource.updated_at),
+        "version": weak_etag(resource.version),
     }
     return view
-
-
-def _timestamp(moment: datetime) -> str:
-    return as_utc(moment).isoformat().replace("+00:00", "Z")
 
 
 def _with_memberships(

@@ -21,6 +21,7 @@ from scimflow.pipeline.column_limits import check_storable
 from scimflow.pipeline.commands import MEMBERS, Command
 from scimflow.pipeline.errors import InvalidValue, NotFound, PreconditionFailed, Uniqueness
 from scimflow.pipeline.ports import Clock, Dispatcher, utc_now
+from scimflow.pipeline.scim.meta import weak_etag
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.services.admission import Admission
 from scimflow.pipeline.services.tenant_protocols import Protocols, as_protocols
@@ -249,7 +250,7 @@ def check_if_match(if_match: str | None, version: int) -> None:
         return
     wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
     if str(version) not in wanted:
-        raise PreconditionFailed(f'The resource is at version W/"{version}".')
+        raise PreconditionFailed(f"The resource is at version {weak_etag(version)}.")
 
 
 def _replayed(

@@ -10,7 +10,7 @@ columns can be translated:
 | `externalId`                        | `external_id`              | case-exact string        |
 | `userName` (User)                   | `user_name_key`            | folded (caseExact false) |
 | `displayName` (Group)               | `display_name_key`         | folded (caseExact false) |
-| `meta.created`, `meta.lastModified` | `created_at`, `updated_at` | instants (dateTime)      |
+| `meta.created`, `meta.lastModified` | `created_at`, `updated_at` | instants, to the ms      |
 
 with every operator (eq ne co sw ew gt ge lt le pr, and `eq`/`ne` null), plain or qualified by
 the core schema URN (`urn:ietf:params:scim:schemas:core:2.0:User:userName`), under and/or/not.
@@ -38,13 +38,16 @@ Decisions:
   case, which is harmless on the lower-cased columns but wrong for the case-exact ones, so
   SQLite compares those with `instr`/`substr` instead, which are case-exact.
 * `co`/`sw`/`ew` on a dateTime match its rendered text, not an instant: left to memory.
+* `meta.created` and `meta.lastModified` compare as they are rendered, to the millisecond, as
+  the in-memory evaluator compares them: `meta.created eq "<a rendered value>"` finds the
+  resource whether the database or the evaluator decides it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, Final, cast
 
@@ -52,10 +55,11 @@ from sqlalchemy import ColumnElement, Select, Table, and_, false, func, not_, or
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from scimflow.pipeline.errors import InvalidPath, InvalidValue
+from scimflow.pipeline.scim.comparison import SUBSTRING_OPS, comparable, parse_datetime
 from scimflow.pipeline.scim.evaluate import resolve
 from scimflow.pipeline.scim.filters import And, Compare, Filter, Not, Or, Present, chain_operands
 from scimflow.pipeline.scim.paths import AttrPath, parse_attr_path
-from scimflow.pipeline.scim.schema import Attribute, AttrType, ResourceType
+from scimflow.pipeline.scim.schema import Attribute, ResourceType
 from scimflow.pipeline.scim.unicode import fold_key
 from scimflow.pipeline.store.acknowledged import AcknowledgedResource, from_row
 from scimflow.pipeline.store.models import AcknowledgedRow as Row
@@ -63,7 +67,6 @@ from scimflow.pipeline.store.models import AcknowledgedRow as Row
 Condition = ColumnElement[bool]
 
 POSTGRESQL: Final = "postgresql"
-SUBSTRING_OPS: Final = frozenset(("co", "sw", "ew"))
 
 
 # --- Key columns -----------------------------------------------------------------------------
@@ -185,14 +188,20 @@ def _atom(f: Compare | Present, key: KeyColumn, dialect: str) -> Translation:
     if operand is None or (f.op in SUBSTRING_OPS and key.kind is KeyKind.INSTANT):
         return EVERYTHING
     if f.op == "ne":
-        unequal = column != operand
+        unequal = not_(_equal(column, operand))
         return _exact(or_(column.is_(None), unequal) if key.nullable else unequal)
     if f.op == "eq":
-        return _exact(_guarded(key, column == operand))
+        return _exact(_guarded(key, _equal(column, operand)))
     if f.op in SUBSTRING_OPS:
         assert isinstance(operand, str)
         return _exact(_guarded(key, _substring(key, f.op, operand, dialect)))
+    if isinstance(operand, datetime):
+        return _exact(_guarded(key, _shown_ordering(f.op, column, operand)))
     return _exact(_guarded(key, _ordering(f.op, _ordered(key, dialect), operand)))
+
+
+def _equal(column: InstrumentedAttribute[Any], operand: str | datetime) -> Condition:
+    return _shown_equal(column, operand) if isinstance(operand, datetime) else column == operand
 
 
 def _exact(condition: Condition) -> Translation:
@@ -218,20 +227,48 @@ def _operand(key: KeyColumn, value: object) -> str | datetime | None:
     if key.kind is KeyKind.FOLDED:
         return fold_key(value)
     if key.kind is KeyKind.INSTANT:
-        return parse_instant(value)
+        instant = parse_datetime(value)
+        # No UTC column value to bound it with: the evaluator decides it in memory.
+        return instant if instant is not None and _is_boundable(instant) else None
     return value
 
 
-def parse_instant(text: str) -> datetime | None:
-    """An xsd:dateTime (RFC 7643 §2.3.5) as a UTC instant; a missing offset means UTC.
+# --- Timestamps as shown ---------------------------------------------------------------------
+# A timestamp column is compared as responses show it, to the millisecond (`meta.scim_datetime`),
+# which is also what the in-memory evaluator sees: a column value c matches `op X` when
+# truncate_ms(c) op X. truncate_ms(c) is a whole millisecond, so each comparison is a bound on
+# c itself, and the column's index still serves it.
 
-    Converted to UTC because SQLite stores timestamps as UTC wall-clock text.
-    """
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+_MILLISECOND: Final = timedelta(milliseconds=1)
+_LAST_MILLISECOND: Final = datetime.max.replace(tzinfo=UTC) - _MILLISECOND
+
+
+def _is_boundable(instant: datetime) -> bool:
+    return instant.utcoffset() == timedelta(0) and instant < _LAST_MILLISECOND
+
+
+def _shown_equal(column: InstrumentedAttribute[Any], instant: datetime) -> Condition:
+    start = _whole_millisecond(instant)
+    if start != instant:
+        return false()  # no millisecond-precise text equals a finer instant
+    return and_(column >= start, column < start + _MILLISECOND)
+
+
+def _shown_ordering(op: str, column: InstrumentedAttribute[Any], instant: datetime) -> Condition:
+    floor = _whole_millisecond(instant)
+    after = floor + _MILLISECOND  # the first shown value greater than `instant`
+    ceiling = floor if floor == instant else after  # the first shown value not less than it
+    if op == "gt":
+        return column >= after
+    if op == "ge":
+        return column >= ceiling
+    if op == "lt":
+        return column < ceiling
+    return column < after  # le
+
+
+def _whole_millisecond(instant: datetime) -> datetime:
+    return instant.replace(microsecond=instant.microsecond - instant.microsecond % 1000)
 
 
 def _substring(key: KeyColumn, op: str, text: str, dialect: str) -> Condition:
@@ -318,7 +355,7 @@ class Sort:
             raw = _primary_or_first(raw)
         if self.leaf is not self.top:
             raw = raw.get(self.leaf.name) if isinstance(raw, Mapping) else None
-        return _comparable(self.leaf, raw)
+        return comparable(self.leaf, raw)
 
 
 def resolve_sort(sort_by: str | None, sort_order: str, resource_type: ResourceType) -> Sort:
@@ -379,20 +416,6 @@ def _primary_or_first(raw: Any) -> Any:
     values = [item for item in raw if item is not None] if isinstance(raw, list) else []
     primary = (v for v in values if isinstance(v, Mapping) and v.get("primary") is True)
     return next(primary, values[0] if values else None)
-
-
-def _comparable(leaf: Attribute, raw: Any) -> Any:
-    """A value ordered by the attribute's type (RFC 7644 §3.4.2.3); None if it has none."""
-    if leaf.type is AttrType.DATETIME:
-        return parse_instant(raw) if isinstance(raw, str) else None
-    if leaf.type is AttrType.BOOLEAN:
-        return raw if isinstance(raw, bool) else None
-    if leaf.type in (AttrType.INTEGER, AttrType.DECIMAL):
-        is_number = isinstance(raw, int | float) and not isinstance(raw, bool)
-        return raw if is_number else None
-    if not isinstance(raw, str):
-        return None
-    return raw if leaf.case_exact else fold_key(raw)
 
 
 # --- Queries ---------------------------------------------------------------------------------

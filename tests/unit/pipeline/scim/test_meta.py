@@ -1,0 +1,26 @@
+"""How meta timestamps and versions are written (RFC 7643 §2.3.5, §3.1; RFC 7644 §3.14)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from scimflow.pipeline.scim.meta import scim_datetime, weak_etag
+
+
+def test_timestamps_are_utc_to_the_millisecond_with_a_z() -> None:
+    assert scim_datetime(datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)) == (
+        "2026-03-04T05:06:07.123Z"
+    )
+    assert scim_datetime(datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)) == "2026-03-04T05:06:07.000Z"
+
+
+def test_naive_timestamps_are_utc_and_other_zones_are_converted() -> None:
+    assert scim_datetime(datetime(2026, 3, 4, 5, 6, 7, 999999)) == "2026-03-04T05:06:07.999Z"
+    plus_two = timezone(timedelta(hours=2))
+    assert scim_datetime(datetime(2026, 3, 4, 7, 6, 7, tzinfo=plus_two)) == (
+        "2026-03-04T05:06:07.000Z"
+    )
+
+
+def test_a_version_is_a_weak_etag() -> None:
+    assert weak_etag(7) == 'W/"7"'
