@@ -15,6 +15,7 @@ from scimflow.api.middleware import request_id_of, tenant_of
 from scimflow.api.query import has_projection, projection, renders_memberships, search_from_params
 from scimflow.api.representation import Representer, send_resource
 from scimflow.api.services import ApiServices
+from scimflow.pipeline.scim.meta import names_version
 from scimflow.pipeline.scim.render import Projection
 from scimflow.pipeline.scim.schema import ResourceType
 from scimflow.pipeline.services.writes import WriteReceipt
@@ -60,7 +61,8 @@ class ResourceEndpoint:
             with_memberships=renders_memberships(shown, self._type(req)),
         )
         meta = self._render.meta(found.resource, self._type(req))
-        if _matches_etag(req.get_header("If-None-Match"), meta.etag):
+        if_none_match = req.get_header("If-None-Match")
+        if if_none_match and names_version(if_none_match, meta.version):
             resp.status = falcon.HTTP_304  # RFC 7644 §3.14: the client's copy is current
             resp.set_header("ETag", meta.etag)
             return
@@ -122,10 +124,3 @@ class ResourceEndpoint:
         body = self._render.receipt(receipt, self._type(req), shown)
         meta = self._render.meta(receipt.resource, self._type(req))
         send_resource(resp, body, meta, status=status)
-
-
-def _matches_etag(if_none_match: str | None, etag: str) -> bool:
-    if not if_none_match:
-        return False
-    tags = {tag.strip() for tag in if_none_match.split(",")}
-    return "*" in tags or etag in tags or etag.removeprefix("W/") in tags

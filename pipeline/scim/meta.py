@@ -1,6 +1,7 @@
-"""How a resource's `meta` timestamps and version are written (RFC 7643 §2.3.5, §3.1; RFC 7644
-§3.14): the one formatting of what responses show and what filters evaluated in memory see, so
-`meta.created sw "<a rendered value>"` matches the resource it was read from.
+"""How a resource's `meta` timestamps and version are written and read back (RFC 7643 §2.3.5,
+§3.1; RFC 7644 §3.14): the one formatting of what responses show and what filters evaluated in
+memory see, so `meta.created sw "<a rendered value>"` matches the resource it was read from, and
+the one reading of the ETags a client sends back in `If-Match` / `If-None-Match`.
 """
 
 from __future__ import annotations
@@ -18,3 +19,10 @@ def scim_datetime(moment: datetime) -> str:
 def weak_etag(version: int) -> str:
     """A resource version as its weak entity tag, `W/"<version>"` (RFC 7232 §2.3)."""
     return f'W/"{version}"'
+
+
+def names_version(header: str, version: int) -> bool:
+    """Whether an `If-Match` / `If-None-Match` value names this version: `*`, or one of its
+    comma-separated tags, weak or strong (RFC 7232 §3.1, §3.2; weak comparison)."""
+    tags = {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")}
+    return "*" in tags or str(version) in tags

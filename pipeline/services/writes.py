@@ -21,7 +21,7 @@ from scimflow.pipeline.column_limits import check_storable
 from scimflow.pipeline.commands import MEMBERS, Command
 from scimflow.pipeline.errors import InvalidValue, NotFound, PreconditionFailed, Uniqueness
 from scimflow.pipeline.ports import Clock, Dispatcher, utc_now
-from scimflow.pipeline.scim.meta import weak_etag
+from scimflow.pipeline.scim.meta import names_version, weak_etag
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.services.admission import Admission
 from scimflow.pipeline.services.tenant_protocols import Protocols, as_protocols
@@ -246,10 +246,7 @@ def create_digest(resource: Mapping[str, Any]) -> str:
 
 def check_if_match(if_match: str | None, version: int) -> None:
     """RFC 7644 §3.14: a write with a stale `If-Match` ETag fails with 412."""
-    if if_match is None or if_match.strip() == "*":
-        return
-    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
-    if str(version) not in wanted:
+    if if_match is not None and not names_version(if_match, version):
         raise PreconditionFailed(f"The resource is at version {weak_etag(version)}.")
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from scimflow.pipeline.scim.meta import scim_datetime, weak_etag
+import pytest
+
+from scimflow.pipeline.scim.meta import names_version, scim_datetime, weak_etag
 
 
 def test_timestamps_are_utc_to_the_millisecond_with_a_z() -> None:
@@ -24,3 +26,12 @@ def test_naive_timestamps_are_utc_and_other_zones_are_converted() -> None:
 
 def test_a_version_is_a_weak_etag() -> None:
     assert weak_etag(7) == 'W/"7"'
+
+
+@pytest.mark.parametrize(
+    ("header", "named"),
+    [('W/"3"', True), ('"3"', True), ('W/"2", W/"3"', True), ("*", True), (' W/"3" ', True),
+     ('W/"4"', False), ('W/"33"', False), ("", False)],
+)
+def test_an_if_match_header_names_a_version_weakly(header: str, named: bool) -> None:
+    assert names_version(header, 3) is named
