@@ -1,6 +1,7 @@
 """The Falcon application: routes under /scim/v2, middleware, media and error handlers.
 
 `create_app` only wires what it is given; building the services is the composition root's job.
+See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
 """
 
 from __future__ import annotations

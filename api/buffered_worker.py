@@ -1,21 +1,5 @@
-"""gunicorn's gthread worker, reading each request whole before a thread serves it.
-
-`scimflow api` runs gunicorn with `--worker-class api.buffered_worker:RequestBufferingWorker`
-(ops/processes.py). Stock gthread hands a connection to a thread as soon as it is readable, so
-a client sending its headers a byte at a time, or announcing a longer body than it sends,
-holds one of the process's few threads for as long as it likes. Here the main loop reads new
-and kept-alive connections without blocking until the request head is complete and, for a
-Content-Length body within the body limit, until the body is too; only then is the
-connection given to a thread, its bytes already buffered in the parser.
-
-- The head must arrive within the header timeout, the body within the body timeout; a late
-  request is answered 408 and closed. Chunked (and oversized) bodies go to a thread after the
-  head, on a socket whose reads and writes time out after the body timeout.
-- Connections still arriving do not count against `--worker-connections` (the cap that spreads
-  IdPs' kept-alive connections over processes) but against a bound of their own; when it is
-  full the oldest is closed.
-- Errors gunicorn answers itself (a bad request line, 414, 431...) are SCIM JSON bodies, and a
-  response carrying `Connection: close` closes the connection (gunicorn drops the header).
+"""gunicorn's gthread worker, reading each request whole, under deadlines, before a thread serves
+it; gunicorn's own errors as SCIM JSON. See docs/ARCHITECTURE.md ("The HTTP edge").
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 Handlers are registered by base class and Falcon picks the most specific one, so a `ScimError`
 renders itself, a Falcon `HTTPError` (unknown route, method not allowed, bad header) is
 translated, and anything else is a 500 that reveals nothing but the request id.
+See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
 """
 
 from __future__ import annotations

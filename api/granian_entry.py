@@ -1,15 +1,10 @@
-"""The WSGI app for granian (`SCIMFLOW_API_SERVER=granian`), built by a factory.
+"""The WSGI app factory for granian (`--factory`): each worker process builds its own engine,
+pools and doorbell thread; importing this module builds nothing.
 
-granian (`--factory`) calls `application()` in each of its worker processes, so every process
-builds its own engine, pools and doorbell thread, as under gunicorn and uWSGI; importing this
-module builds nothing.
-
-granian has no per-request time limit of its own (gunicorn's `--timeout`, uWSGI's
-`--harakiri`): `RequestDeadline` is one. A request still in the application after the limit
-has a thread stuck on something that will not return (a lock, a network call without a
-timeout); Python cannot stop that thread, so the process ends itself, logging the request,
-and granian (`--respawn-failed-workers`) starts a new one. The other requests it was serving
-see their connection close, which IdPs retry.
+`RequestDeadline` is the per-request limit granian lacks: Python cannot stop a thread stuck
+past it, so the process ends itself, logging the request, and granian respawns it; the other
+requests it was serving see their connection close, which IdPs retry.
+See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 RFC 7644 §3.1 names `application/scim+json`; plain `application/json` is accepted too because
 some clients send it (§3.8 lets servers be lenient). Every response is
 `application/scim+json; charset=utf-8`, which is what Okta sends and expects back.
+See docs/ARCHITECTURE.md ("The HTTP edge").
 """
 
 from __future__ import annotations

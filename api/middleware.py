@@ -1,6 +1,6 @@
 """Request ids, content negotiation, bearer-token authentication and connection reuse.
 
-Applied to every request before routing.
+Applied to every request before routing. See docs/ARCHITECTURE.md ("The HTTP edge").
 """
 
 from __future__ import annotations

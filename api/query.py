@@ -1,4 +1,6 @@
-"""RFC 7644 §3.4.2 query parameters, from a URL or a `/.search` body, into service arguments."""
+"""RFC 7644 §3.4.2 query parameters, from a URL or a `/.search` body, into service arguments.
+See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 The adapter never builds a service itself: the dispatcher (Celery or in-process) is already
 inside `writes`, so `api/` stays free of the queue (tests/unit/test_layering.py).
+See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
 """
 
 from __future__ import annotations

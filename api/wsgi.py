@@ -1,10 +1,8 @@
 """Composition root of the API process: one Settings read builds the services and the app.
 
-`production_app()` is what the API servers serve (gunicorn `scimflow.api.wsgi:app`, granian
-and uWSGI through their entry modules): PostgreSQL, and a coalescing Celery doorbell. Each
-server process builds its own, after the fork. `build_app(settings, dispatcher)` wires the app
-around any doorbell: `scimflow serve` passes its in-process worker. This is the only module of
-`api/` that may import `workers/`.
+`production_app()` is what the API servers serve, built in each server process after the fork;
+`build_app(settings, dispatcher)` wires the app around any doorbell (`scimflow serve` passes its
+in-process worker). See docs/ARCHITECTURE.md ("Layers").
 """
 
 from __future__ import annotations

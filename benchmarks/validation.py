@@ -1,4 +1,4 @@
-"""Validate-and-normalise throughput of the protocol engine on one core.
+"""Validate-and-normalise throughput of the protocol (`ScimProtocol`) on one core.
 
 Measures, in one run and on one pinned core:
 - the baseline: `json.loads` of the request body, the parsing every HTTP framework does anyway;
@@ -57,32 +57,32 @@ def _calibrate(action: Callable[[], Any], seconds: float) -> int:
     return max(count * 5, 10)
 
 
-def _cases(engine: ScimProtocol, sealing: ScimProtocol) -> dict[str, Callable[[], Any]]:
+def _cases(protocol: ScimProtocol, sealing: ScimProtocol) -> dict[str, Callable[[], Any]]:
     okta_text = OKTA_CREATE.read_text("utf-8")
     okta_body = json.loads(okta_text)
     okta_sso = {k: v for k, v in okta_body.items() if k != "password"}
     patch_text = ENTRA_PATCH.read_text("utf-8")
     patch_body = json.loads(patch_text)
-    current = engine.validate_create("User", "u1", json.loads(ENTRA_CREATE.read_text("utf-8")))
+    current = protocol.validate_create("User", "u1", json.loads(ENTRA_CREATE.read_text("utf-8")))
     state = current.resource or {}
-    user_type = engine.resource_type("User")
+    user_type = protocol.resource_type("User")
     return {
         "baseline: json.loads(Okta POST body)": lambda: json.loads(okta_text),
         "baseline: bare Falcon app parsing the body (in-process)": _bare_falcon(okta_text),
-        "Okta POST /Users: validate (SSO, no password)": lambda: engine.validate_create(
+        "Okta POST /Users: validate (SSO, no password)": lambda: protocol.validate_create(
             "User", "u1", okta_sso
         ),
-        "Okta POST /Users: json.loads + validate": lambda: engine.validate_create(
+        "Okta POST /Users: json.loads + validate": lambda: protocol.validate_create(
             "User", "u1", json.loads(okta_text)
         ),
         "Okta POST /Users with password: validate + seal (the API)": lambda: (
             sealing.validate_create("User", "u1", okta_body)
         ),
         "the worker's argon2id hash of that password (OWASP parameters)": _argon2id(okta_body),
-        "Entra PATCH /Users (multi-op): normalise + apply": lambda: engine.validate_patch(
+        "Entra PATCH /Users (multi-op): normalise + apply": lambda: protocol.validate_patch(
             "User", "u1", patch_body, state
         ),
-        "Entra PATCH /Users: json.loads + normalise + apply": lambda: engine.validate_patch(
+        "Entra PATCH /Users: json.loads + normalise + apply": lambda: protocol.validate_patch(
             "User", "u1", json.loads(patch_text), state
         ),
         'filter userName eq "...": parse + check': lambda: check_filter(
@@ -128,10 +128,10 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     registry = default_registry()
-    engine = ScimProtocol(registry)
+    protocol = ScimProtocol(registry)
     sealing = ScimProtocol(registry, protect_password=PasswordSeal([generate_key()]).seal)
     results: dict[str, float] = {}
-    for name, action in _cases(engine, sealing).items():
+    for name, action in _cases(protocol, sealing).items():
         rounds = 1 if "argon2id" in name else args.rounds
         results[name] = _rate(action, args.seconds, rounds)
     _report(results, args.json)

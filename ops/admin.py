@@ -1,4 +1,6 @@
-"""Operator commands over the database: dead letters, the connection budget, extension schemas."""
+"""Operator commands over the database: dead letters, the connection budget, extension schemas.
+See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The `scimflow` command line: run the service, administer tenants, inspect the pipeline."""
+"""The `scimflow` command line: run the service, administer tenants, inspect the pipeline.
+See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
+"""
 
 from __future__ import annotations
 

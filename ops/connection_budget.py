@@ -1,4 +1,6 @@
-"""The PostgreSQL connection budget of a deployment: a formula, not an accident."""
+"""The PostgreSQL connection budget of a deployment: a formula, not an accident.
+See docs/ARCHITECTURE.md ("Connection budget").
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""JSON documents the operator hands to a command (a schema, a captured request body)."""
+"""JSON documents the operator hands to a command (a schema, a captured request body).
+See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
+"""
 
 from __future__ import annotations
 

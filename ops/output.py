@@ -1,4 +1,6 @@
-"""What every operator command prints: JSON for scripts, or text for people."""
+"""What every operator command prints: JSON for scripts, or text for people.
+See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
+"""
 
 from __future__ import annotations
 

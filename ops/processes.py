@@ -1,4 +1,6 @@
-"""Production processes: the API (granian, gunicorn or uWSGI), Celery workers and beat."""
+"""Production processes: the API (granian, gunicorn or uWSGI), Celery workers and beat.
+See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 Beat (or the embedded worker) prunes on its own every `SCIMFLOW_RETENTION_INTERVAL_SECONDS`,
 a bounded number of batches per run; this command goes on until nothing prunable is left.
 Each batch commits on its own, so interrupting it loses nothing.
+See docs/ARCHITECTURE.md ("Retention").
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The same write path, journal and apply path as production; the doorbell is in-process and the
 database is a SQLite file, so nothing else has to run. This is the embedded process's
 composition root: `embedded_process` wires the API and the worker from the one Settings the
-command line read.
+command line read. See docs/ARCHITECTURE.md ("Layers").
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""`scimflow status`: is the pipeline moving, and each tenant's backlog, lag and failures."""
+"""`scimflow status`: is the pipeline moving, and each tenant's backlog, lag and failures.
+See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Plain aligned text tables for the CLI: a missing figure prints as `-`, never `None`."""
+"""Plain aligned text tables for the CLI: a missing figure prints as `-`, never `None`.
+See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""What operators see per tenant: backlog, lag, dead letters, deprovision latency."""
+"""What operators see per tenant: backlog, lag, dead letters, deprovision latency.
+See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""`scimflow tenant …` and `scimflow token …`: tenants, their state and their bearer tokens."""
+"""`scimflow tenant …` and `scimflow token …`: tenants, their state and their bearer tokens.
+See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
+"""
 
 from __future__ import annotations
 

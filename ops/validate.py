@@ -2,6 +2,7 @@
 
 Prints the canonical command (or the SCIM error the IdP would get), answering "what did
 scimflow make of this request?" without a running service.
+See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Applying journal entries to one resource: pure, in `seq` order, with effects as data.
 
-`apply_resource` takes the applied state of one resource (and its version) and its pending
-entries and returns what to write: the final state and version, the membership changes (as a
-set-based plan, never a loaded member list unless an operation demands it), the effects (events,
-session revocation) and which entries were applied or are blocked on a member that has not
-landed yet. It does no I/O: what it needs from the store comes in as values and callables.
-See docs/ARCHITECTURE.md ("The path through the workers").
+`apply_resource` does no I/O: what it needs from the store comes in as values and callables, and
+a membership change is a set-based plan, never a loaded member list unless an operation demands
+it. See docs/ARCHITECTURE.md ("The path through the workers").
 """
 
 from __future__ import annotations

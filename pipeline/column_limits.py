@@ -1,10 +1,8 @@
 """What the store can keep: checked when a write is accepted, never discovered by a worker.
 
 The directory's string columns (`users.user_name`, `groups.display_name`, `memberships.display`
-and the unique keys, folded, of `resources`, `users` and `groups`) hold up to 512 characters.
-SCIM sets no maximum, so a longer value is refused with `400 invalidValue` when the write is
-accepted: refused later, at apply time, it would be an acknowledged change the workers can
-never apply.
+and the folded unique keys of `resources`, `users` and `groups`) hold up to 512 characters;
+SCIM sets no maximum. See docs/ARCHITECTURE.md ("The path of a write").
 """
 
 from __future__ import annotations

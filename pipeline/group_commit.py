@@ -1,17 +1,8 @@
-"""Group commit: the writes of concurrent requests go to the database as one statement.
+"""Group commit: the writes of concurrent callers go to the database as one statement.
 
-During an initial sync every API thread is accepting a create at the same moment, and each
-would pay for its own statement and its own commit (a WAL flush). Instead, the first thread to
-arrive writes its item at once (a lone request waits for nobody); threads arriving while that
-write is in flight queue up, and when it finishes the oldest of them writes everything queued
-in one statement (leader/follower, as in LevelDB's write queue or PostgreSQL's own group
-commit). Nobody waits for a timer, so the batch grows only with the concurrency there is.
-
-A caller is answered only after the statement holding its item has committed, so an
-acknowledgement stays durable. If a batch fails, each of its callers retries its own item
-alone, so one bad item never fails the others and every error reaches its own request;
-errors that would fail any item alike (the database is unavailable) go to every caller of
-the batch at once instead of being retried by each.
+Leader/follower, as in LevelDB's write queue or PostgreSQL's own group commit: each caller
+would otherwise pay for its own statement and commit (a WAL flush).
+See docs/ARCHITECTURE.md ("Absorbing a large initial sync").
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The ports the domain depends on; adapters in `workers/` and `api/` implement them."""
+"""The ports the domain depends on; adapters in `workers/` and `api/` implement them.
+See docs/ARCHITECTURE.md ("Domain services and the store").
+"""
 
 from __future__ import annotations
 

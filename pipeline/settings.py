@@ -2,6 +2,7 @@
 
 `Settings.from_env()` is the only place that reads `os.environ`; everything else receives a
 `Settings`. Every variable is documented in the README's configuration reference.
+See docs/ARCHITECTURE.md ("Configuration").
 """
 
 from __future__ import annotations

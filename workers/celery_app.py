@@ -1,13 +1,8 @@
 """The Celery application: configuration only, built from Settings (no module-level state).
 
-Every process that talks to the broker builds one; the worker's composition root
-(workers/main.py) also registers the tasks on the one it builds.
-
-Every choice here protects "nothing lost, nothing duplicated": JSON only; late acks with
-`reject_on_worker_lost`, so a message whose worker died is redelivered (safe, because a drain
-is idempotent: it applies what is pending and nothing else); one message prefetched per
-process; hard time limits well under the Redis visibility timeout, so a long task is never
-redelivered while it still runs; task events on, so Flower sees everything.
+Every choice protects "nothing lost, nothing duplicated"; the hard time limits stay well under
+the Redis visibility timeout so that a long task is never redelivered while it still runs.
+See docs/ARCHITECTURE.md ("Workers (`workers/`)").
 """
 
 from __future__ import annotations

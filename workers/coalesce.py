@@ -1,13 +1,8 @@
 """Doorbell coalescing: at most one drain message per tenant per short window, sent off-thread.
 
-During an initial sync one tenant's IdP may send two thousand writes a second; a Celery
-message for each would cost every request a broker round trip and flood the queue with drains
-that find nothing left to do. A drain empties everything pending for its tenant, so one ring
-per window is enough, provided a ring that arrives while a window is open is sent when it
-closes: that guarantees a write committed while a drain was already past it still gets one.
-
-Rings are sent by one background thread, so a request thread never waits on the broker (nor on
-a slow or absent one). Deprovisioning rings skip the window and are sent at once.
+During an initial sync one IdP may send two thousand writes a second; a message for each would
+cost every request a broker round trip and flood the queue with drains that find nothing left.
+See docs/ARCHITECTURE.md ("Absorbing a large initial sync").
 """
 
 from __future__ import annotations

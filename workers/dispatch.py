@@ -1,5 +1,7 @@
 """The Celery implementation of the domain's Dispatcher port, and the one place it is built
-for a process that rings the workers from outside them (the API, operator commands)."""
+for a process that rings the workers from outside them (the API, operator commands).
+See docs/ARCHITECTURE.md ("Workers (`workers/`)").
+"""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""The embedded mode's worker: the same Drainer, on a thread, rung in-process.
-
-`scimflow serve` runs the API and this worker in one process on SQLite, with no broker. The
-write path, the journal and the apply path are exactly those of production; only the doorbell
-differs (an Event instead of a Celery message), and the idle timeout doubles as the sweeper.
-With a pruner it also prunes the history past its retention, as beat's `scimflow.prune` does:
-at start, then every `prune_every` seconds, between drains on the same thread.
+"""The embedded mode's worker: the same Drainer, on a thread, rung by an Event instead of a Celery
+message. Its idle timeout doubles as the sweeper, and with a pruner it prunes between drains
+(at start, then every `prune_every` seconds). See docs/ARCHITECTURE.md ("Workers (`workers/`)").
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Composition root of the worker and beat processes: `celery -A scimflow.workers.main`.
 
-One Settings read builds the Celery app, the worker's runtime (its engine, drainer and pruner,
-built on first use in each pool process), the doorbell its tasks ring again with, and
-registers the tasks on that app. `app` is built on first access (Celery looks it up right
-after importing this module), so importing `worker_app` builds nothing.
+`app` is built on first access (Celery looks it up right after importing this module), so
+importing `worker_app` builds nothing. See docs/ARCHITECTURE.md ("Workers (`workers/`)").
 """
 
 from __future__ import annotations

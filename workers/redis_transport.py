@@ -1,15 +1,9 @@
 """kombu's Redis transport, with a worker that survives its broker being restarted.
 
-kombu 5.7 ends a worker whose Redis connection drops while it holds unacknowledged messages:
-the consumer closes the broken connection, which tears the transport down, and what follows
-on the old channel (putting the unacknowledged messages back, acknowledging a task that
-finished meanwhile) builds a new connection pool from the transport that is gone. The
-AttributeError escapes Celery's error handling ("Unrecoverable error") and the worker exits.
-
-Here such a channel raises the connection error it really is, which kombu and Celery already
-handle (the close goes on, the ack is logged as failed, the consumer reconnects). Nothing
-depends on those messages: they are only doorbells, their work stays pending in the journal,
-and the sweeper re-rings it (a Redis that restarted empty has lost them anyway).
+A channel whose transport was torn down (kombu 5.7 still uses it after the drop, to put
+unacknowledged messages back or acknowledge a task that finished meanwhile) raises the
+connection error it really is instead of building a pool from the transport that is gone.
+See docs/ARCHITECTURE.md ("The path through the workers").
 """
 
 from __future__ import annotations

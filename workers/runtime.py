@@ -3,6 +3,7 @@
 A prefork child must not share its parent's database connections (SQLAlchemy's pooling docs,
 "Using Connection Pools with Multiprocessing"), so the engine is created on first use in each
 process and discarded in `worker_process_init`.
+See docs/ARCHITECTURE.md ("Workers (`workers/`)").
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
-"""Celery tasks: thin adapters from a message to one domain call, registered on a given app.
-
-`scimflow.drain` is a doorbell: it carries the id of the tenant that rang, never the work.
-It drains in bounded batches, then rings again if more is waiting, so no task holds a worker
-slot for long. Every batch gives each tenant with waiting work its fair share (store/claim.py),
-so a drain rung by one tenant's initial sync also serves every other tenant, whatever the
-order of the queue. `scimflow.sweep` (beat) rings for work whose doorbell was lost;
-`scimflow.prune` (beat) deletes the history past its retention (pipeline/store/retention.py).
-
-The tasks hold no state of their own: `register_tasks` binds them to the worker's runtime and
-doorbell, both built by the worker's composition root (workers/main.py).
+"""Celery tasks: thin adapters from a message to one domain call (`scimflow.drain`,
+`scimflow.sweep`, `scimflow.prune`), bound by `register_tasks` to the worker's runtime and
+doorbell; no state of their own.
+See docs/ARCHITECTURE.md ("The path through the workers", "Workers (`workers/`)").
 """
 
 from __future__ import annotations

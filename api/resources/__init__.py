@@ -1,1 +1,3 @@
-"""Falcon resources: each responder parses, calls one service method and renders."""
+"""Falcon resources: each responder parses, calls one service method and renders.
+See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
+"""

@@ -2,6 +2,7 @@
 
 Users and Groups differ only in their type name and in what a PATCH answers, so one class
 serves both; `users.py` and `groups.py` declare the two instances.
+See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
 """
 
 from __future__ import annotations

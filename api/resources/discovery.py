@@ -3,6 +3,7 @@
 They require the bearer token like everything else: RFC 7644 §4 lets them be open, but the
 schemas are the tenant's (custom extensions are per tenant), Okta and Entra send the token
 anyway, and an open endpoint would tell anyone which service answers here.
+See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
 """
 
 from __future__ import annotations

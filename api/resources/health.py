@@ -1,4 +1,6 @@
-"""Probes for the orchestrator; they carry no token (see middleware.UNAUTHENTICATED_PATHS)."""
+"""Probes for the orchestrator; they carry no token (see middleware.UNAUTHENTICATED_PATHS).
+See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ At the root (`/.search`) the query spans every resource type, as RFC 7644 §3.4.
 ("all resources within the server SHALL be included, subject to filtering"): Users first, then
 Groups, paged over the concatenation. A filter naming an attribute one type lacks matches
 nothing of that type; only a filter no type understands is 400 invalidFilter.
+See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
 """
 
 from __future__ import annotations

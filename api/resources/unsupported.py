@@ -1,4 +1,6 @@
-"""Endpoints RFC 7644 defines but scimflow does not implement: 501 for every method."""
+"""Endpoints RFC 7644 defines but scimflow does not implement: 501 for every method.
+See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
+"""
 
 from __future__ import annotations
 

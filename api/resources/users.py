@@ -1,4 +1,6 @@
-"""`/Users`: PATCH answers 200 with the user, which Okta reads back after (de)activation."""
+"""`/Users`: PATCH answers 200 with the user, which Okta reads back after (de)activation.
+See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
+"""
 
 from __future__ import annotations
 

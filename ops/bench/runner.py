@@ -9,6 +9,7 @@ the API and worker processes; (4) the existence phase, look-ups of existing and 
 userNames against the loaded tenant; (5) a raw batched upsert of the same rows. It prints
 throughput, latency, convergence, apply rate, peak connections and memory, 429/5xx counts,
 deprovision latency, and the ratios to the baselines.
+See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
 """
 
 from __future__ import annotations

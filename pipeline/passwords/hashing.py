@@ -1,17 +1,8 @@
-"""Passwords for the writeOnly `password` attribute (RFC 7643 §4.1.1, §7 of RFC 7644).
-
-A stored password is an argon2id hash (OWASP's parameters: 19 MiB, 2 passes, 1 lane), about
-20-30 ms of CPU each: paid inside an IdP's request, an Okta sync that pushes passwords would
-be acknowledged at a few dozen users per second. So the API never hashes. Validation *seals*
-the cleartext instead (`PasswordSeal`: authenticated encryption with a key from the
-configuration, tens of microseconds), the command is journaled with the sealed value, and the
-worker that applies it opens it, hashes it and rewrites the journal entry with the hash in the
-applying transaction (`pipeline/passwords/sealing.py`). Cleartext is never stored, and a sealed
+"""Passwords for the writeOnly `password` attribute (RFC 7643 §4.1.1): `PasswordSeal` (the
+API's sealing), `Argon2idHasher` (the workers' hashing, OWASP's parameters: 19 MiB, 2 passes,
+1 lane), the verification of older PBKDF2-SHA256 hashes and the `PasswordPolicy`. A sealed
 password exists only until its command is applied (or, dead-lettered, replayed or pruned).
-
-Hashes in the older PBKDF2-SHA256 format still verify, and `Argon2idHasher.needs_rehash` tells
-a login to replace them. Single sign-on applications that want no passwords at all set the
-policy to `ignore`: passwords are then dropped at validation.
+See docs/ARCHITECTURE.md ("Passwords").
 """
 
 from __future__ import annotations

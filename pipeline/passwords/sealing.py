@@ -1,9 +1,6 @@
-"""The worker's half of password handling: sealed passwords in commands become hashes.
-
-The API journals a password sealed (`pipeline/passwords/hashing.py`); before a command is applied,
-each sealed value in it (a created or replaced user's `password`, a PATCH operation on
-`password`) is opened and hashed, and the drain writes the hashed command back over the
-journal entry in the transaction that applies it, so the sealed value is gone once applied.
+"""The worker's half of password handling: the sealed passwords of a command (a created or
+replaced user's `password`, a PATCH operation on `password`) become hashes before it applies.
+See docs/ARCHITECTURE.md ("Passwords").
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Password handling from the settings: the API seals, the workers hash, production needs a key.
 
 Without a key the API could only journal a password in cleartext, or hash it inside the IdP's
-request; it does neither. The production processes refuse to start instead (unless the policy
-is `ignore`), and the embedded mode (no broker, SQLite) keeps a key of its own in a file
-beside the database, which its API and its in-process worker both read.
+request; it does neither. See docs/ARCHITECTURE.md ("Passwords").
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
-"""Admission control: refuse writes early, with an honest Retry-After, instead of drowning.
+"""Admission control: refuse writes early, with an honest `Retry-After`, instead of drowning.
 
-Three limits protect the service during a large initial sync:
-- a per-tenant backlog limit (pending journal entries): high enough to absorb a whole
-  initial sync, low enough that one tenant cannot queue unbounded work;
-- a global backlog limit across tenants;
-- a per-tenant cap on writes in flight in this API process, so one IdP's 64 parallel
-  connections cannot occupy every thread and every pooled connection.
-A refused write gets `429` with an integer `Retry-After` computed from how far over the limit
-the backlog is and how fast the workers have been draining it, plus jitter so a whole IdP
-does not come back in the same second. Reads are never throttled.
-
-The backlog figures are a snapshot refreshed at most every `refresh_seconds` per process (one
-grouped count over the partial index of pending entries), not a query per request.
+The per-tenant backlog limit is high enough to absorb a whole initial sync, low enough that one
+tenant cannot queue unbounded work; the in-flight cap keeps one IdP's 64 parallel connections
+from occupying every thread and pooled connection; the jitter keeps a whole IdP from coming back
+in the same second. See docs/ARCHITECTURE.md ("Absorbing a large initial sync").
 """
 
 from __future__ import annotations

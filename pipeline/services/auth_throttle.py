@@ -1,18 +1,8 @@
 """Back-off for repeated bearer-token failures from one client address, in one process.
 
-Every failed authentication costs a database query (failures are never cached), so a client
-guessing tokens, or an IdP left configured with a revoked one, would cost one query per
-request. After `limit` failures from one address within `window_seconds`, that address is
-refused for `window_seconds` without a query.
-
-IdPs send from shared egress addresses (every Okta org, every Entra tenant of a region), so a
-refused address still lets through the tokens seen to succeed recently: one tenant's revoked
-token cannot lock the other tenants behind the same address out. Those tokens still go to the
-database as usual, so a revocation takes effect as before.
-
-Memory is bounded: at most `max_sources` addresses and `max_trusted` token keys are
-remembered, the oldest forgotten first. One lock guards both tables: the API's request threads
-share a throttle, and an evicting insert is several steps.
+Failures are never cached, so without it a client guessing tokens (or an IdP left with a revoked
+one) costs a query per request. One lock guards both tables: the API's request threads share a
+throttle, and an evicting insert is several steps. See docs/ARCHITECTURE.md ("The HTTP edge").
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
-"""The worker side: claim ready resources, apply their journal entries, write set-based SQL.
-
-One `drain_once` is one transaction over a batch of resources: claim them (advisory locks on
-PostgreSQL, so concurrent workers split the work), load their applied state in one query per
-table, apply every pending entry in `seq` order with the pure `apply_resource`, then write the
-whole batch with one statement per table and kind of change, and mark the entries applied.
-A redelivered doorbell finds nothing pending; a worker killed mid-batch rolls back and loses
-its locks with its connection, so the next drain applies the batch again from the start.
+"""The worker side: `Drainer` claims ready resources, applies their journal entries and writes
+the batch set-based, one transaction per batch.
+See docs/ARCHITECTURE.md ("The path through the workers").
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Is the pipeline moving? Heartbeats written by workers, judged against the pending work.
 
-The API acknowledges whether or not any worker runs, so a deployment whose workers (or
-broker) are down would keep saying `201` while nothing applies. Workers record a heartbeat
-when they finish a drain (at most every few seconds per process) and the sweeper when it
-runs; the pipeline is *stalled* when work has been due for longer than `stall_seconds` and no
-drain finished within that time. `/readyz` answers 503 then, and `scimflow status` says so.
+The API acknowledges whether or not any worker runs, so without this a deployment whose workers
+(or broker) are down would keep answering `201` while nothing applies.
+See docs/ARCHITECTURE.md ("The path through the workers").
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """The read path: resources by id and searches, with read-your-writes.
 
-Reads are served from the acknowledged state (`resources`), so a client that has just written
-a resource finds it by id, by `userName eq`, `externalId eq` or `displayName eq` whether or
-not a worker has applied it yet. Group members and users' `groups` come from the applied
-memberships, loaded for a whole page in one query.
-
-Searches (RFC 7644 §3.4.2) run in the database when it can decide the filter exactly
-(`pipeline.store.search`): one `count(*)` and one paged query. Otherwise the candidates the
-database narrows down are streamed in order and the filter is evaluated in memory on the
-canonical resource, with `id` and `meta` added so those attributes filter as they render.
-
-Membership attributes in filters: `members` (Group) and `groups` (User) are not in the
-resource's data. A filter or sortBy naming them is evaluated against the *applied*
-memberships, loaded for each chunk of candidates with one query, which is what a GET of the
-same resource would show. A membership written but not yet applied is therefore not found by
-`members[value eq "..."]` until a worker has applied it, exactly as it is not rendered yet.
+Searches run in the database when it can decide the filter exactly (`pipeline.store.search`:
+one `count(*)`, one paged query); otherwise candidates stream in order and the filter is
+evaluated in memory on the canonical resource, with `id` and `meta` added as they render.
+See docs/ARCHITECTURE.md ("The path of a read").
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Tenant administration and bearer-token authentication, as a service over the store."""
+"""Tenant administration and bearer-token authentication, as a service over the store.
+See docs/ARCHITECTURE.md ("Domain services and the store").
+"""
 
 from __future__ import annotations
 

@@ -1,10 +1,8 @@
-"""Each tenant's protocol: the built-in schemas plus the extensions it declared.
-
-A tenant declares an extension schema in the RFC 7643 §7 format (`scimflow schema add`); from
-then on its validation, PATCH paths, filters, rendering and discovery documents all include
-it, and no other tenant's do. Protocols are built from the declarations and kept for
-`cache_seconds`, so a request costs no schema query; a new declaration takes effect within
-that time in every process.
+"""Each tenant's protocol (`Protocols`): `TenantProtocols` builds a tenant's `ScimProtocol` from the
+built-in schemas plus the extensions it declared (and no other tenant's) and keeps it for
+`cache_seconds`, so a new declaration takes effect within that time in every process;
+`SharedProtocol` serves one protocol to every tenant.
+See docs/ARCHITECTURE.md ("Domain services and the store").
 """
 
 from __future__ import annotations

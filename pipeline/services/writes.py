@@ -1,8 +1,7 @@
 """The write path: validate, reserve unique keys, journal, commit, then ring the workers.
 
-Each write is one short transaction: the acknowledged state (`resources`) takes the new
-version and its unique keys, and the canonical command is appended to the journal. Only after
-the commit is the doorbell rung, so a worker never looks for work that is not there yet.
+Only after the commit is the doorbell rung, so a worker never looks for work that is not there
+yet. See docs/ARCHITECTURE.md ("The path of a write").
 """
 
 from __future__ import annotations
@@ -60,7 +59,7 @@ class WriteService:
     ) -> None:
         self._sessions = sessions
         # On PostgreSQL the creates of concurrent requests are written together, one statement
-        # per batch (store/acceptance.py); SQLite has a single writer anyway.
+        # per batch (store/batched_creates.py); SQLite has a single writer anyway.
         bind = sessions.kw["bind"]
         self._batched_creates = (
             BatchedCreates(bind) if bind.dialect.name == "postgresql" else None

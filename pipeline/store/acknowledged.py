@@ -1,4 +1,6 @@
-"""The acknowledged state (`resources` table): unique keys, read-your-writes, PATCH bases."""
+"""The acknowledged state (`resources` table): unique keys, read-your-writes, PATCH bases.
+See docs/ARCHITECTURE.md ("Two views of the directory").
+"""
 
 from __future__ import annotations
 

@@ -1,14 +1,10 @@
 """The statements that accept a create: reserve the resource's unique keys, journal its command.
 
-Two ways to run them:
-- `insert_created`, inside a session's transaction: two statements, any dialect. Used on
-  SQLite, and for a group created with members (its member references are checked in the
-  same transaction).
-- `BatchedCreates`, PostgreSQL only: the creates of concurrent requests are written together
-  (group commit, see `group_commit.py`) by one autocommitting statement. A data-modifying CTE
-  inserts the resource rows with `ON CONFLICT DO NOTHING` and journals exactly the rows that
-  were inserted, so a create whose keys are taken leaves nothing behind, whatever else is in
-  its batch. The statement text never changes, so psycopg prepares it once per connection.
+`insert_created` runs them inside a session's transaction (SQLite, and a group created with
+members, whose references are checked in the same transaction); `BatchedCreates` (PostgreSQL)
+writes concurrent creates as one autocommitting CTE whose text never changes, so psycopg
+prepares it once per connection, and a create whose keys are taken leaves nothing behind.
+See docs/ARCHITECTURE.md ("The path of a write").
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
-"""Batch-sized SQL: a batch's values or rows sent as one parameter on PostgreSQL.
-
-A drain batch names a few hundred entries, resources and rows. Written naively, each becomes a
-bind parameter (compiled and planned afresh per batch, as one OR branch per value) or a
-statement of its own (executemany). On PostgreSQL these send the batch as one array or one JSON
-document instead: one round trip, one plan, whatever the batch's size. SQLite, in process,
-keeps the plain forms.
+"""Batch-sized SQL: on PostgreSQL a batch's values or rows go as one array or JSON parameter (one
+round trip, one plan, whatever the size) rather than a bind parameter per value (compiled and
+planned afresh per batch, one OR branch per value) or a statement per row (executemany);
+SQLite, in process, keeps the plain forms.
+See docs/ARCHITECTURE.md ("Domain services and the store").
 """
 
 from __future__ import annotations

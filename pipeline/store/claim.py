@@ -1,20 +1,8 @@
 """Claiming work for a drain batch: deprovisioning first, then a fair share for every tenant.
 
-While deprovisioning commands are due, a batch holds only those (with the earlier commands of
-the same resources): such a batch is small and applies in milliseconds, where a batch of 200
-creates on a busy machine can take a second, and a revoked session must not wait for that.
-Otherwise a batch is filled turn by turn: each tenant with due work contributes its oldest
-resource, then each its second oldest, and so on. A tenant with 20,000 waiting creates
-therefore takes most of a batch only when nobody else is waiting, and a small tenant's change
-is in the very next batch any worker claims, whichever tenant's doorbell woke that worker.
-Fairness does not depend on the order of the broker's queue.
-
-On PostgreSQL the tenants with pending work are found by a skip scan over the
-`(tenant_id, lane, seq)` index of pending entries (one probe per tenant, however long its
-backlog), and only the oldest entries of each tenant are read, so claiming costs the same
-with 20 or 200,000 entries waiting. Each returned resource is locked for the transaction with
-a try-advisory lock, so concurrent workers split the ready resources between them and never
-apply the same resource twice; order within a resource comes from `seq`, never from here.
+A deprovisioning batch is small and applies in milliseconds, where a batch of 200 creates on a
+busy machine can take a second, and a revoked session must not wait for that.
+See docs/ARCHITECTURE.md ("The path through the workers", "Absorbing a large initial sync").
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Protocols and sessions. No module-level engine: each process builds its own after fork."""
+"""Engines and sessions. No module-level engine: each process builds its own after fork.
+See docs/ARCHITECTURE.md ("Domain services and the store").
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Dead letters: commands that could not be applied within their retry budget."""
+"""Dead letters: commands that could not be applied within their retry budget.
+See docs/ARCHITECTURE.md ("The path through the workers").
+"""
 
 from __future__ import annotations
 

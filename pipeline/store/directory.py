@@ -3,6 +3,7 @@
 Workers call these with the rows of a whole batch at once: one statement per table and kind of
 change, however many resources the batch holds. Nothing here loads a group's members unless
 asked to by name (`members_of`), and nothing commits: the caller owns the transaction.
+See docs/ARCHITECTURE.md ("Two views of the directory").
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The pipeline's heartbeats: when a worker last finished a drain, when the sweeper last ran."""
+"""The pipeline's heartbeats: when a worker last finished a drain, when the sweeper last ran.
+See docs/ARCHITECTURE.md ("The path through the workers").
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The journal of accepted commands: append (API side), claim and settle (worker side)."""
+"""The journal of accepted commands: append (API side), claim and settle (worker side).
+See docs/ARCHITECTURE.md ("Two views of the directory").
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Schema migrations (Alembic): applied only by `scimflow migrate`, checked by everything else."""
+"""Schema migrations (Alembic): applied only by `scimflow migrate`, checked by everything else.
+See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
+"""
 
 from __future__ import annotations
 

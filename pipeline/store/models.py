@@ -1,13 +1,7 @@
 """The database schema (SQLAlchemy 2.0 declarative). Changes go through Alembic migrations.
 
-Two views of the directory live side by side:
-- `resources` is the *acknowledged* state: written by the API in the transaction that accepts a
-  write, it holds the unique keys (so a duplicate is refused synchronously with 409) and serves
-  read-your-writes. Group members are not kept here: a 10,000-member group is never loaded to
-  add one member.
-- `users`, `groups` and `memberships` are the *applied* state: written only by the workers, in
-  journal order, with set-based SQL. This is what the application reads.
-`journal` connects the two: one row per accepted command, applied in `seq` order per resource.
+Group members are not kept in `resources`, so a 10,000-member group is never loaded to add one
+member. See docs/ARCHITECTURE.md ("Two views of the directory").
 """
 
 from __future__ import annotations

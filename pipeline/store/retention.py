@@ -1,29 +1,5 @@
-"""Retention: deleting the history the pipeline no longer needs, in small batches.
-
-Three tables grow with every write. Each loses its rows older than its retention period
-(`SCIMFLOW_RETENTION_*_DAYS`; 0 keeps them forever):
-
-- the journal, its *applied* entries that nothing names any more. Pending and dead entries are
-  never deleted. Still named are: an entry a wait in `journal_waits` points at, and one a dead
-  letter points at (replay reads its command). An outbox event's `journal_seq` does not keep
-  its entry: an event carries what its consumer needs, and the journal is the pipeline's
-  history, not the application's. Nothing else reads an applied entry: order comes from the
-  `seq` of pending entries, versions and ETags from `resources`, a retried POST is recognised
-  by `resources.create_digest`, and the applied state is in `users` / `groups`.
-- the outbox, its delivered events;
-- dead letters, replayed or not.
-
-The newest row of each table is always kept: SQLite gives a new row the largest key plus one,
-so deleting the newest row would hand its key out again, and a `seq` (named by
-`users.journal_seq` and outbox events) or a dead-letter id must never name two things.
-
-A batch is one statement in its own transaction: delete the rows whose keys a subquery picks,
-the oldest `batch_size` that qualify (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so pruning never
-waits for a row a writer holds, and two pruners split the work). The next batch starts from the
-age the previous one reached, so it never walks again over index entries already deleted. The
-pipeline's writers touch only pending entries and undelivered events, which are never pruned.
-A scheduled run pauses `pause_seconds` between batches, so it takes a small, steady share of
-the database instead of a burst while a sync is being acknowledged.
+"""Retention: deleting the history the pipeline no longer needs (journal, outbox, dead letters),
+in small batches. See docs/ARCHITECTURE.md ("Retention").
 """
 
 from __future__ import annotations

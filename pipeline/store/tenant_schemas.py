@@ -1,4 +1,6 @@
-"""Extension schemas declared per tenant (stored as their RFC 7643 §7 documents)."""
+"""Extension schemas declared per tenant (stored as their RFC 7643 §7 documents).
+See docs/ARCHITECTURE.md ("Domain services and the store").
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Tenants and their bearer tokens (stored hashed, several per tenant for rotation)."""
+"""Tenants and their bearer tokens (stored hashed, several per tenant for rotation).
+See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
+"""
 
 from __future__ import annotations
 

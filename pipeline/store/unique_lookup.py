@@ -1,10 +1,7 @@
 """The IdP existence check: `userName eq "…"` (or externalId, displayName, id) in one probe.
 
 Okta, Entra and OneLogin ask this once per user before creating it, so during an initial sync
-it is half of all requests. Each of these attributes is unique per tenant and resource type
-(a unique index on `resources`), so at most one resource matches: no count, no ordering, no
-paging is needed. The statement for each key is built once, with bound parameters, so nothing
-is compiled per request either.
+it is half of all requests. See docs/ARCHITECTURE.md ("The path of a read").
 """
 
 from __future__ import annotations

@@ -39,8 +39,8 @@ PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 def api_writes(sessions: sessionmaker[Session], seal: PasswordSeal) -> WriteService:
     """The API's write service, sealing passwords with `seal`."""
-    engine = ScimProtocol(default_registry(), protect_password=seal.seal)
-    return WriteService(sessions, engine, RecordingDispatcher(), clock=TickingClock())
+    protocol = ScimProtocol(default_registry(), protect_password=seal.seal)
+    return WriteService(sessions, protocol, RecordingDispatcher(), clock=TickingClock())
 
 
 class Pipeline:
