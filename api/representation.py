@@ -1,4 +1,7 @@
-"""Acknowledged and found resources as SCIM JSON, with `meta` built from the acknowledged row."""
+"""Acknowledged and found resources as SCIM JSON, with `meta`, `Location` and `ETag` built from the
+acknowledged row.
+See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
+"""
 
 from __future__ import annotations
 

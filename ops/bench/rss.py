@@ -48,6 +48,9 @@ class RssSampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        # Once more at the end: a run shorter than the interval would otherwise be seen only
+        # at its start, before the worker pool's processes were forked.
+        self.sample()
 
     def _run(self) -> None:
         while True:

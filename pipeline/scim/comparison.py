@@ -1,14 +1,7 @@
-"""How SCIM values compare and order (RFC 7644 §3.4.2.2 filters, §3.4.2.3 sorting).
-
-The one set of rules for the in-memory filter evaluator (`evaluate`) and for the sort keys and
-SQL operands of searches (`pipeline.store.search`), so memory and SQL agree:
-
-* dateTimes (RFC 7643 §2.3.5) compare and order as instants; a missing UTC offset means UTC.
-  `co`/`sw`/`ew` on a dateTime match its text instead.
-* Strings, references and binaries compare by code point, folded by `unicode.fold_key` (the
-  rule of the unique keys) unless the attribute is caseExact; binaries are not ordered.
-* Booleans are only equal or unequal; integers and decimals compare as numbers.
-* Values of another JSON type than the attribute's compare with nothing.
+"""How SCIM values compare and order by type (RFC 7644 §3.4.2.2 filters, §3.4.2.3 sorting): the one
+rule set of the in-memory evaluator and of the sort keys and SQL operands of
+`pipeline.store.search`, so memory and SQL agree.
+See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
 """
 
 from __future__ import annotations

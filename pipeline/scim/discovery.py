@@ -1,12 +1,8 @@
-"""The discovery documents: /ServiceProviderConfig, /ResourceTypes and /Schemas (RFC 7644 §4).
-
-Every document is generated from the tenant's `SchemaRegistry` and from a `Capabilities` value
-describing what this deployment implements, never written by hand, so a client configuring
-itself from discovery sees exactly the features and attributes the service enforces.
-
-`base_url` is the absolute SCIM base of the tenant (e.g.
-"https://scim.example.com/scim/v2/t/acme"); every `meta.location` is built from it, because
-RFC 7643 §3.1 makes "location" the URI of the resource itself.
+"""The discovery documents /ServiceProviderConfig, /ResourceTypes and /Schemas (RFC 7644 §4),
+generated from the tenant's `SchemaRegistry` and a `Capabilities` value, never by hand. `base_url`
+is the tenant's absolute SCIM base (e.g. "https://scim.example.com/scim/v2/t/acme"); every
+`meta.location` is built from it, as RFC 7643 §3.1 makes it the URI of the resource itself.
+See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
 """
 
 from __future__ import annotations

@@ -1,40 +1,10 @@
-"""Schema resolution, checking and in-memory evaluation of SCIM filters.
-
-* `resolve` maps an attribute path to its definition: core schema attributes, the common
-  attributes of RFC 7643 §3.1 (plus `schemas`, RFC 7643 §3), and URN-qualified extension
-  attributes (RFC 7643 §3.3). Names and URNs are case-insensitive (RFC 7643 §2.1). It is the
-  one resolution every filter, value filter, sortBy and SQL translation goes through, and it
-  refuses what is never returned (see below).
-* `check_filter` rejects, with InvalidFilter, what RFC 7644 §3.4.2.2 says a service must refuse
-  or what cannot be compared; run it once per request, before `matches`.
-* `matches` evaluates a checked filter against one stored resource (RFC 7644 §3.4.2.2).
-* `check_value_filter` and `value_matches` do the same for the bracketed filter of a PATCH
-  path (RFC 7644 §3.5.2), whose paths are relative to one multi-valued complex attribute.
-
-Stored resources keep core and common attributes at the top level and extension attributes in
-a sub-object under the extension's schema id, all under the schema's canonical names.
-
-Decisions where RFC 7644 leaves room:
-
-* An attribute whose `returned` is "never" (the password hash, a tenant's write-only
-  extension attributes), or a sub-attribute of one, is not searchable: naming it in a filter
-  or sortBy is "invalidFilter". Otherwise a filter answering "1 result" or "0 results" would
-  read out, a few characters per request, what no response ever shows (`password sw "…"`).
-  `pr` on a complex attribute likewise ignores its never-returned sub-attributes.
-* A comparison value must have the attribute's JSON type: a string for string, reference,
-  binary and dateTime (which must also parse as ISO 8601), true/false for boolean, a number for
-  integer and decimal. Anything else is "invalidFilter" (RFC 7644 §3.12: the "attribute and
-  filter comparison combination is not supported").
-* `null` may only be used with `eq` (attribute absent or null) and `ne` (attribute has a value).
-* `co`/`sw`/`ew` need a string-like attribute; `gt`/`ge`/`lt`/`le` on boolean or binary
-  attributes are refused as RFC 7644 §3.4.2.2 requires.
-* Multi-valued attributes match if any value matches, `ne` included (`emails.type ne "work"`
-  matches a user with a home email); `ne` on an absent attribute matches.
-* A complex attribute compared without a sub-attribute (`emails co "example.com"`) is compared
-  through its "value" sub-attribute.
-* Values compare by the attribute's type as `comparison` rules, the rules the SQL path and
-  sortBy follow too: strings by code point, folded unless caseExact; dateTimes as instants,
-  except `co`/`sw`/`ew`, which match their text.
+"""Filters resolved against a resource type, checked and evaluated in memory (RFC 7644 §3.4.2.2),
+for searches and for the `[...]` filter of a PATCH path (§3.5.2). `resolve` (core, common and
+URN-qualified extension attributes, names and URNs case-insensitive as RFC 7643 §2.1 says) is the
+one resolution of every filter and sortBy path, in memory and in SQL alike, and refuses what is
+never returned.
+See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)"; what filters refuse and
+how they match is in its "Decisions worth knowing").
 """
 
 from __future__ import annotations

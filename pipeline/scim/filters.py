@@ -1,4 +1,5 @@
 """SCIM filter expressions (RFC 7644 §3.4.2.2): AST, parser and canonical renderer.
+See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
 
 Grammar (RFC 7644 §3.4.2.2 Figure 1, with errata 4690/7322 for valFilter):
 
@@ -15,14 +16,12 @@ Attribute names, operators and keywords are case-insensitive (RFC 7644 §3.4.2.2
 are stored lower-case, names as written. Whitespace between tokens is free-form (any amount,
 also none where tokens are self-delimiting) because clients vary.
 
-Representation decisions:
-
-* Paths inside a valuePath's brackets are relative to it: `emails[type eq "work"]` holds
-  `AttrPath(None, "type", None)`. They must be bare sub-attribute names (no URN, no '.').
-* The form real IdPs send, `emails[type eq "work"].value eq "x"` (Entra ID), is folded into the
-  bracket: `ValuePath(emails, And(<bracket filter>, Compare(value eq "x")))`. Both mean "some
-  email has type work and value x", so matching is unchanged, and the AST renders back as
-  `emails[type eq "work" and value eq "x"]`, which parses to the same AST.
+Paths inside a valuePath's brackets are relative to it and bare sub-attribute names (no URN, no
+'.'): `emails[type eq "work"]` holds `AttrPath(None, "type", None)`. Entra's
+`emails[type eq "work"].value eq "x"` is folded into the bracket,
+`ValuePath(emails, And(<bracket filter>, Compare(value eq "x")))`: it means the same ("some
+email has type work and value x") and renders back as `emails[type eq "work" and value eq "x"]`,
+which parses to the same AST.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
-"""IdP dialects: the one place where documented deviations from RFC 7643/7644 are undone.
-
-Every rule here names the client that needs it and the document that shows it; each has a
-captured sample under `tests/samples/idp/`. Tolerance is narrow on purpose: a rule rewrites
-exactly the documented shape and leaves everything else to strict validation, so that
-`"active": "yes"` is still an error.
+"""IdP dialects: the one place where documented deviations from RFC 7643/7644 are undone. Each rule
+rewrites exactly the documented shape, leaving the rest to strict validation, and has a captured
+sample under `tests/samples/idp/`.
+See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
 
 Handled here:
 - Entra ID default mode (https://learn.microsoft.com/en-us/entra/identity/app-provisioning/
@@ -16,7 +14,7 @@ Handled here:
   on groups.
 - Entra with `aadOptscim062020`: path-less `replace` with dotted (`"name.givenName"`) and
   URN-qualified keys. No rewrite is needed: the PATCH normaliser parses every key of a
-  path-less value as an attribute path (see `patch.normalise`).
+  path-less value as an attribute path (see `patch.normalise_patch`).
 - Okta (https://developer.okta.com/docs/api/openapi/okta-scim/guides/scim-20): path-less
   `replace` of `{"active": false}` and of `{"id", "displayName"}` on group rename, and full-object
   PUT echoing `id`, `meta`, `groups`. No rewrite is needed: read-only attributes in a resource

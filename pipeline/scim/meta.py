@@ -1,7 +1,8 @@
 """How a resource's `meta` timestamps and version are written and read back (RFC 7643 §2.3.5,
-§3.1; RFC 7644 §3.14): the one formatting of what responses show and what filters evaluated in
-memory see, so `meta.created sw "<a rendered value>"` matches the resource it was read from, and
-the one reading of the ETags a client sends back in `If-Match` / `If-None-Match`.
+§3.1; RFC 7644 §3.14): one formatting for responses and for filters evaluated in memory, so
+`meta.created sw "<a rendered value>"` matches the resource it was read from, and one reading of
+the ETags clients send back.
+See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
 """
 
 from __future__ import annotations

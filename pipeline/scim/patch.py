@@ -1,10 +1,8 @@
-"""PATCH requests (RFC 7644 §3.5.2) normalised into canonical, resolved operations.
-
-`normalise_patch` turns whatever dialect an IdP speaks into a tuple of `PatchOperation`s whose
-targets are resolved against the schema and whose values are coerced. Path-less `add` and
-`replace` are expanded here into one operation per attribute, which is exactly RFC semantics
-(sub-attributes not given are left unchanged) and also what makes Entra's dotted and
-URN-qualified keys work. Applying operations is `patch_apply.apply_operations`.
+"""PATCH requests (RFC 7644 §3.5.2) normalised by `normalise_patch` into canonical, resolved
+`PatchOperation`s, whatever dialect the IdP speaks. A path-less `add` or `replace` becomes one
+operation per attribute, which is exactly RFC semantics (sub-attributes not given are left
+unchanged). Applying them is `patch_apply.apply_operations`.
+See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""Applying canonical PATCH operations to a canonical resource (RFC 7644 §3.5.2).
-
-`apply_operations` is pure and atomic: it never mutates its input, so a failing operation leaves
-the caller's resource exactly as it was, and it reports whether anything changed, so a PATCH
-that changes nothing writes nothing and bumps no version.
+"""Applying canonical PATCH operations to a canonical resource (RFC 7644 §3.5.2): pure and atomic,
+reporting whether anything changed.
+See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
 """
 
 from __future__ import annotations

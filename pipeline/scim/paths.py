@@ -1,5 +1,5 @@
-"""SCIM attribute paths (RFC 7644 §3.10). PATCH paths, which embed a filter, are in
-`patch_paths.py`, so the filter grammar can use attribute paths without importing back.
+"""SCIM attribute paths (RFC 7644 §3.10).
+See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
 
 Grammar (RFC 7644 §3.4.2.2 Figure 1):
 

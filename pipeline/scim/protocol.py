@@ -1,10 +1,7 @@
-"""The protocol: the one entry point the API and the workers share.
-
-The API calls the `validate_*` methods, which either return a canonical `Command` or raise a
-`ScimError`; a PATCH is also applied in memory to the state the API sees, so anything the
-worker could later reject is rejected before the write is acknowledged. The workers call
-`apply`, which is pure and deterministic: the same command on the same state gives the same
-result, so a redelivered command changes nothing.
+"""`ScimProtocol`: the one entry point the API and the workers share. The API's `validate_*` return
+a canonical `Command` or raise a `ScimError`; the workers' `apply` is pure and deterministic (the
+same command on the same state gives the same result), so a redelivered command changes nothing.
+See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)", "The path of a write").
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
-"""The resource-type registry: which resource types exist and which schemas describe them.
-
-RFC 7643 §6 defines a resource type as an endpoint plus a core schema and its schema
-extensions; §7 defines the schemas themselves. The registry is the single answer to "what does
-this tenant's SCIM service accept": validation, PATCH, filtering and the discovery endpoints
-(RFC 7644 §4) all read it, so a tenant's custom extension is enforced exactly where it is
-advertised.
-
-Registries are immutable values. A tenant with custom extensions gets its own registry derived
-from `default_registry()` through `SchemaRegistry.with_extension`, which validates the
-extension's RFC 7643 §7 document before anything can depend on it.
+"""The resource-type registry (RFC 7643 §6, §7): which resource types a tenant's service has and
+which schemas describe them. Registries are immutable values; a tenant with custom extensions gets
+its own, derived from `default_registry()` through `SchemaRegistry.with_extension`, which validates
+the extension's §7 document before anything can depend on it.
+See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
 """
 
 from __future__ import annotations

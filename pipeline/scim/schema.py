@@ -1,8 +1,6 @@
-"""Schemas and resource types as data (RFC 7643 §2, §6, §7).
-
-The built-in schemas are loaded from the RFC 7643 §8.7 representations in `schemas/*.json`;
-tenant extensions arrive in the same §7 format. Validation, PATCH, rendering, filtering and the
-discovery endpoints all read these objects, so what is advertised is what is enforced.
+"""Schemas and resource types as data (RFC 7643 §2, §6, §7), the built-in ones loaded from the §8.7
+representations in `schemas/*.json`.
+See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
 """
 
 from __future__ import annotations

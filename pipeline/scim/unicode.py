@@ -1,13 +1,7 @@
-"""Text rules shared by acceptance, the store and the filters.
-
-* Storable text: JSON can carry strings that no database here can keep. A lone surrogate is a
-  valid JSON escape but no UTF-8 string, and PostgreSQL refuses NUL (U+0000) in `text` and in
-  JSON it must read back. Both are refused when a write is accepted, on every database, so
-  nothing is acknowledged that the journal or the directory could not store.
-* Key folding: `userName` and group `displayName` are case-insensitive (caseExact false) and
-  unique. `fold_key` is the one rule that decides when two spellings are the same key: at
-  acceptance, in the applied tables' unique indexes and in filters alike (docs/ARCHITECTURE.md,
-  "Unique keys").
+"""Text rules shared by acceptance, the store and the filters: which strings can be stored at all
+(no lone surrogate, no NUL), and `fold_key`, the one rule deciding when two spellings are the same
+unique key.
+See docs/ARCHITECTURE.md ("Unique keys"; "Strings must be storable" in "Decisions worth knowing").
 """
 
 from __future__ import annotations

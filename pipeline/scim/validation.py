@@ -1,9 +1,5 @@
 """Validation of POST and PUT bodies into canonical resources (RFC 7644 §3.3, §3.5.1).
-
-A canonical resource is a plain JSON-serialisable dict: core and common attributes at the top
-level under their schema names, extension attributes under the extension's URN, no nulls, no
-read-only input, and a password only as a hash. It is what the journal stores and what PATCH,
-rendering and filtering work on.
+See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)", "The canonical resource").
 """
 
 from __future__ import annotations

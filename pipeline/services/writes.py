@@ -276,7 +276,9 @@ def _patched_member_values(
     produced count (the acknowledged state holds no member list, so every member of `patched`
     came from this patch): all must be checked like any other member.
     """
-    if not command.member_operations:
+    # An operation on a sub-attribute of every member (`members.display`, no filter) names no
+    # member, and the acknowledged state holds none: on its own it changes nothing here.
+    if not any(op.whole_list or op.filtered for op in command.member_operations):
         return None
     return [*command.member_values(), *(patched.get(MEMBERS) or [])]
 

@@ -1,46 +1,6 @@
-"""Searching the acknowledged state (`resources`): SCIM filters and sorting as SQL.
-
-A filter (RFC 7644 §3.4.2.2) is translated into a parameterised SQLAlchemy condition over the
-columns `resources` keeps for its unique keys, never into SQL text. Only comparisons on those
-columns can be translated:
-
-| Attribute                           | Column                     | Compared as              |
-|-------------------------------------|----------------------------|--------------------------|
-| `id`                                | `id`                       | case-exact string        |
-| `externalId`                        | `external_id`              | case-exact string        |
-| `userName` (User)                   | `user_name_key`            | folded (caseExact false) |
-| `displayName` (Group)               | `display_name_key`         | folded (caseExact false) |
-| `meta.created`, `meta.lastModified` | `created_at`, `updated_at` | instants, to the ms      |
-
-with every operator (eq ne co sw ew gt ge lt le pr, and `eq`/`ne` null), plain or qualified by
-the core schema URN (`urn:ietf:params:scim:schemas:core:2.0:User:userName`), under and/or/not.
-Everything else lives only in the JSON `data` and is evaluated in memory by the caller. So a
-translation is a *superset* condition plus a flag saying whether it is exact: an untranslatable
-atom stands for TRUE inside `and`, and makes a `not` over it TRUE as a whole; `or` of supersets
-is a superset. When the translation is exact the database counts and pages; otherwise the
-caller streams the candidates and evaluates the filter itself (`pipeline.reads`).
-
-Decisions:
-
-* Every path is resolved by `evaluate.resolve` before it can name a column or a sort, so an
-  attribute that is never returned (the password hash) is refused here too ("invalidFilter").
-* Folded columns hold `unicode.fold_key` of the value, the normalisation of the unique
-  indexes, and compare with the filter value folded the same way in Python, for `eq` and for
-  `co`/`sw`/`ew` alike; so `userName eq X` finds exactly the resource a POST of X collides
-  with, and agrees with the in-memory evaluator, which folds with `fold_key` too.
-* Strings order by code point (`COLLATE "C"` on PostgreSQL, SQLite's default BINARY), as the
-  in-memory evaluator and sorter do, whatever the database's default collation. (On a
-  PostgreSQL database whose collation is not C, `gt`/`lt` and sortBy on a key column then
-  cannot use the unique indexes; equality and the default order still do.)
-* Every translated atom is two-valued (never SQL NULL), so `not` translates exactly: an absent
-  value is "not equal" to anything, as in `evaluate.matches`.
-* `co`/`sw`/`ew` use `LIKE` with escaped wildcards on PostgreSQL. SQLite's `LIKE` ignores ASCII
-  case, which is harmless on the lower-cased columns but wrong for the case-exact ones, so
-  SQLite compares those with `instr`/`substr` instead, which are case-exact.
-* `co`/`sw`/`ew` on a dateTime match its rendered text, not an instant: left to memory.
-* `meta.created` and `meta.lastModified` compare as they are rendered, to the millisecond, as
-  the in-memory evaluator compares them: `meta.created eq "<a rendered value>"` finds the
-  resource whether the database or the evaluator decides it.
+"""Searching the acknowledged state (`resources`): SCIM filters translated into parameterised SQL
+over its key columns (a superset condition and whether it is exact), sorting, counting and paging.
+See docs/ARCHITECTURE.md ("The path of a read").
 """
 
 from __future__ import annotations

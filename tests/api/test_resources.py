@@ -193,6 +193,22 @@ def test_group_patch_is_204(client: testing.TestClient) -> None:
     assert result.headers["ETag"] == 'W/"2"'
 
 
+@pytest.mark.parametrize("path", ["members.display", "members.value"])
+def test_a_group_patch_on_a_sub_attribute_of_every_member_is_not_journaled(
+    client: testing.TestClient, dispatcher: RecordingDispatcher, path: str
+) -> None:
+    """Without a filter it names no member, and the acknowledged state holds none: nothing
+    changes, so nothing is journaled that the workers could not apply."""
+    group = create_group(client, "Engineering")
+    result = client.simulate_patch(
+        f"{BASE}/Groups/{group['id']}", **scim_body(patch_body({"op": "remove", "path": path}))
+    )
+    assert result.status_code in (204, 400)
+    assert len(dispatcher.rings) == 1  # the create's only
+    got = client.simulate_get(f"{BASE}/Groups/{group['id']}")
+    assert got.headers["ETag"] == 'W/"1"'
+
+
 def test_group_patch_asking_for_attributes_is_200(client: testing.TestClient) -> None:
     group = create_group(client, "Engineering")
     result = client.simulate_patch(
