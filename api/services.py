@@ -17,7 +17,7 @@ from scimflow.pipeline.scim.registry import SchemaRegistry
 from scimflow.pipeline.scim.schema import ResourceType
 from scimflow.pipeline.services.reads import ReadService
 from scimflow.pipeline.services.tenancy import Tenancy
-from scimflow.pipeline.services.tenant_protocols import Protocols
+from scimflow.pipeline.services.tenant_protocols import ProtocolSource
 from scimflow.pipeline.services.writes import WriteService
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store.tenants import TenantRef
@@ -39,7 +39,7 @@ class ApiServices:
     # Raises `Unavailable` when the service cannot serve (database unreachable).
     ready: Callable[[], None]
     # Each tenant's schemas: the built-in ones plus the extensions it declared.
-    protocols: Protocols | None = None
+    protocols: ProtocolSource | None = None
 
     def registry_for(self, tenant: TenantRef) -> SchemaRegistry:
         """The schemas a tenant sees: validation, rendering and discovery all use these."""

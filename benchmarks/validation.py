@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scimflow.pipeline.passwords.hashing import Argon2idHasher, PasswordSeal, generate_key
+from scimflow.pipeline.passwords.crypto import Argon2idHasher, PasswordSeal, generate_key
 from scimflow.pipeline.scim.evaluate import check_filter
 from scimflow.pipeline.scim.filters import parse_filter
 from scimflow.pipeline.scim.protocol import ScimProtocol

@@ -16,7 +16,7 @@ from scimflow.ops import status as operator_status
 from scimflow.ops.bench import command as bench
 from scimflow.ops.documents import UnreadableDocument
 from scimflow.pipeline.errors import ScimError
-from scimflow.pipeline.passwords.hashing import generate_key
+from scimflow.pipeline.passwords.crypto import generate_key
 from scimflow.pipeline.settings import ConfigError, Settings
 from scimflow.pipeline.store.db import masked_url
 from scimflow.pipeline.store.migrate import SchemaNotCurrent, require_current

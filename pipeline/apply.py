@@ -87,7 +87,7 @@ class Outcome:
 
 MemberLoader = Callable[[], list[dict[str, Any]]]
 # Turns a journaled command into the one to apply (None: as journaled), e.g. its sealed
-# passwords into hashes (`pipeline/passwords/sealing.py`).
+# passwords into hashes (`pipeline/passwords/unsealing.py`).
 CommandPreparer = Callable[[Command], Command | None]
 
 

@@ -2,8 +2,9 @@
 
 A command is plain data with a JSON codec. It holds only canonical, validated content (never a
 cleartext password), so replaying it later needs no request and no client. Its operations on a
-group's `members` are decoded once (`member_operations`), and `member_refs` is the one rule for
-which members a command names: the API checks them, the workers wait for them.
+group's `members` are decoded once (`member_operations`), and `member_values` / `member_refs` are
+the one rule for which members a command adds or sets: the API checks those values, the
+workers wait for those ids and the drain looks them up.
 An `Entry` is a command as the journal holds it: its global `seq`, attempts and due time.
 See docs/ARCHITECTURE.md ("The path of a write").
 """

@@ -3,7 +3,7 @@
 Every error the service can answer with is one of these classes. Each carries its HTTP status
 and `scimType` as class attributes, so callers raise the *kind* of failure and the adapters
 render one body shape for all of them. Any other exception escaping a request is a bug.
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)").
 """
 
 from __future__ import annotations

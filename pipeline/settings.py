@@ -15,7 +15,7 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from scimflow.pipeline.passwords.hashing import PasswordPolicy
+from scimflow.pipeline.passwords.crypto import PasswordPolicy
 
 T = TypeVar("T")
 
@@ -80,7 +80,7 @@ class Settings:
     # Connecting through PgBouncer in transaction mode: no server-side prepared statements.
     pgbouncer: bool = False
     password_policy: PasswordPolicy = PasswordPolicy.HASH
-    # Seals passwords between the API and the workers (pipeline/passwords/hashing.py): one or more
+    # Seals passwords between the API and the workers (pipeline/passwords/crypto.py): one or more
     # keys, comma-separated, newest first. Required by the production processes when the
     # policy is `hash`; the embedded server keeps one beside its SQLite file.
     password_key: str = ""

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from scimflow.pipeline.passwords.hashing import make_hasher
+from scimflow.pipeline.passwords.crypto import make_hasher
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.registry import default_registry
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from scimflow.ops.bench import measure
-from scimflow.ops.bench.dialect import SCIM_BASE, Dialect
 from scimflow.ops.bench.http import Connection
+from scimflow.ops.bench.idp_requests import SCIM_BASE, IdpRequests
 from scimflow.ops.bench.load import Driver, Tally, run_closed_loop
 from scimflow.ops.bench.plan import SyncPlan
 from scimflow.ops.bench.stack import Processes, api_command, free_port, fresh_database, wait_http
@@ -33,7 +33,7 @@ def connector(port: int, token: str) -> Callable[[], Connection]:
     return lambda: Connection("127.0.0.1", port, headers)
 
 
-def post_users(plan: SyncPlan, dialect: Dialect, concurrency: int, *, port: int, token: str,
+def post_users(plan: SyncPlan, idp: IdpRequests, concurrency: int, *, port: int, token: str,
                count: int) -> Tally:
     """POST `count` user bodies at `concurrency`; the tally holds every latency and status.
 
@@ -44,7 +44,7 @@ def post_users(plan: SyncPlan, dialect: Dialect, concurrency: int, *, port: int,
 
     async def one(connection: Connection, index: int) -> None:
         await driver.send(connection, "POST", "POST", f"{SCIM_BASE}/Users",
-                          body=dialect.user_body(plan, index % plan.users, None), expect=(201,))
+                          body=idp.user_body(plan, index % plan.users, None), expect=(201,))
 
     async def all_posts() -> None:
         tally.started = time.perf_counter()
@@ -75,7 +75,7 @@ def start_workers(processes: Processes, args: argparse.Namespace) -> None:
     processes.spawn("beat", ["scimflow", "beat", "--schedule", str(processes.workdir / "beat")])
 
 
-def acknowledgement_phase(plan: SyncPlan, dialect: Dialect, args: argparse.Namespace,
+def acknowledgement_phase(plan: SyncPlan, idp: IdpRequests, args: argparse.Namespace,
                           workdir: Path,
                           env: Callable[[str], dict[str, str]]) -> dict[str, Any]:
     """POST-only load on a scratch database; workers apply meanwhile unless --apply-after-ack."""
@@ -84,7 +84,7 @@ def acknowledgement_phase(plan: SyncPlan, dialect: Dialect, args: argparse.Names
         try:
             port, created = start_scimflow(processes, args, with_workers=not args.apply_after_ack)
             with measure.ConnectionPeak(database_url) as peak:
-                tally = post_users(plan, dialect, args.concurrency, port=port,
+                tally = post_users(plan, idp, args.concurrency, port=port,
                                    token=created["token"],
                                    count=min(args.baseline_requests, plan.users))
         finally:

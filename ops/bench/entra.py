@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from scimflow.ops.bench.dialect import (
+from scimflow.ops.bench.idp_requests import (
     ENTERPRISE_SCHEMA,
     GROUP_SCHEMA,
     SCIM_BASE,

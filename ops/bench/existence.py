@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from scimflow.ops.bench import measure
-from scimflow.ops.bench.dialect import Dialect
 from scimflow.ops.bench.http import Connection
+from scimflow.ops.bench.idp_requests import IdpRequests
 from scimflow.ops.bench.load import Driver, Tally, run_closed_loop
 from scimflow.ops.bench.plan import SyncPlan
 
@@ -26,7 +26,7 @@ KIND = "GET"
 _STRIDE = 7919
 
 
-def existence_paths(plan: SyncPlan, dialect: Dialect, count: int) -> list[tuple[str, bool]]:
+def existence_paths(plan: SyncPlan, idp: IdpRequests, count: int) -> list[tuple[str, bool]]:
     """`count` look-ups, alternately for an existing and a missing userName: (path, exists)."""
     paths = []
     for i in range(count):
@@ -34,7 +34,7 @@ def existence_paths(plan: SyncPlan, dialect: Dialect, count: int) -> list[tuple[
             name = plan.user_name((i // 2 * _STRIDE) % plan.users)
         else:
             name = plan.missing_user_name(i // 2)
-        paths.append((dialect.existence_path(name), i % 2 == 0))
+        paths.append((idp.existence_path(name), i % 2 == 0))
     return paths
 
 
@@ -70,10 +70,10 @@ def rate_and_latency(tally: Tally, kind: str = KIND) -> dict[str, Any]:
             "requests": len(latencies)}
 
 
-def existence_phase(plan: SyncPlan, dialect: Dialect, make_connection: Callable[[], Connection],
+def existence_phase(plan: SyncPlan, idp: IdpRequests, make_connection: Callable[[], Connection],
                     concurrency: int, count: int) -> dict[str, Any]:
     tally, wrong = get_paths(make_connection, concurrency,
-                             existence_paths(plan, dialect, count), check=True)
+                             existence_paths(plan, idp, count), check=True)
     return rate_and_latency(tally) | {
         "existing": (count + 1) // 2, "missing": count // 2, "wrong_answers": wrong,
         "throttled_429_503": tally.throttled, "server_errors_5xx": tally.server_errors,

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from scimflow.ops.bench.dialect import ENTERPRISE_SCHEMA, Dialect
+from scimflow.ops.bench.idp_requests import ENTERPRISE_SCHEMA, IdpRequests
 from scimflow.ops.bench.plan import SyncPlan
 
 
@@ -131,14 +131,14 @@ class Expected:
     passwords: bool
 
 
-def raw_upsert_rate(database_url: str, plan: SyncPlan, dialect: Dialect,
+def raw_upsert_rate(database_url: str, plan: SyncPlan, idp: IdpRequests,
                     batch: int = 500) -> float:
     """Rows/s of a raw batched upsert of the same user rows into a table shaped like `users`
     (same columns and unique indexes), with psycopg executemany and no ORM: the ceiling for
     writing these rows on this machine."""
     now = datetime.now(UTC)
     tenant = uuid.uuid4().hex
-    bodies = (dialect.user_body(plan, i, None) for i in range(plan.users))
+    bodies = (idp.user_body(plan, i, None) for i in range(plan.users))
     rows = [
         (tenant, uuid.uuid4().hex, body["userName"], body["externalId"], body["displayName"],
          True, json.dumps(body), 1, i, now, now)

@@ -9,7 +9,13 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from scimflow.ops.bench.dialect import GROUP_SCHEMA, SCIM_BASE, USER_SCHEMA, group_name, patch_body
+from scimflow.ops.bench.idp_requests import (
+    GROUP_SCHEMA,
+    SCIM_BASE,
+    USER_SCHEMA,
+    group_name,
+    patch_body,
+)
 from scimflow.ops.bench.plan import SyncPlan
 
 

@@ -36,7 +36,6 @@ from scimflow.ops.bench.ack import (
     start_scimflow,
     start_workers,
 )
-from scimflow.ops.bench.dialect import Dialect
 from scimflow.ops.bench.entra import Entra
 from scimflow.ops.bench.existence import (
     existence_paths,
@@ -44,6 +43,7 @@ from scimflow.ops.bench.existence import (
     get_paths,
     rate_and_latency,
 )
+from scimflow.ops.bench.idp_requests import IdpRequests
 from scimflow.ops.bench.load import Driver, Tally
 from scimflow.ops.bench.okta import Okta
 from scimflow.ops.bench.plan import SyncPlan
@@ -86,12 +86,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     phases = selected_phases(args.phases)
     plan = SyncPlan(args.users, args.groups, args.members, args.deactivations,
                     uuid.uuid4().hex[:6])
-    dialect = dialect_for(args.idp, passwords=args.passwords)
+    idp = idp_requests_for(args.idp, passwords=args.passwords)
     # A fresh sealing key per run: the API seals each pushed password with it and the workers
-    # open it to hash (`pipeline/passwords/hashing.py`).
+    # open it to hash (`pipeline/passwords/crypto.py`).
     args.password_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     with tempfile.TemporaryDirectory(prefix="scimflow-bench-") as workdir:
-        summary = _run_all(plan, dialect, phases, args, Path(workdir))
+        summary = _run_all(plan, idp, phases, args, Path(workdir))
     report(summary, args.json)
     return 0 if summary["correctness"]["ok"] else 1
 
@@ -106,17 +106,17 @@ def selected_phases(spec: str) -> tuple[str, ...]:
     return phases
 
 
-def dialect_for(idp: str, *, passwords: bool) -> Dialect:
+def idp_requests_for(idp: str, *, passwords: bool) -> IdpRequests:
     return Entra() if idp == "entra" else Okta(passwords=passwords)
 
 
-def _run_all(plan: SyncPlan, dialect: Dialect, phases: tuple[str, ...],
+def _run_all(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...],
              args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    summary: dict[str, Any] = {"machine": _machine(), "plan": _plan(plan, dialect, phases, args)}
-    baseline = _bare_falcon_baseline(plan, dialect, phases, args, workdir)
+    summary: dict[str, Any] = {"machine": _machine(), "plan": _plan(plan, idp, phases, args)}
+    baseline = _bare_falcon_baseline(plan, idp, phases, args, workdir)
     checks: dict[str, Any] = {"ok": True}
     if "ack" in phases:
-        summary["ack"] = acknowledgement_phase(plan, dialect, args, workdir,
+        summary["ack"] = acknowledgement_phase(plan, idp, args, workdir,
                                                lambda url: _env(url, args))
         checks["ok"] = summary["ack"]["server_errors_5xx"] == 0 and not summary["ack"]["failures"]
     raw_rate = None
@@ -124,11 +124,11 @@ def _run_all(plan: SyncPlan, dialect: Dialect, phases: tuple[str, ...],
         with fresh_database(args.admin_database_url) as database_url:
             processes = Processes(workdir, _env(database_url, args))
             try:
-                summary |= _sync(plan, dialect, phases, args, processes=processes,
+                summary |= _sync(plan, idp, phases, args, processes=processes,
                                  database_url=database_url)
             finally:
                 processes.stop_all()
-            raw_rate = measure.raw_upsert_rate(database_url, plan, dialect)
+            raw_rate = measure.raw_upsert_rate(database_url, plan, idp)
         checks = summary["correctness"] | {"ok": checks["ok"] and summary["correctness"]["ok"]}
     summary["correctness"] = checks
     summary["baselines"] = _baselines(summary, baseline, raw_rate)
@@ -136,10 +136,10 @@ def _run_all(plan: SyncPlan, dialect: Dialect, phases: tuple[str, ...],
     return summary
 
 
-def _plan(plan: SyncPlan, dialect: Dialect, phases: tuple[str, ...],
+def _plan(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...],
           args: argparse.Namespace) -> dict[str, Any]:
     return vars(plan) | {
-        "idp": dialect.name, "passwords": dialect.passwords,
+        "idp": idp.name, "passwords": idp.passwords,
         "phases": list(phases), "concurrency": args.concurrency, "workers": args.workers,
         "apply_after_ack": args.apply_after_ack, "api_server": args.api_server,
         "existence_requests": args.existence_requests if "existence" in phases else 0}
@@ -179,7 +179,7 @@ def _env(database_url: str, args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-def _bare_falcon_baseline(plan: SyncPlan, dialect: Dialect, phases: tuple[str, ...],
+def _bare_falcon_baseline(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...],
                           args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """The bare app, alone on the machine: the acknowledgement phase's POSTs, then the
     existence phase's GETs (same bodies, URLs, concurrency and server configuration)."""
@@ -193,10 +193,10 @@ def _bare_falcon_baseline(plan: SyncPlan, dialect: Dialect, phases: tuple[str, .
         wait_http(f"http://127.0.0.1:{port}/scim/v2/Users")
         if "ack" in phases:
             out["post"] = _timed(lambda: post_users(
-                plan, dialect, args.concurrency, port=port, token="",
+                plan, idp, args.concurrency, port=port, token="",
                 count=min(args.baseline_requests, plan.users)))
         if "existence" in phases:
-            paths = existence_paths(plan, dialect, args.existence_requests)
+            paths = existence_paths(plan, idp, args.existence_requests)
             out["get"] = _timed(lambda: get_paths(connector(port, ""), args.concurrency, paths,
                                                   check=False)[0], kind="GET")
     finally:
@@ -216,7 +216,7 @@ def _timed(load: Callable[[], Tally], kind: str = "POST") -> dict[str, Any]:
     return figures | {"cpu_us": round(cpu / max(1, figures["requests"]) * 1e6, 1)}
 
 
-def _sync(plan: SyncPlan, dialect: Dialect, phases: tuple[str, ...], args: argparse.Namespace,
+def _sync(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...], args: argparse.Namespace,
           *, processes: Processes, database_url: str) -> dict[str, Any]:
     port, created = start_scimflow(processes, args, with_workers=not args.apply_after_ack)
     target = Target("127.0.0.1", port, created["token"], created["tenant_id"], database_url)
@@ -226,14 +226,14 @@ def _sync(plan: SyncPlan, dialect: Dialect, phases: tuple[str, ...], args: argpa
 
     with RssSampler(roles) as rss, measure.ConnectionPeak(database_url) as peak:
         tally, started, acked = asyncio.run(
-            _drive(plan, dialect, args, target, lambda: start_workers(processes, args)))
+            _drive(plan, idp, args, target, lambda: start_workers(processes, args)))
         converged = _wait_converged(database_url, started)
     measured = Measured(tally, acked - started, converged,
                         measure.apply_figures(database_url, target.tenant_id), peak.peak)
-    summary = _summary(plan, dialect, args, target, measured)
+    summary = _summary(plan, idp, args, target, measured)
     summary["rss"] = rss.summary()
     if "existence" in phases:
-        summary["existence"] = existence_phase(plan, dialect, connector(port, target.token),
+        summary["existence"] = existence_phase(plan, idp, connector(port, target.token),
                                                args.concurrency, args.existence_requests)
         existence = summary["existence"]
         summary["correctness"]["existence_wrong_answers"] = existence["wrong_answers"]
@@ -243,7 +243,7 @@ def _sync(plan: SyncPlan, dialect: Dialect, phases: tuple[str, ...], args: argpa
     return summary
 
 
-async def _drive(plan: SyncPlan, dialect: Dialect, args: argparse.Namespace, target: Target,
+async def _drive(plan: SyncPlan, idp: IdpRequests, args: argparse.Namespace, target: Target,
                  start_workers: Callable[[], None]) -> tuple[Tally, float, float]:
     tally = Tally()
     driver, connect = Driver(tally), connector(target.port, target.token)
@@ -255,14 +255,14 @@ async def _drive(plan: SyncPlan, dialect: Dialect, args: argparse.Namespace, tar
         measure.insert_sessions(target.database_url, target.tenant_id, user_id)
 
     deactivations = asyncio.create_task(
-        deactivate_during_sync(plan, dialect, driver, connect(), state=state,
+        deactivate_during_sync(plan, idp, driver, connect(), state=state,
                                before_deactivating=add_sessions))
-    await push_users(plan, dialect, driver, connect, concurrency=args.concurrency, state=state)
+    await push_users(plan, idp, driver, connect, concurrency=args.concurrency, state=state)
     users_acked = time.perf_counter()
     tally.finished = users_acked
     if args.apply_after_ack:
         start_workers()
-    await push_groups(plan, dialect, driver, connect,
+    await push_groups(plan, idp, driver, connect,
                       concurrency=min(args.concurrency, plan.groups), state=state)
     await deactivations
     return tally, started, users_acked
@@ -299,11 +299,11 @@ class Measured:
     peak_connections: int
 
 
-def _summary(plan: SyncPlan, dialect: Dialect, args: argparse.Namespace, target: Target,
+def _summary(plan: SyncPlan, idp: IdpRequests, args: argparse.Namespace, target: Target,
              measured: Measured) -> dict[str, Any]:
     tally, figures = measured.tally, measured.figures
-    expected = measure.Expected(managers=dialect.sends_manager,
-                                passwords=dialect.passwords)
+    expected = measure.Expected(managers=idp.sends_manager,
+                                passwords=idp.passwords)
     checks = measure.correctness(target.database_url, target.tenant_id, plan, expected)
     budget = Budget.of(Settings(api_processes=args.api_processes, worker_replicas=1,
                                 worker_concurrency=args.workers))

@@ -1,4 +1,4 @@
-"""An IdP's initial sync, in the request shapes of a `Dialect`: per user an existence GET then
+"""An IdP's initial sync, in the request shapes of a `IdpRequests`: per user an existence GET then
 POST; deactivations sent while it runs, as soon as each user exists; then the groups, each
 created and filled by member PATCHes."""
 
@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from scimflow.ops.bench.dialect import SCIM_BASE, Dialect
 from scimflow.ops.bench.http import Connection
+from scimflow.ops.bench.idp_requests import SCIM_BASE, IdpRequests
 from scimflow.ops.bench.load import Driver, run_closed_loop
 from scimflow.ops.bench.plan import SyncPlan
 
@@ -36,17 +36,17 @@ class SyncState:
 
 
 async def push_users(
-    plan: SyncPlan, dialect: Dialect, driver: Driver, connect: Callable[[], Connection], *,
+    plan: SyncPlan, idp: IdpRequests, driver: Driver, connect: Callable[[], Connection], *,
     concurrency: int, state: SyncState,
 ) -> None:
     async def one(connection: Connection, index: int) -> None:
         await driver.send(connection, EXISTENCE_GET, "GET",
-                          dialect.existence_path(plan.user_name(index)))
-        manager = plan.manager_of(index) if dialect.sends_manager else None
+                          idp.existence_path(plan.user_name(index)))
+        manager = plan.manager_of(index) if idp.sends_manager else None
         # The manager's index is lower, so its POST was sent first: this waits for its answer.
         manager_id = None if manager is None else await state.creation(manager)
         response = await driver.send(connection, POST_USERS, "POST", f"{SCIM_BASE}/Users",
-                                     body=dialect.user_body(plan, index, manager_id),
+                                     body=idp.user_body(plan, index, manager_id),
                                      expect=(201,))
         user_id = str(response.json()["id"]) if response.status == 201 else None
         if user_id is not None:
@@ -58,7 +58,7 @@ async def push_users(
 
 
 async def deactivate_during_sync(
-    plan: SyncPlan, dialect: Dialect, driver: Driver, connection: Connection, *,
+    plan: SyncPlan, idp: IdpRequests, driver: Driver, connection: Connection, *,
     state: SyncState, before_deactivating: Callable[[str], Any],
 ) -> None:
     """Deactivate a sample of users, each as soon as it exists."""
@@ -69,31 +69,31 @@ async def deactivate_during_sync(
         await asyncio.get_running_loop().run_in_executor(None, before_deactivating, user_id)
         await driver.send(connection, "deactivate PATCH", "PATCH",
                           f"{SCIM_BASE}/Users/{user_id}",
-                          body=dialect.deactivation_body(plan, index))
+                          body=idp.deactivation_body(plan, index))
     await connection.close()
 
 
 async def push_groups(
-    plan: SyncPlan, dialect: Dialect, driver: Driver, connect: Callable[[], Connection], *,
+    plan: SyncPlan, idp: IdpRequests, driver: Driver, connect: Callable[[], Connection], *,
     concurrency: int, state: SyncState,
 ) -> None:
     async def one(connection: Connection, group: int) -> None:
-        lookup = dialect.group_lookup_path(plan, group)
+        lookup = idp.group_lookup_path(plan, group)
         if lookup is not None:
             await driver.send(connection, "GET /Groups", "GET", lookup)
         created = await driver.send(connection, "POST /Groups", "POST", f"{SCIM_BASE}/Groups",
-                                    body=dialect.group_body(plan, group), expect=(201,))
+                                    body=idp.group_body(plan, group), expect=(201,))
         if created.status != 201:
             return
         group_id = str(created.json()["id"])
         state.group_ids[group] = group_id
         members = [(state.user_ids[m], plan.user_name(m)) for m in plan.members_of(group)
                    if m in state.user_ids]
-        for start in range(0, len(members), dialect.member_batch):
+        for start in range(0, len(members), idp.member_batch):
             await driver.send(connection, "PATCH /Groups members", "PATCH",
                               f"{SCIM_BASE}/Groups/{group_id}",
-                              body=dialect.add_members_body(
-                                  members[start:start + dialect.member_batch]))
+                              body=idp.add_members_body(
+                                  members[start:start + idp.member_batch]))
         state.progress("groups", len(state.group_ids), plan.groups)
 
     await run_closed_loop(connect, max(1, concurrency), range(plan.groups), one)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from scimflow.pipeline.passwords.hashing import (
+from scimflow.pipeline.passwords.crypto import (
     Argon2idHasher,
     Argon2Parameters,
     PasswordPolicy,
     PasswordSeal,
     generate_key,
 )
-from scimflow.pipeline.passwords.sealing import SealedPasswords
+from scimflow.pipeline.passwords.unsealing import SealedPasswords
 from scimflow.pipeline.ports import PasswordProtector
 from scimflow.pipeline.settings import ConfigError, Settings
 from scimflow.pipeline.store.db import sqlite_file

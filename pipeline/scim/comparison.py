@@ -1,7 +1,7 @@
 """How SCIM values compare and order by type (RFC 7644 §3.4.2.2 filters, §3.4.2.3 sorting): the one
 rule set of the in-memory evaluator and of the sort keys and SQL operands of
 `pipeline.store.search`, so memory and SQL agree.
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)").
 """
 
 from __future__ import annotations

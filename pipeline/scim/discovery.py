@@ -2,7 +2,7 @@
 generated from the tenant's `SchemaRegistry` and a `Capabilities` value, never by hand. `base_url`
 is the tenant's absolute SCIM base (e.g. "https://scim.example.com/scim/v2/t/acme"); every
 `meta.location` is built from it, as RFC 7643 §3.1 makes it the URI of the resource itself.
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)").
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ for searches and for the `[...]` filter of a PATCH path (§3.5.2). `resolve` (co
 URN-qualified extension attributes, names and URNs case-insensitive as RFC 7643 §2.1 says) is the
 one resolution of every filter and sortBy path, in memory and in SQL alike, and refuses what is
 never returned.
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)"; what filters refuse and
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)"; what filters refuse and
 how they match is in its "Decisions worth knowing").
 """
 
@@ -21,6 +21,7 @@ from scimflow.pipeline.scim.comparison import (
     SUBSTRING_OPS,
     UNORDERED_TYPES,
     compare,
+    is_number,
     parse_datetime,
 )
 from scimflow.pipeline.scim.filters import (
@@ -242,7 +243,7 @@ def _operand_fits(attr_type: AttrType, op: CompareOp, value: Value) -> bool:
     if attr_type is AttrType.BOOLEAN:
         return isinstance(value, bool)
     if attr_type in NUMBER_TYPES:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        return is_number(value)
     if attr_type is AttrType.DATETIME and op not in SUBSTRING_OPS:
         return isinstance(value, str) and parse_datetime(value) is not None
     return attr_type in STRING_TYPES and isinstance(value, str)

@@ -1,5 +1,5 @@
 """SCIM filter expressions (RFC 7644 §3.4.2.2): AST, parser and canonical renderer.
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)").
 
 Grammar (RFC 7644 §3.4.2.2 Figure 1, with errata 4690/7322 for valFilter):
 

@@ -1,7 +1,7 @@
-"""IdP dialects: the one place where documented deviations from RFC 7643/7644 are undone. Each rule
+"""IdP quirks: the one place where documented deviations from RFC 7643/7644 are undone. Each rule
 rewrites exactly the documented shape, leaving the rest to strict validation, and has a captured
 sample under `tests/samples/idp/`.
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)").
 
 Handled here:
 - Entra ID default mode (https://learn.microsoft.com/en-us/entra/identity/app-provisioning/

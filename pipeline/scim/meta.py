@@ -2,7 +2,7 @@
 §3.1; RFC 7644 §3.14): one formatting for responses and for filters evaluated in memory, so
 `meta.created sw "<a rendered value>"` matches the resource it was read from, and one reading of
 the ETags clients send back.
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)").
 """
 
 from __future__ import annotations

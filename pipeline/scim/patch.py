@@ -1,8 +1,8 @@
 """PATCH requests (RFC 7644 §3.5.2) normalised by `normalise_patch` into canonical, resolved
-`PatchOperation`s, whatever dialect the IdP speaks. A path-less `add` or `replace` becomes one
+`PatchOperation`s, whatever quirks the IdP has. A path-less `add` or `replace` becomes one
 operation per attribute, which is exactly RFC semantics (sub-attributes not given are left
 unchanged). Applying them is `patch_apply.apply_operations`.
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)").
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def _remove(
     if not path:
         raise NoTarget("A PATCH 'remove' operation needs a 'path'.")
     if raw.get("value") is not None:
-        # A value array that names no `value` sub-attribute is not a documented dialect;
+        # A value array that names no `value` sub-attribute is not a documented quirk;
         # ignoring it would remove every value, so it is refused instead.
         raise InvalidValue("A PATCH 'remove' operation takes no 'value' for this path.")
     extension = _extension_named(path, resource_type)

@@ -1,6 +1,6 @@
 """Applying canonical PATCH operations to a canonical resource (RFC 7644 §3.5.2): pure and atomic,
 reporting whether anything changed.
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)").
 """
 
 from __future__ import annotations

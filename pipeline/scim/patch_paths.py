@@ -1,5 +1,5 @@
 """PATCH operation paths (RFC 7644 §3.5.2): an attribute path, or a value path with a filter.
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)").
 
     PATH      = attrPath / valuePath [subAttr]
     valuePath = attrPath "[" valFilter "]"

@@ -1,5 +1,5 @@
 """SCIM attribute paths (RFC 7644 §3.10).
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)").
 
 Grammar (RFC 7644 §3.4.2.2 Figure 1):
 

@@ -1,7 +1,7 @@
 """`ScimProtocol`: the one entry point the API and the workers share. The API's `validate_*` return
 a canonical `Command` or raise a `ScimError`; the workers' `apply` is pure and deterministic (the
 same command on the same state gives the same result), so a redelivered command changes nothing.
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)", "The path of a write").
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)", "The path of a write").
 """
 
 from __future__ import annotations

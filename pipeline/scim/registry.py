@@ -2,7 +2,7 @@
 which schemas describe them. Registries are immutable values; a tenant with custom extensions gets
 its own, derived from `default_registry()` through `SchemaRegistry.with_extension`, which validates
 the extension's §7 document before anything can depend on it.
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)").
 """
 
 from __future__ import annotations

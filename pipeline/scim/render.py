@@ -1,6 +1,6 @@
 """Rendering canonical resources as SCIM JSON (RFC 7643 §3, RFC 7644 §3.4.2, §3.9): `schemas`, `id`,
 `meta`, the `returned` characteristic and the `attributes` / `excludedAttributes` projection.
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)").
 """
 
 from __future__ import annotations

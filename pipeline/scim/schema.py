@@ -1,6 +1,6 @@
 """Schemas and resource types as data (RFC 7643 §2, §6, §7), the built-in ones loaded from the §8.7
 representations in `schemas/*.json`.
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)").
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Validation of POST and PUT bodies into canonical resources (RFC 7644 §3.3, §3.5.1).
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)", "The canonical resource").
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)", "The canonical resource").
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Typed attribute values (RFC 7643 §2.3): check and canonicalise one value against its schema.
-See docs/ARCHITECTURE.md ("The protocol engine (`pipeline/scim/`)").
+See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)").
 
 One `coerce_value` call per attribute value sits on the hot path of every write, so the
 per-type checks are small functions looked up in a table rather than a chain of `if`s.

@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.pipeline.apply import Blocked, Outcome, apply_resource
 from scimflow.pipeline.commands import Entry
-from scimflow.pipeline.passwords.hashing import Argon2idHasher
-from scimflow.pipeline.passwords.sealing import SealedPasswords, holds_sealed_password
+from scimflow.pipeline.passwords.crypto import Argon2idHasher
+from scimflow.pipeline.passwords.unsealing import SealedPasswords, holds_sealed_password
 from scimflow.pipeline.ports import Clock, utc_now
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.services.batch_writes import GONE, write_outcomes
 from scimflow.pipeline.services.liveness import Pulse
-from scimflow.pipeline.services.tenant_protocols import Protocols, as_protocols
+from scimflow.pipeline.services.tenant_protocols import ProtocolSource, as_protocol_source
 from scimflow.pipeline.store import (
     acknowledged,
     claim,
@@ -71,7 +71,7 @@ class Drainer:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        protocol: ScimProtocol | Protocols,
+        protocol: ScimProtocol | ProtocolSource,
         *,
         batch_size: int = 200,
         retry: RetryPolicy | None = None,
@@ -82,7 +82,7 @@ class Drainer:
         # Without a key, a sealed password cannot be applied: its entry retries, then is a
         # dead letter naming why (the production worker refuses to start without one).
         self._passwords = passwords or SealedPasswords(None, Argon2idHasher())
-        self._protocols = as_protocols(protocol)
+        self._protocols = as_protocol_source(protocol)
         self._batch_size = batch_size
         self._retry = retry or RetryPolicy()
         self._clock = clock

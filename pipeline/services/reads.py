@@ -28,7 +28,7 @@ from scimflow.pipeline.scim.meta import scim_datetime, weak_etag
 from scimflow.pipeline.scim.paths import AttrPath
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.schema import ResourceType
-from scimflow.pipeline.services.tenant_protocols import Protocols, as_protocols
+from scimflow.pipeline.services.tenant_protocols import ProtocolSource, as_protocol_source
 from scimflow.pipeline.store import acknowledged, directory, journal, unique_lookup
 from scimflow.pipeline.store import search as store_search
 from scimflow.pipeline.store.acknowledged import AcknowledgedResource
@@ -117,14 +117,14 @@ class ReadService:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        protocol: ScimProtocol | Protocols,
+        protocol: ScimProtocol | ProtocolSource,
         *,
         max_results: int = 1000,
     ) -> None:
         # Reads commit nothing: each statement runs on its own, without BEGIN/COMMIT round
         # trips, except a scan, which asks for one REPEATABLE READ snapshot.
         self._sessions = autocommit_sessions(sessions)
-        self._protocols = as_protocols(protocol)
+        self._protocols = as_protocol_source(protocol)
         self._max_results = max_results
 
     def get(

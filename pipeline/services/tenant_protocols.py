@@ -1,5 +1,5 @@
-"""Each tenant's protocol (`Protocols`): `TenantProtocols` builds a tenant's `ScimProtocol` from the
-built-in schemas plus the extensions it declared (and no other tenant's) and keeps it for
+"""Each tenant's protocol: `TenantProtocols` (a `ProtocolSource`) builds a tenant's `ScimProtocol`
+from the built-in schemas plus the extensions it declared (and no other tenant's) and keeps it for
 `cache_seconds`, so a new declaration takes effect within that time in every process;
 `SharedProtocol` serves one protocol to every tenant.
 See docs/ARCHITECTURE.md ("Domain services and the store").
@@ -22,7 +22,7 @@ from scimflow.pipeline.store.db import unit_of_work
 from scimflow.pipeline.store.tenant_schemas import Declared
 
 
-class Protocols(Protocol):
+class ProtocolSource(Protocol):
     def for_tenant(self, tenant_id: str, session: Session | None = None) -> ScimProtocol:
         """The tenant's protocol; `session` reads its schemas inside the caller's transaction."""
         ...
@@ -38,7 +38,7 @@ class SharedProtocol:
         return self._protocol
 
 
-def as_protocols(protocol: ScimProtocol | Protocols) -> Protocols:
+def as_protocol_source(protocol: ScimProtocol | ProtocolSource) -> ProtocolSource:
     return SharedProtocol(protocol) if isinstance(protocol, ScimProtocol) else protocol
 
 
@@ -95,7 +95,7 @@ class TenantProtocols:
         if not declarations:
             return self._default
         return ScimProtocol(self._registry_with(declarations),
-                              protect_password=self._protect_password)
+                            protect_password=self._protect_password)
 
     def _registry_with(self, declarations: list[Declared]) -> SchemaRegistry:
         registry = self._base

@@ -23,7 +23,7 @@ from scimflow.pipeline.ports import Clock, Dispatcher, utc_now
 from scimflow.pipeline.scim.meta import names_version, weak_etag
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.services.admission import Admission
-from scimflow.pipeline.services.tenant_protocols import Protocols, as_protocols
+from scimflow.pipeline.services.tenant_protocols import ProtocolSource, as_protocol_source
 from scimflow.pipeline.store import acknowledged, batched_creates, journal
 from scimflow.pipeline.store.acknowledged import AcknowledgedResource
 from scimflow.pipeline.store.batched_creates import BatchedCreates
@@ -50,7 +50,7 @@ class WriteService:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        protocol: ScimProtocol | Protocols,
+        protocol: ScimProtocol | ProtocolSource,
         dispatcher: Dispatcher,
         *,
         clock: Clock = utc_now,
@@ -64,7 +64,7 @@ class WriteService:
         self._batched_creates = (
             BatchedCreates(bind) if bind.dialect.name == "postgresql" else None
         )
-        self._protocols = as_protocols(protocol)
+        self._protocols = as_protocol_source(protocol)
         self._dispatcher = dispatcher
         self._clock = clock
         self._new_id = new_id

@@ -23,6 +23,7 @@ from scimflow.pipeline.commands import Command
 from scimflow.pipeline.errors import Unavailable
 from scimflow.pipeline.group_commit import GroupCommit
 from scimflow.pipeline.store import acknowledged, journal
+from scimflow.pipeline.store.bulk import json_value
 from scimflow.pipeline.store.db import database_errors
 
 
@@ -99,15 +100,9 @@ def insert_created_batch(connection: Connection, batch: Sequence[NewResource]) -
         {**new.resource, **{name: new.entry[name] for name in _ENTRY_COLUMNS}, "ord": ordinal}
         for ordinal, new in enumerate(batch)
     ]
-    encoded = json.dumps(document, default=_encode_datetime, separators=(",", ":"))
+    encoded = json.dumps(document, default=json_value, separators=(",", ":"))
     inserted = {row[0] for row in connection.exec_driver_sql(_INSERT_BATCH, {"batch": encoded})}
     return [new.id in inserted for new in batch]
-
-
-def _encode_datetime(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 class BatchedCreates:

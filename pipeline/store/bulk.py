@@ -63,13 +63,14 @@ def insert_recordset(
     call per value. `conflict` is the statement's `ON CONFLICT ...` clause, if any.
     """
     document = json.dumps(
-        [{name: row[name] for name in names} for row in rows], default=_json_value
+        [{name: row[name] for name in names} for row in rows], default=json_value
     )
     statement = _recordset_insert_sql(table, names, conflict)
     session.connection().exec_driver_sql(statement, {"rows": document})
 
 
-def _json_value(value: Any) -> str:
+def json_value(value: Any) -> str:
+    """`json.dumps`'s `default` for the values of a row: timestamps as ISO 8601 text."""
     # Timestamps travel as ISO 8601 text, which the timestamp columns parse as they are.
     if isinstance(value, datetime):
         return value.isoformat()

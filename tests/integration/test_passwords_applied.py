@@ -13,14 +13,14 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from scimflow.pipeline.passwords.hashing import (
+from scimflow.pipeline.passwords.crypto import (
     Argon2idHasher,
     Argon2Parameters,
     PasswordSeal,
     generate_key,
     verify_password,
 )
-from scimflow.pipeline.passwords.sealing import SealedPasswords
+from scimflow.pipeline.passwords.unsealing import SealedPasswords
 from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.registry import default_registry

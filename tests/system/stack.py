@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from scimflow.pipeline.passwords.hashing import generate_key
+from scimflow.pipeline.passwords.crypto import generate_key
 from tests.support.services import POSTGRES_URL, REDIS_HOST, REDIS_PORT, free_port
 from tests.system.compose import service_command, with_option
 

@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from scimflow.pipeline.passwords.hashing import verify_password
+from scimflow.pipeline.passwords.crypto import verify_password
 from tests.support.services import require_postgres, require_redis
 from tests.system.idp import (
     Directory,

@@ -13,7 +13,7 @@ import pytest
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
-from scimflow.pipeline.passwords.hashing import generate_key
+from scimflow.pipeline.passwords.crypto import generate_key
 from scimflow.pipeline.settings import Settings
 from scimflow.workers.celery_app import DRAIN_TASK, PRUNE_TASK, SWEEP_TASK, make_celery
 from scimflow.workers.main import worker_app

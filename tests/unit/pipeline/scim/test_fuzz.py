@@ -1,4 +1,4 @@
-"""Fuzzing the protocol protocol: whatever a client sends, the only failure is a 4xx ScimError.
+"""Fuzzing the protocol: whatever a client sends, the only failure is a 4xx ScimError.
 
 RFC 7644 §3.12: errors are reported as SCIM error responses; `pipeline.errors` makes any other
 exception escaping a request a bug. Every target below gets random input (random JSON, token

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from scimflow.pipeline.errors import InvalidSyntax, InvalidValue
-from scimflow.pipeline.passwords.hashing import verify_password
+from scimflow.pipeline.passwords.crypto import verify_password
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.registry import default_registry
 from scimflow.pipeline.scim.schema import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
@@ -404,7 +404,7 @@ def test_entra_bare_string_manager_in_a_resource_body(protocol: ScimProtocol) ->
 
 
 def test_manager_rewrite_leaves_other_attributes_named_like_manager_alone() -> None:
-    """Dialect tolerance is narrow: a tenant string attribute `accountManager` keeps its string."""
+    """Quirk tolerance is narrow: a tenant string attribute `accountManager` keeps its string."""
     registry = default_registry().with_extension(
         "User",
         {

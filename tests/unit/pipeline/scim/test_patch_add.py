@@ -1,4 +1,4 @@
-"""PATCH "add" (RFC 7644 §3.5.2.1) through the protocol protocol, API and worker side."""
+"""PATCH "add" (RFC 7644 §3.5.2.1) through the protocol, API and worker side."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from scimflow.pipeline.commands import Command
 from scimflow.pipeline.errors import InvalidPath, InvalidValue, Mutability, ScimError
-from scimflow.pipeline.passwords.hashing import verify_password
+from scimflow.pipeline.passwords.crypto import verify_password
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from tests.conftest import patch_body, sample_paths
 

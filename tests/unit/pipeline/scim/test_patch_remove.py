@@ -1,4 +1,4 @@
-"""PATCH "remove" (RFC 7644 §3.5.2.2) through the protocol protocol, API and worker side."""
+"""PATCH "remove" (RFC 7644 §3.5.2.2) through the protocol, API and worker side."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PATCH "replace" (RFC 7644 §3.5.2.3) through the protocol protocol, API and worker side."""
+"""PATCH "replace" (RFC 7644 §3.5.2.3) through the protocol, API and worker side."""
 
 from __future__ import annotations
 

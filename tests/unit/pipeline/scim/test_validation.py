@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from scimflow.pipeline.errors import InvalidSyntax, InvalidValue, Mutability
-from scimflow.pipeline.passwords.hashing import verify_password
+from scimflow.pipeline.passwords.crypto import verify_password
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.registry import default_registry
 from scimflow.pipeline.scim.schema import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA

@@ -13,7 +13,7 @@ PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SCIM_BASE = "/scim/v2"
 
 
-class Dialect(Protocol):
+class IdpRequests(Protocol):
     """One IdP's request shapes (bodies and paths) for the benchmark's sync."""
 
     @property

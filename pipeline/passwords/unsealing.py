@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from scimflow.pipeline.commands import Command
-from scimflow.pipeline.passwords.hashing import (
+from scimflow.pipeline.passwords.crypto import (
     PasswordSeal,
     UnreadableSeal,
     is_sealed,

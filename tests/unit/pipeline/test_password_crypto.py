@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from scimflow.pipeline.passwords.hashing import (
+from scimflow.pipeline.passwords.crypto import (
     SEALED_PREFIX,
     Argon2idHasher,
     Argon2Parameters,

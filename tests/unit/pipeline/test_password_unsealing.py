@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 
 from scimflow.pipeline.commands import Command, CommandKind
-from scimflow.pipeline.passwords.hashing import (
+from scimflow.pipeline.passwords.crypto import (
     PasswordPolicy,
     PasswordSeal,
     UnreadableSeal,
     generate_key,
     verify_password,
 )
-from scimflow.pipeline.passwords.sealing import SealedPasswords, holds_sealed_password
 from scimflow.pipeline.passwords.setup import (
     api_protector,
     embedded_key_file,
@@ -23,6 +22,7 @@ from scimflow.pipeline.passwords.setup import (
     require_password_key,
     worker_passwords,
 )
+from scimflow.pipeline.passwords.unsealing import SealedPasswords, holds_sealed_password
 from scimflow.pipeline.settings import ConfigError, Settings
 
 KEY = generate_key()
