@@ -7,6 +7,7 @@ See docs/ARCHITECTURE.md ("The protocol (`pipeline/scim/`)").
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -37,9 +38,23 @@ _OPERATORS: Final[dict[str, Callable[[Any, Any], bool]]] = {
 }
 
 
+# xsd:dateTime's lexical form: fromisoformat alone also accepts a bare date, a space separator
+# and ISO 8601 basic format ("20080123T045622Z"), none of which xsd:dateTime allows.
+_XSD_DATETIME: Final = re.compile(
+    r"-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?"
+)
+
+
+def is_xsd_datetime(value: Any) -> bool:
+    """Whether a value is written as an xsd:dateTime (RFC 7643 §2.3.5)."""
+    return type(value) is str and _XSD_DATETIME.fullmatch(value) is not None
+
+
 @lru_cache(maxsize=4096)
 def parse_datetime(text: str) -> datetime | None:
-    """An xsd:dateTime (RFC 7643 §2.3.5) as a UTC instant, or None if it is none.
+    """A dateTime as a UTC instant, or None if it is none. Lenient (a bare date is midnight
+    UTC), as filter operands may be; values written to a resource must also be
+    `is_xsd_datetime`.
 
     A missing offset means UTC. Converted to UTC because SQLite stores timestamps as UTC
     wall-clock text; an instant compares the same in any zone, so one that has no UTC

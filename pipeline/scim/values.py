@@ -10,22 +10,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from scimflow.pipeline.errors import InvalidValue
+from scimflow.pipeline.scim.comparison import is_xsd_datetime, parse_datetime
 from scimflow.pipeline.scim.idp_quirks import lenient_boolean
 from scimflow.pipeline.scim.schema import Attribute, AttrType
 from scimflow.pipeline.scim.unicode import is_storable_text
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\s_-]*")
-# xsd:dateTime's lexical form: fromisoformat alone also accepts a bare date, a space separator
-# and ISO 8601 basic format ("20080123T045622Z"), none of which xsd:dateTime allows.
-_XSD_DATETIME = re.compile(
-    r"-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?"
-)
-
-
 def _fail(attr: Attribute, value: Any, expected: str) -> InvalidValue:
     shown = repr(value)
     if len(shown) > 60:
@@ -65,13 +58,9 @@ def _decimal(attr: Attribute, value: Any) -> Any:
 
 
 def _datetime(attr: Attribute, value: Any) -> Any:
-    # xsd:dateTime (RFC 7643 §2.3.5); fromisoformat accepts the 'Z' suffix since Python 3.11.
-    if type(value) is not str or not _XSD_DATETIME.fullmatch(value):
+    # xsd:dateTime (RFC 7643 §2.3.5): its lexical form, and a real instant.
+    if not is_xsd_datetime(value) or parse_datetime(value) is None:
         raise _fail(attr, value, "an xsd:dateTime string")
-    try:
-        datetime.fromisoformat(value)
-    except ValueError:
-        raise _fail(attr, value, "an xsd:dateTime string") from None
     return value
 
 
