@@ -14,13 +14,14 @@ import falcon
 from scimflow.pipeline.errors import InvalidSyntax, InvalidValue
 from scimflow.pipeline.scim.render import Projection
 from scimflow.pipeline.scim.schema import ResourceType
+from scimflow.pipeline.services.reads import MEMBERSHIP_ATTRIBUTES as RESOURCE_MEMBERSHIPS
 from scimflow.pipeline.services.reads import SearchQuery
 
 SortOrder = Literal["ascending", "descending"]
 AttributeNames = str | Sequence[str] | None
 
 # Attributes rendered from the memberships table: loading them costs a query per page.
-MEMBERSHIP_ATTRIBUTES = ("members", "groups")
+MEMBERSHIP_ATTRIBUTES = tuple(name for name, _ in RESOURCE_MEMBERSHIPS.values())
 
 _INTEGER = re.compile(r"(?P<sign>[+-]?)0*(?P<digits>\d+)")
 # Paging values are saturated to this bound: any larger startIndex is past the end of every

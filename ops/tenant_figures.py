@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from scimflow.pipeline.store import journal
 from scimflow.pipeline.store.journal import DEPROVISION_LANE, PENDING
 from scimflow.pipeline.store.models import DeadLetter, JournalEntry, Tenant
 
@@ -18,12 +19,7 @@ LATENCY_SAMPLE = 1000
 
 def tenant_status(session: Session, *, now: datetime) -> list[dict[str, Any]]:
     """One row per tenant, each figure from one aggregate query over all tenants."""
-    backlog = dict(
-        session.execute(
-            select(JournalEntry.tenant_id, func.count())
-            .where(JournalEntry.status == PENDING).group_by(JournalEntry.tenant_id)
-        ).all()
-    )
+    backlog = journal.backlog_by_tenant(session)
     oldest = dict(
         session.execute(
             select(JournalEntry.tenant_id, func.min(JournalEntry.created_at))

@@ -20,7 +20,7 @@ from sqlalchemy import Select
 from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.pipeline.apply import project_members
-from scimflow.pipeline.commands import Command
+from scimflow.pipeline.commands import MEMBERS, Command
 from scimflow.pipeline.errors import NotFound
 from scimflow.pipeline.scim.evaluate import check_filter, matches
 from scimflow.pipeline.scim.filters import And, Filter, Not, Or, chain_operands, parse_filter
@@ -45,7 +45,7 @@ MembershipLoader = Callable[[Session, str, Collection[str]], dict[str, list[dict
 
 # The read-only attribute each resource type derives from the applied memberships.
 MEMBERSHIP_ATTRIBUTES: Final[dict[str, tuple[str, MembershipLoader]]] = {
-    "Group": ("members", directory.members_by_group),
+    "Group": (MEMBERS, directory.members_by_group),
     "User": ("groups", directory.groups_of_users),
 }
 
@@ -62,7 +62,7 @@ class Found:
         """The canonical resource, membership attributes included."""
         out = dict(self.resource.data)
         if self.members:
-            out["members"] = self.members
+            out[MEMBERS] = self.members
         if self.groups:
             out["groups"] = self.groups
         return out
@@ -375,7 +375,7 @@ def _with_memberships(
         return [Found(resource) for resource in resources]
     name, load = membership
     ids = [resource.id for resource in resources]
-    if name == "members":
+    if name == MEMBERS:
         # Pending first, applied second: an entry a worker applies in between is then in
         # both, and replaying it is a no-op; the other order could miss it in both.
         pending = journal.pending_commands(session, tenant_id, ids)
