@@ -82,5 +82,4 @@ def _age(now: datetime, started: datetime | None) -> float | None:
 
 
 def _seconds(later: datetime, earlier: datetime) -> float:
-    # SQLite returns naive datetimes for timezone-aware columns; both sides are UTC.
-    return (later.replace(tzinfo=None) - earlier.replace(tzinfo=None)).total_seconds()
+    return (later - earlier).total_seconds()

@@ -187,9 +187,5 @@ class Entry:
         return self.tenant_id, self.resource_id
 
     def due(self, now: datetime) -> bool:
-        return self.not_before is None or _naive(self.not_before) <= _naive(now)
+        return self.not_before is None or self.not_before <= now
 
-
-def _naive(moment: datetime) -> datetime:
-    # SQLite returns naive UTC datetimes; compare both sides the same way.
-    return moment.replace(tzinfo=None)

@@ -99,7 +99,8 @@ class Drainer:
                 return DrainReport()
             pending = journal.pending_entries(session, claimed, now=now)
             journal.hold_behind(session, pending.postponed_heads)
-            due, deferred = _within_hash_budget(pending.due, PASSWORD_HASHES_PER_BATCH)
+            due, deferred = _within_hash_budget(_by_resource(pending.due),
+                                                PASSWORD_HASHES_PER_BATCH)
             batch = self._apply(session, due)
             # Stamped after applying, just before the writes and the commit: `applied_at`
             # minus `created_at` is then the real acknowledgement-to-applied latency.
@@ -130,15 +131,12 @@ class Drainer:
         self._pulse.beat()
         return total
 
-    def _apply(self, session: Session, entries: list[Entry]) -> Batch:
-        by_resource: dict[Key, list[Entry]] = defaultdict(list)
-        for entry in entries:
-            by_resource[entry.key].append(entry)
+    def _apply(self, session: Session, by_resource: dict[Key, list[Entry]]) -> Batch:
         batch = Batch(entries=by_resource)
+        types = {key: entries[0].command.resource_type for key, entries in by_resource.items()}
+        current = _load_applied(session, types)
         for table in APPLIED_TABLES:
-            keys = [k for k, es in by_resource.items()
-                    if es[0].command.resource_type == table.resource_type]
-            current = directory.load(session, table, keys)
+            keys = [key for key, type_name in types.items() if type_name == table.resource_type]
             self._learn_references(session, batch, [by_resource[k] for k in keys])
             for key in keys:
                 apply = self._applier(session, batch, key, table.resource_type, current.get(key))
@@ -212,10 +210,12 @@ class Drainer:
         its resource behind it wait with it.
         """
         report = DrainReport()
-        states = self._applied_states(session, batch)
+        states: dict[Key, Applied | None] = dict(_load_applied(
+            session, {key: outcome.resource_type for key, outcome in batch.outcomes.items()}
+        ))
         stopped: set[Key] = set()
         for entry in sorted((e for es in batch.entries.values() for e in es), key=_seq):
-            key = (entry.tenant_id, entry.resource_id)
+            key = entry.key
             if key in stopped:
                 continue
             try:
@@ -235,14 +235,6 @@ class Drainer:
                 stopped.add(key)
             states[key] = None if outcome.state is None else Applied(outcome.state, outcome.version)
         return report
-
-    def _applied_states(self, session: Session, batch: Batch) -> dict[Key, Applied | None]:
-        states: dict[Key, Applied | None] = {}
-        for table in APPLIED_TABLES:
-            keys = [k for k, o in batch.outcomes.items()
-                    if o.resource_type == table.resource_type]
-            states.update(directory.load(session, table, keys))
-        return states
 
     def _write_all(
         self, session: Session, batch: Batch, outcomes: dict[Key, Outcome], now: datetime
@@ -329,20 +321,36 @@ def _failure(entry: Entry, error: Exception) -> Blocked:
 PASSWORD_HASHES_PER_BATCH = 8
 
 
-def _within_hash_budget(entries: list[Entry], budget: int) -> tuple[list[Entry], bool]:
-    """The entries of the first resources whose sealed passwords fit `budget` (at least one
-    resource), and whether any resource was left for the next batch."""
-    by_resource: dict[Key, list[Entry]] = defaultdict(list)
+def _by_resource(entries: list[Entry]) -> dict[Key, list[Entry]]:
+    """Entries grouped by the resource they write, resources in the order of their first."""
+    grouped: dict[Key, list[Entry]] = defaultdict(list)
     for entry in entries:
-        by_resource[entry.key].append(entry)
-    kept: list[Entry] = []
+        grouped[entry.key].append(entry)
+    return grouped
+
+
+def _load_applied(session: Session, types: dict[Key, str]) -> dict[Key, Applied]:
+    """The applied state of these resources (each key with its type), one query per table."""
+    states: dict[Key, Applied] = {}
+    for table in APPLIED_TABLES:
+        keys = [key for key, type_name in types.items() if type_name == table.resource_type]
+        states.update(directory.load(session, table, keys))
+    return states
+
+
+def _within_hash_budget(
+    by_resource: dict[Key, list[Entry]], budget: int
+) -> tuple[dict[Key, list[Entry]], bool]:
+    """The first resources whose sealed passwords fit `budget` (at least one resource), and
+    whether any resource was left for the next batch."""
+    kept: dict[Key, list[Entry]] = {}
     hashes = 0
-    for resource_entries in by_resource.values():
+    for key, resource_entries in by_resource.items():
         needed = sum(holds_sealed_password(e.command) for e in resource_entries)
         if needed and kept and hashes + needed > budget:
             return kept, True
         hashes += needed
-        kept.extend(resource_entries)
+        kept[key] = resource_entries
     return kept, False
 
 

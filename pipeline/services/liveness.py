@@ -69,8 +69,7 @@ def assess(session: Session, *, now: datetime, stall_seconds: float) -> Liveness
 def _age(now: datetime, at: datetime | None) -> float | None:
     if at is None:
         return None
-    # SQLite returns naive datetimes for timezone-aware columns; both sides are UTC.
-    return round((now.replace(tzinfo=None) - at.replace(tzinfo=None)).total_seconds(), 1)
+    return round((now - at).total_seconds(), 1)
 
 
 class Readiness:

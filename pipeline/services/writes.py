@@ -125,17 +125,9 @@ class WriteService:
             current = self._current(session, tenant, type_name, resource_id, if_match)
             command = protocol.validate_replace(type_name, resource_id, payload, current.data)
             resource = command.resource or {}
-            check_storable(type_name, resource, resource.get(MEMBERS))
-            members = _check_member_references(
-                session, tenant, resource.get(MEMBERS), resource_id
-            )
-            saved = self._save(
-                session,
-                tenant,
-                current=current,
-                command=command,
-                head=_without_members(resource),
-                request_id=request_id,
+            saved, members = self._save(
+                session, tenant, current, command=command, state=resource,
+                members=resource.get(MEMBERS), request_id=request_id,
             )
         self._ring(tenant, command)
         return WriteReceipt(saved, members)
@@ -160,14 +152,8 @@ class WriteService:
             member_values = _patched_member_values(command, new)
             if not changed and member_values is None:
                 return WriteReceipt(current)
-            check_storable(type_name, new, member_values)
-            _check_member_references(session, tenant, member_values, resource_id)
-            saved = self._save(
-                session,
-                tenant,
-                current=current,
-                command=command,
-                head=_without_members(new),
+            saved, _ = self._save(
+                session, tenant, current, command=command, state=new, members=member_values,
                 request_id=request_id,
             )
         self._ring(tenant, command)
@@ -190,6 +176,26 @@ class WriteService:
             journal.append(session, tenant.id, command, now=self._clock(), request_id=request_id)
         self._ring(tenant, command)
 
+    def _save(
+        self,
+        session: Session,
+        tenant: TenantRef,
+        current: AcknowledgedResource,
+        *,
+        command: Command,
+        state: Mapping[str, Any],
+        members: list[dict[str, Any]] | None,
+        request_id: str,
+    ) -> tuple[AcknowledgedResource, list[dict[str, Any]] | None]:
+        """Save a PUT's or PATCH's new state and journal its command, once checked for what the
+        workers could not apply (column sizes, member references); its members typed."""
+        check_storable(command.resource_type, state, members)
+        typed = _check_member_references(session, tenant, members, command.resource_id)
+        now = self._clock()
+        saved = acknowledged.save(session, tenant.id, current, _without_members(state), now=now)
+        journal.append(session, tenant.id, command, now=now, request_id=request_id)
+        return saved, typed
+
     def _current(
         self,
         session: Session,
@@ -203,21 +209,6 @@ class WriteService:
             raise NotFound(f"{type_name} {resource_id} not found.")
         check_if_match(if_match, current.version)
         return current
-
-    def _save(
-        self,
-        session: Session,
-        tenant: TenantRef,
-        *,
-        current: AcknowledgedResource,
-        command: Command,
-        head: dict[str, Any],
-        request_id: str,
-    ) -> AcknowledgedResource:
-        now = self._clock()
-        saved = acknowledged.save(session, tenant.id, current, head, now=now)
-        journal.append(session, tenant.id, command, now=now, request_id=request_id)
-        return saved
 
     @contextmanager
     def _transaction(self, tenant: TenantRef) -> Iterator[Session]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, or_, select, update
@@ -211,12 +211,7 @@ def from_row(row: Any) -> AcknowledgedResource:
         row.resource_type,
         row.version,
         row.data,
-        as_utc(row.created_at),
-        as_utc(row.updated_at),
+        row.created_at,
+        row.updated_at,
         row.create_digest,
     )
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands timestamps back without their zone; they were stored as UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

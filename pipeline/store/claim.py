@@ -98,6 +98,6 @@ def ready_resources(
                    "candidates": limit * CLAIM_LOOKAHEAD}
     else:
         statement = _SQLITE
-    typed = statement.bindparams(bindparam("now", type_=UtcDateTime),
+    typed = statement.bindparams(bindparam("now", type_=UtcDateTime()),
                                  bindparam("only_tenant", type_=String()))
     return [(row.tenant_id, row.resource_id) for row in session.execute(typed, params)]

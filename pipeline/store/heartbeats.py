@@ -53,4 +53,4 @@ def due_pending_since(session: Session, *, now: datetime, before: datetime) -> d
         )
         if created is not None:
             found.append(created)
-    return min(found, key=lambda at: at.replace(tzinfo=None)) if found else None
+    return min(found) if found else None

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.api.app import create_app
 from scimflow.api.services import ApiServices
+from scimflow.pipeline.ports import Clock, utc_now
 from scimflow.pipeline.scim.discovery import Capabilities
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.registry import default_registry
@@ -92,6 +93,27 @@ def protocol() -> ScimProtocol:
     return make_protocol()
 
 
+def api_services(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    tenancy: Tenancy,
+    dispatcher: RecordingDispatcher,
+    protocol: ScimProtocol,
+    *,
+    clock: Clock = utc_now,
+) -> ApiServices:
+    """The API's services over one protocol for every tenant, writing with `clock`."""
+    return ApiServices(
+        settings=settings,
+        tenancy=tenancy,
+        writes=WriteService(sessions, protocol, dispatcher, clock=clock),
+        reads=ReadService(sessions, protocol, max_results=settings.filter_max_results),
+        registry=protocol.registry,
+        capabilities=Capabilities(filter_max_results=settings.filter_max_results),
+        ready=lambda: None,
+    )
+
+
 @pytest.fixture
 def services(
     settings: Settings,
@@ -100,15 +122,7 @@ def services(
     dispatcher: RecordingDispatcher,
     protocol: ScimProtocol,
 ) -> ApiServices:
-    return ApiServices(
-        settings=settings,
-        tenancy=tenancy,
-        writes=WriteService(sessions, protocol, dispatcher),
-        reads=ReadService(sessions, protocol, max_results=settings.filter_max_results),
-        registry=protocol.registry,
-        capabilities=Capabilities(filter_max_results=settings.filter_max_results),
-        ready=lambda: None,
-    )
+    return api_services(settings, sessions, tenancy, dispatcher, protocol)
 
 
 @pytest.fixture

@@ -15,13 +15,10 @@ from falcon import testing
 from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.api.services import ApiServices
-from scimflow.pipeline.scim.discovery import Capabilities
 from scimflow.pipeline.scim.protocol import ScimProtocol
-from scimflow.pipeline.services.reads import ReadService
 from scimflow.pipeline.services.tenancy import Tenancy
-from scimflow.pipeline.services.writes import WriteService
 from scimflow.pipeline.settings import Settings
-from tests.api.conftest import BASE, RecordingDispatcher, create_user
+from tests.api.conftest import BASE, RecordingDispatcher, api_services, create_user
 
 # Finer than a millisecond, so a filter that compared stored microseconds would tell.
 CREATED_AT = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
@@ -39,15 +36,8 @@ def services(
     protocol: ScimProtocol,
 ) -> ApiServices:
     """The API's services, writing with a clock that stops at CREATED_AT."""
-    return ApiServices(
-        settings=settings,
-        tenancy=tenancy,
-        writes=WriteService(sessions, protocol, dispatcher, clock=lambda: CREATED_AT),
-        reads=ReadService(sessions, protocol, max_results=settings.filter_max_results),
-        registry=protocol.registry,
-        capabilities=Capabilities(filter_max_results=settings.filter_max_results),
-        ready=lambda: None,
-    )
+    return api_services(settings, sessions, tenancy, dispatcher, protocol,
+                        clock=lambda: CREATED_AT)
 
 
 @pytest.fixture

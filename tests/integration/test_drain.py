@@ -226,7 +226,7 @@ def entries_per_resource(services: Services) -> Counter[str]:
 
 
 def naive(moment: datetime) -> datetime:
-    """SQLite returns naive UTC datetimes, PostgreSQL aware ones: compare them naive."""
+    """An instant as naive UTC, so that expectations can be written without a zone."""
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
