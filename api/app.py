@@ -10,6 +10,7 @@ from scimflow.api.errors import install_error_handlers
 from scimflow.api.media import RESPONSE_CONTENT_TYPE, install_media
 from scimflow.api.middleware import (
     AcceptMiddleware,
+    AppKeyAuthMiddleware,
     BearerAuthMiddleware,
     ConnectionReuseMiddleware,
     RequestIdMiddleware,
@@ -19,6 +20,15 @@ from scimflow.api.resources.discovery import (
     SchemasEndpoint,
     ServiceProviderConfigEndpoint,
 )
+from scimflow.api.resources.events import (
+    EVENTS_PATH,
+    JWKS_PATH,
+    POLL_PATH,
+    EventsEndpoint,
+    JwksEndpoint,
+    PollEndpoint,
+    handle_feed_error,
+)
 from scimflow.api.resources.groups import groups_endpoint
 from scimflow.api.resources.health import LivenessEndpoint, ReadinessEndpoint
 from scimflow.api.resources.search import SearchEndpoint
@@ -26,9 +36,11 @@ from scimflow.api.resources.unsupported import NotImplementedEndpoint
 from scimflow.api.resources.users import users_endpoint
 from scimflow.api.services import API_PREFIX, ApiServices, WsgiApp
 from scimflow.pipeline.services.auth_throttle import AuthFailureThrottle
+from scimflow.pipeline.services.events_feed import FeedError
 
 Middleware = (
-    RequestIdMiddleware | AcceptMiddleware | BearerAuthMiddleware | ConnectionReuseMiddleware
+    RequestIdMiddleware | AcceptMiddleware | BearerAuthMiddleware | AppKeyAuthMiddleware
+    | ConnectionReuseMiddleware
 )
 
 
@@ -39,6 +51,7 @@ def create_app(services: ApiServices) -> WsgiApp:
     install_media(app, services.settings.max_body_bytes)
     install_error_handlers(app)
     _add_scim_routes(app, services)
+    _add_event_routes(app, services)
     _route(app, "/healthz", LivenessEndpoint())
     _route(app, "/readyz", ReadinessEndpoint(services.ready))
     return app
@@ -49,12 +62,15 @@ def _middleware(services: ApiServices) -> list[Middleware]:
     throttle = AuthFailureThrottle(settings.auth_failure_limit,
                                    settings.auth_failure_window_seconds)
     # Request ids come first so that even a 401 carries one; a 406 costs no token check.
-    return [
+    middleware: list[Middleware] = [
         RequestIdMiddleware(),
         ConnectionReuseMiddleware(),
         AcceptMiddleware(),
         BearerAuthMiddleware(services.tenancy, throttle),
     ]
+    if services.events is not None:
+        middleware.append(AppKeyAuthMiddleware(services.events.app_keys, throttle))
+    return middleware
 
 
 def _route(app: WsgiApp, path: str, resource: object, *, suffix: str | None = None) -> None:
@@ -68,6 +84,17 @@ def _route(app: WsgiApp, path: str, resource: object, *, suffix: str | None = No
     if get is not None and getattr(resource, f"on_head{tail}", None) is None:
         setattr(resource, f"on_head{tail}", get)
     app.add_route(path, resource, suffix=suffix)
+
+
+def _add_event_routes(app: WsgiApp, services: ApiServices) -> None:
+    """The events API, outside the SCIM base: application keys, not tenants, read it."""
+    events = services.events
+    if events is None:
+        return
+    app.add_error_handler(FeedError, handle_feed_error)
+    _route(app, EVENTS_PATH, EventsEndpoint(events))
+    app.add_route(POLL_PATH, PollEndpoint(events, services.settings.max_body_bytes))
+    _route(app, JWKS_PATH, JwksEndpoint(events))
 
 
 def _add_scim_routes(app: WsgiApp, services: ApiServices) -> None:

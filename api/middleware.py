@@ -1,4 +1,5 @@
-"""Request ids, content negotiation, bearer-token authentication and connection reuse.
+"""Request ids, content negotiation, bearer-token authentication (tenants' SCIM tokens under
+the SCIM base, application keys on the events API) and connection reuse.
 
 Applied to every request before routing. See docs/ARCHITECTURE.md ("The HTTP edge").
 """
@@ -15,8 +16,10 @@ import falcon
 
 from scimflow.api.services import API_PREFIX
 from scimflow.pipeline.errors import NotAcceptable, Unauthorized
+from scimflow.pipeline.services.app_keys import AppKeys
 from scimflow.pipeline.services.auth_throttle import AuthenticationThrottled, AuthFailureThrottle
 from scimflow.pipeline.services.tenancy import Tenancy
+from scimflow.pipeline.store.app_keys import AppGrant
 from scimflow.pipeline.store.tenants import TenantRef, token_digest
 
 log = logging.getLogger(__name__)
@@ -24,8 +27,12 @@ log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "X-Request-Id"
 # Every response is SCIM JSON; a client must accept one of these (RFC 7644 §3.1, §3.8).
 RESPONSE_MEDIA_TYPES = ("application/scim+json", "application/json")
+# A resource answering in a type of its own, which its clients ask for by name.
+OWN_MEDIA_TYPES = {"/events/jwks.json": ("application/jwk-set+json",)}
 # Health probes come from the orchestrator, which holds no tenant token.
 UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz"})
+# The events API answers application keys only; its JWKS (/events/jwks.json) is public.
+APP_KEY_PATHS = frozenset({"/events", "/events/poll"})
 
 # The request id of the request being served, for log records (see RequestIdLogFilter).
 current_request_id: ContextVar[str | None] = ContextVar("scimflow_request_id", default=None)
@@ -66,7 +73,8 @@ class AcceptMiddleware:
     """406 when the Accept header excludes SCIM JSON (wildcards and q-values honoured)."""
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if not any(req.client_accepts(media_type) for media_type in RESPONSE_MEDIA_TYPES):
+        accepted = RESPONSE_MEDIA_TYPES + OWN_MEDIA_TYPES.get(req.path, ())
+        if not any(req.client_accepts(media_type) for media_type in accepted):
             raise NotAcceptable()
 
 
@@ -106,6 +114,40 @@ class BearerAuthMiddleware:
                         source)
 
 
+class AppKeyAuthMiddleware:
+    """`Authorization: Bearer sfk_…` → the application key's grant on the events API, or 401.
+
+    A tenant's SCIM token is no application key (another table), so it gets 401 here, as an
+    application key gets 401 under the SCIM base. Failures count towards the same throttle.
+    """
+
+    def __init__(self, app_keys: AppKeys, throttle: AuthFailureThrottle | None = None) -> None:
+        self._app_keys = app_keys
+        self._throttle = throttle or AuthFailureThrottle(limit=0, window_seconds=0)
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.path not in APP_KEY_PATHS:
+            return
+        source = req.remote_addr or "-"
+        try:
+            key = bearer_token(req.get_header("Authorization"))
+        except Unauthorized:
+            self._throttle.failed(source)
+            raise
+        digest = token_digest(key)
+        retry_after = self._throttle.refusal(source, digest)
+        if retry_after is not None:
+            raise AuthenticationThrottled(retry_after=retry_after)
+        grant = self._app_keys.authenticate(key)
+        if grant is None:
+            if self._throttle.failed(source):
+                log.warning("Authentication failures from %s: refusing unknown keys for a while",
+                            source)
+            raise Unauthorized()
+        self._throttle.succeeded(digest)
+        req.context.app_grant = grant
+
+
 class ConnectionReuseMiddleware:
     """`Connection: close` on a response to a request whose body was left unread.
 
@@ -141,6 +183,15 @@ def tenant_of(req: falcon.Request) -> TenantRef:
     if not isinstance(tenant, TenantRef):
         raise Unauthorized()
     return tenant
+
+
+def app_grant_of(req: falcon.Request) -> AppGrant:
+    """The authenticated application key's grant; a responder reached without one fails
+    closed."""
+    grant: Any = getattr(req.context, "app_grant", None)
+    if not isinstance(grant, AppGrant):
+        raise Unauthorized()
+    return grant
 
 
 def request_id_of(req: falcon.Request) -> str:

@@ -15,7 +15,10 @@ import falcon
 from scimflow.pipeline.scim.discovery import Capabilities
 from scimflow.pipeline.scim.registry import SchemaRegistry
 from scimflow.pipeline.scim.schema import ResourceType
+from scimflow.pipeline.services.app_keys import AppKeys
+from scimflow.pipeline.services.events_feed import EventsFeed, PollFeed
 from scimflow.pipeline.services.reads import ReadService
+from scimflow.pipeline.services.set_signing import SetSigner
 from scimflow.pipeline.services.tenancy import Tenancy
 from scimflow.pipeline.services.tenant_protocols import ProtocolSource
 from scimflow.pipeline.services.writes import WriteService
@@ -26,6 +29,17 @@ API_PREFIX = "/scim/v2"
 
 # The Falcon app type this adapter builds (WSGI, default request and response classes).
 WsgiApp = falcon.App[falcon.Request, falcon.Response]
+
+
+@dataclass(frozen=True)
+class EventsApi:
+    """What the events API needs: application keys, the event pages, the poll feed and the
+    signer whose JWKS it publishes."""
+
+    app_keys: AppKeys
+    feed: EventsFeed
+    poll: PollFeed
+    signer: SetSigner
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,8 @@ class ApiServices:
     ready: Callable[[], None]
     # Each tenant's schemas: the built-in ones plus the extensions it declared.
     protocols: ProtocolSource | None = None
+    # The events API (/events, /events/poll, /events/jwks.json); absent when not wired.
+    events: EventsApi | None = None
 
     def registry_for(self, tenant: TenantRef) -> SchemaRegistry:
         """The schemas a tenant sees: validation, rendering and discovery all use these."""

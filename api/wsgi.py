@@ -14,14 +14,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.api.app import create_app
 from scimflow.api.middleware import RequestIdLogFilter
-from scimflow.api.services import ApiServices, WsgiApp
+from scimflow.api.resources.events import JWKS_PATH, POLL_PATH
+from scimflow.api.services import ApiServices, EventsApi, WsgiApp
 from scimflow.pipeline.passwords.setup import api_protector, require_password_key
 from scimflow.pipeline.ports import Dispatcher, utc_now
-from scimflow.pipeline.scim.discovery import Capabilities
+from scimflow.pipeline.scim.discovery import Capabilities, SecurityEvents
 from scimflow.pipeline.scim.registry import default_registry
 from scimflow.pipeline.services.admission import Admission, AdmissionLimits
+from scimflow.pipeline.services.app_keys import AppKeys
+from scimflow.pipeline.services.events_feed import EventsFeed, PollFeed
 from scimflow.pipeline.services.liveness import Readiness
 from scimflow.pipeline.services.reads import ReadService
+from scimflow.pipeline.services.set_signing import EVENT_URIS, SetSigner
 from scimflow.pipeline.services.tenancy import Tenancy
 from scimflow.pipeline.services.tenant_protocols import TenantProtocols
 from scimflow.pipeline.services.writes import WriteService
@@ -50,6 +54,24 @@ def admission(settings: Settings, sessions: sessionmaker[Session]) -> Admission:
     )
 
 
+def events_api(settings: Settings, sessions: sessionmaker[Session]) -> EventsApi:
+    """The events API's services: SETs are issued by the public URL (as webhook delivery
+    issues them); application keys are cached as long as the tenants' tokens."""
+    signer = SetSigner(sessions, issuer=settings.public_url)
+    return EventsApi(
+        app_keys=AppKeys(sessions, cache_seconds=settings.token_cache_seconds),
+        feed=EventsFeed(sessions),
+        poll=PollFeed(sessions, signer),
+        signer=signer,
+    )
+
+
+def security_events(settings: Settings) -> SecurityEvents:
+    """What /ServiceProviderConfig says of the SETs (RFC 9967 §4) and where to get them."""
+    public = settings.public_url.rstrip("/")
+    return SecurityEvents(EVENT_URIS, poll_url=public + POLL_PATH, jwks_url=public + JWKS_PATH)
+
+
 def build_app(settings: Settings, dispatcher: Dispatcher) -> WsgiApp:
     sessions = make_sessions(make_engine(settings, "api"))
     protocols = tenant_protocols(settings, sessions)
@@ -62,9 +84,11 @@ def build_app(settings: Settings, dispatcher: Dispatcher) -> WsgiApp:
         ),
         reads=ReadService(sessions, protocols, max_results=settings.filter_max_results),
         registry=default_registry(),
-        capabilities=Capabilities(filter_max_results=settings.filter_max_results, bulk=False),
+        capabilities=Capabilities(filter_max_results=settings.filter_max_results, bulk=False,
+                                  security_events=security_events(settings)),
         ready=Readiness(sessions, stall_seconds=settings.stall_seconds, clock=utc_now),
         protocols=protocols,
+        events=events_api(settings, sessions),
     )
     return create_app(services)
 

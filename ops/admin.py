@@ -53,11 +53,13 @@ def connections(settings: Settings, args: argparse.Namespace) -> int:
         f" + overflow {settings.api_pool_overflow}) = {budget.api}",
         f"workers  {settings.worker_replicas} replicas x concurrency "
         f"{settings.worker_concurrency} x 1 = {budget.workers}",
+        f"events   1 events worker x {settings.webhook_workers} threads = {budget.events}",
         f"tools    {budget.tools} (migrate, status, tenant commands; no pool)",
         f"total    {budget.total}",
     ]
     result: dict[str, Any] = {"api": budget.api, "workers": budget.workers,
-                              "tools": budget.tools, "total": budget.total}
+                              "events": budget.events, "tools": budget.tools,
+                              "total": budget.total}
     fits = True
     if settings.database_url.startswith("postgresql"):
         with unit_of_work(make_sessions(make_engine(settings, "tool"))) as session:

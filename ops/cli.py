@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from scimflow import __version__
-from scimflow.ops import admin, processes, prune, tenants, validate
+from scimflow.ops import admin, app_keys, processes, prune, tenants, validate, webhooks
 from scimflow.ops import status as operator_status
 from scimflow.ops.bench import command as bench
 from scimflow.ops.documents import UnreadableDocument
@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_production(commands)
     tenants.add_parsers(commands)
+    webhooks.add_parsers(commands)
+    app_keys.add_parsers(commands)
     _add_schemas(commands)
     _add_operations(commands)
     validate.add_parser(commands)
@@ -110,6 +112,13 @@ def _add_production(commands: argparse._SubParsersAction[argparse.ArgumentParser
                         help="prefork processes (default: SCIMFLOW_WORKER_CONCURRENCY)")
     worker.add_argument("--hostname", default="worker@%h")
     worker.set_defaults(handler=processes.run_worker, needs_schema=False)
+    events = commands.add_parser(
+        "events-worker", help="run the Celery worker that delivers webhooks (production)"
+    )
+    events.add_argument("--concurrency", type=int, default=None,
+                        help="delivery threads (default: SCIMFLOW_WEBHOOK_WORKERS)")
+    events.add_argument("--hostname", default="events@%h")
+    events.set_defaults(handler=processes.run_events_worker, needs_schema=False)
     beat = commands.add_parser("beat", help="run Celery beat: the sweeper schedule")
     beat.add_argument("--schedule", default="/tmp/scimflow-beat-schedule")
     beat.set_defaults(handler=processes.run_beat, needs_schema=False)

@@ -19,23 +19,27 @@ TOOL_CONNECTIONS = 2
 class Budget:
     api: int
     workers: int
+    events: int
     tools: int
 
     @property
     def total(self) -> int:
-        return self.api + self.workers + self.tools
+        return self.api + self.workers + self.events + self.tools
 
     @classmethod
     def of(cls, settings: Settings) -> Budget:
-        """api processes * (pool + overflow) + worker replicas * concurrency * 1 + tools.
+        """api processes * (pool + overflow) + worker replicas * concurrency * 1 + the events
+        worker's threads + tools.
 
         Beat only publishes messages and holds no connection; a Celery worker's parent
-        process never runs tasks, so only its prefork children connect, one each.
+        process never runs tasks, so only its prefork children connect, one each; the events
+        worker's threads share one pool, one connection per thread.
         """
         per_api = settings.api_pool_size + settings.api_pool_overflow
         return cls(
             api=settings.api_processes * per_api,
             workers=settings.worker_replicas * settings.worker_concurrency,
+            events=settings.webhook_workers,
             tools=TOOL_CONNECTIONS,
         )
 

@@ -171,6 +171,22 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     os.execv(sys.executable, argv)
 
 
+def run_events_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Replace this process with the Celery worker of the `scimflow.events` queue.
+
+    A thread pool: delivery waits on receivers, so a slow endpoint holds one thread while the
+    others deliver. The workers that apply never consume this queue, so webhooks cannot slow
+    provisioning down.
+    """
+    _preflight(settings, "`scimflow events-worker`")
+    concurrency = str(args.concurrency or settings.webhook_workers)
+    argv = [sys.executable, "-m", "celery", "-A", "scimflow.workers.events_main", "worker",
+            "--queues", "scimflow.events", "--pool", "threads", "--concurrency", concurrency,
+            "--prefetch-multiplier", "1", "--task-events", "--without-gossip",
+            "--without-mingle", "--loglevel", settings.log_level, "--hostname", args.hostname]
+    os.execv(sys.executable, argv)
+
+
 def run_beat(settings: Settings, args: argparse.Namespace) -> int:
     _preflight(settings, "`scimflow beat`")
     argv = [sys.executable, "-m", "celery", "-A", "scimflow.workers.main", "beat",

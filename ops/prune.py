@@ -20,7 +20,8 @@ from scimflow.pipeline.store.retention import PruneReport, RetentionPolicy
 # (table, also the report's field; what of it is pruned; the policy's field for its days)
 TABLES = (
     ("journal", "applied entries", "journal_days"),
-    ("outbox", "delivered events", "outbox_days"),
+    ("outbox", "events", "outbox_days"),
+    ("webhook_attempts", "webhook attempts", "outbox_days"),
     ("dead_letters", "dead letters", "dead_letter_days"),
 )
 
@@ -55,8 +56,8 @@ def report_lines(report: PruneReport, policy: RetentionPolicy) -> list[str]:
         days = getattr(policy, days_field)
         if days == 0:
             variable = f"SCIMFLOW_RETENTION_{days_field.upper()}"
-            lines.append(f"{table:<13} kept forever ({variable}=0)")
+            lines.append(f"{table:<16} kept forever ({variable}=0)")
         else:
             count = getattr(report, table)
-            lines.append(f"{table:<13} {verb} {count} {rows} older than {days} days")
+            lines.append(f"{table:<16} {verb} {count} {rows} older than {days} days")
     return lines

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -22,7 +22,8 @@ from scimflow.ops.output import base_url
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store.db import make_engine, make_sessions, masked_url, sqlite_file
 from scimflow.workers.inprocess import InProcessWorker
-from scimflow.workers.runtime import build_drainer, build_embedded_pruner
+from scimflow.workers.inprocess_delivery import InProcessDelivery
+from scimflow.workers.runtime import build_deliverer, build_drainer, build_embedded_pruner
 
 log = logging.getLogger("scimflow")
 
@@ -55,16 +56,36 @@ def database_name(settings: Settings) -> str:
     return str(path) if path is not None else masked_url(settings.database_url)
 
 
-def embedded_process(settings: Settings) -> tuple[WsgiApp, InProcessWorker]:
-    """The API, rung by the in-process worker that drains and prunes (not started yet)."""
+@dataclass(frozen=True, slots=True)
+class EmbeddedWorkers:
+    """The embedded process's background threads: the drain, and webhook delivery."""
+
+    drain: InProcessWorker
+    delivery: InProcessDelivery
+
+    def start(self) -> None:
+        self.drain.start()
+        self.delivery.start()
+
+    def stop(self) -> None:
+        self.drain.stop()
+        self.delivery.stop()
+
+
+def embedded_process(settings: Settings) -> tuple[WsgiApp, EmbeddedWorkers]:
+    """The API, rung by the in-process worker that drains and prunes, and the thread that
+    delivers webhooks (neither started yet)."""
     sessions = make_sessions(make_engine(settings, "worker"))
+    delivery = InProcessDelivery(sessions, build_deliverer(settings, sessions),
+                                 interval=settings.webhook_sweep_seconds)
     worker = InProcessWorker(
         build_drainer(settings, sessions),
         idle_seconds=min(settings.sweep_interval_seconds, 5.0),
         pruner=build_embedded_pruner(settings, sessions),
         prune_every=settings.retention_interval_seconds,
+        after_drain=delivery.after_drain,
     )
-    return build_app(settings, worker), worker
+    return build_app(settings, worker), EmbeddedWorkers(worker, delivery)
 
 
 def serve(settings: Settings, *, host: str, port: int) -> int:

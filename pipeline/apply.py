@@ -13,7 +13,14 @@ from typing import Any
 
 from scimflow.pipeline.commands import MEMBERS, Command, CommandKind, Entry
 from scimflow.pipeline.errors import ScimError
+from scimflow.pipeline.events.model import (
+    EventDraft,
+    changed_attributes,
+    entry_event_type,
+    identity_of,
+)
 from scimflow.pipeline.scim.protocol import ScimProtocol
+from scimflow.pipeline.scim.render import render_resource
 
 
 @dataclass(slots=True)
@@ -64,9 +71,12 @@ class Outcome:
     applied: list[int] = field(default_factory=list)
     blocked: Blocked | None = None
     members: MemberPlan | None = None
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # What to tell the application: one draft per entry that changed something.
+    events: list[EventDraft] = field(default_factory=list)
     deprovisioned: bool = False
     previous_version: int = 0
+    # The request of the last entry applied: named by the events the batch's statements make.
+    request_id: str = ""
     # Applied entries whose command was prepared (sealed passwords hashed): what the journal
     # keeps of them from now on.
     prepared: dict[int, Command] = field(default_factory=dict)
@@ -127,6 +137,7 @@ def apply_resource(
         if outcome.blocked is not None:
             break
         outcome.applied.append(entry.seq)
+        outcome.request_id = entry.request_id
     if full_members and members is not None and outcome.members is not None:
         outcome.members.replace(members)
     return outcome
@@ -155,15 +166,17 @@ def _apply_entry(
     prepared = prepare(command) if prepare is not None else None
     if prepared is not None:
         command = prepared
-    after, _ = protocol.apply(command, before)
+    after, changed = protocol.apply(command, before)
     if prepared is not None:  # applied: the journal keeps the prepared command from now on
         outcome.prepared[entry.seq] = prepared
     if members is not None:
         members = list(after.get(MEMBERS, [])) if after is not None else []
     elif outcome.members is not None:
         _plan_members(outcome.members, command)
+    state_before = outcome.state
     outcome.state = None if after is None else {k: v for k, v in after.items() if k != MEMBERS}
-    _record_effects(outcome, command, before, after)
+    if changed:
+        _record_effects(protocol, outcome, entry, state_before, outcome.state)
     return members
 
 
@@ -199,21 +212,31 @@ def _needs_member_list(entries: Sequence[Entry]) -> bool:
 
 
 def _record_effects(
+    protocol: ScimProtocol,
     outcome: Outcome,
-    command: Command,
+    entry: Entry,
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> None:
-    kind = outcome.resource_type.lower()
-    if after is None:
-        outcome.events.append((f"{kind}.deleted", {}))
-    elif before is None:
-        outcome.events.append((f"{kind}.created", {}))
-    else:
-        outcome.events.append((f"{kind}.updated", {"command": command.kind.value}))
-    if outcome.resource_type == "User" and _takes_access_away(before, after):
+    """The entry's event, unless only `members` changed (those are reported per member, from
+    what the membership statements really changed)."""
+    resource_type = outcome.resource_type
+    if resource_type == "User" and _takes_access_away(before, after):
         outcome.deprovisioned = True
-        outcome.events.append(("user.deprovisioned", {"deleted": after is None}))
+    changed = changed_attributes(before, after)
+    if before is not None and after is not None and not changed:
+        return
+    outcome.events.append(EventDraft(
+        type=entry_event_type(resource_type, before, after),
+        version=outcome.previous_version + len(outcome.applied) + 1,
+        seq=entry.seq,
+        data=None if after is None else render_resource(
+            after, protocol.resource_type(resource_type), resource_id=entry.resource_id, meta=None
+        ),
+        identity=identity_of(resource_type, after if after is not None else before),
+        changed_attributes=changed,
+        request_id=entry.request_id or None,
+    ))
 
 
 def _takes_access_away(before: dict[str, Any] | None, after: dict[str, Any] | None) -> bool:

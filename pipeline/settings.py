@@ -96,9 +96,10 @@ class Settings:
     # Sweeper (Celery beat): how often, and how old a pending entry must be to be re-rung.
     sweep_interval_seconds: float = 15.0
     sweep_stale_seconds: float = 10.0
-    # Retention (pipeline/store/retention.py): applied journal entries, delivered outbox
-    # events and dead letters (replayed or not) are deleted this many days after they were
-    # applied, delivered or recorded; 0 keeps them forever. Beat (or the embedded worker)
+    # Retention (pipeline/store/retention.py): applied journal entries, outbox events (and
+    # webhook attempts) and dead letters (replayed or not) are deleted this many days after
+    # they were applied, written or recorded, except events an enabled webhook endpoint has
+    # not delivered yet; 0 keeps them forever. Beat (or the embedded worker)
     # prunes every `retention_interval_seconds`, in batches of `retention_batch_size` rows,
     # each batch its own short transaction.
     retention_journal_days: int = 7
@@ -125,6 +126,27 @@ class Settings:
     tenant_backlog_limit: int = 50_000
     global_backlog_limit: int = 250_000
     tenant_in_flight_limit: int = 48
+    # Webhook delivery (pipeline/services/delivery.py). Destinations on loopback, link-local
+    # and private networks are refused unless allowed (they are how SSRF reaches internal
+    # services); each attempt must answer within the timeout; an endpoint failing for this
+    # many hours is disabled with the reason.
+    webhook_allow_private_networks: bool = False
+    webhook_timeout_seconds: float = 10.0
+    webhook_disable_after_hours: float = 24.0
+    # Backoff between attempts of a failing endpoint: from the base, doubling to the cap,
+    # each 50-100 % of that at random (about 30 attempts over a day by default).
+    webhook_retry_base_seconds: float = 5.0
+    webhook_retry_max_seconds: float = 3600.0
+    # Events read per step, and how many are in flight at once per endpoint (in order per
+    # resource: one resource's events always go one after the other, on one connection).
+    webhook_batch_size: int = 500
+    webhook_concurrency: int = 8
+    # Delivery tasks one `scimflow events-worker` runs at once (threads: delivery waits on
+    # the network, and a slow endpoint must hold one thread, not a process).
+    webhook_workers: int = 4
+    # How often beat looks for endpoints with events waiting (a lost doorbell, a killed
+    # worker, a backoff that ended).
+    webhook_sweep_seconds: float = 5.0
     log_level: str = "INFO"
 
     @classmethod

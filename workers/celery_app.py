@@ -16,8 +16,12 @@ from scimflow.workers.redis_transport import TRANSPORT as REDIS_TRANSPORT
 DRAIN_TASK = "scimflow.drain"
 SWEEP_TASK = "scimflow.sweep"
 PRUNE_TASK = "scimflow.prune"
+DELIVER_TASK = "scimflow.deliver"
+DELIVER_DUE_TASK = "scimflow.deliver_due"
 DEFAULT_QUEUE = "scimflow"
 URGENT_QUEUE = "scimflow.urgent"
+# Webhook deliveries: consumed by `scimflow events-worker`, never by the workers that apply.
+EVENTS_QUEUE = "scimflow.events"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -58,27 +62,31 @@ def make_celery(settings: Settings) -> Celery:
         task_default_queue=DEFAULT_QUEUE,
         # Deprovisioning doorbells have their own queue, consumed first by every worker.
         task_queues=task_queues(settings),
+        task_routes={DELIVER_TASK: {"queue": EVENTS_QUEUE},
+                     DELIVER_DUE_TASK: {"queue": EVENTS_QUEUE}},
         beat_schedule={
             "sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_seconds},
             "prune": {"task": PRUNE_TASK, "schedule": settings.retention_interval_seconds},
+            "deliver-due": {"task": DELIVER_DUE_TASK,
+                            "schedule": settings.webhook_sweep_seconds},
         },
     )
     return app
 
 
 def task_queues(settings: Settings) -> list[Queue]:
-    """scimflow's two queues: classic by default, RabbitMQ quorum queues when configured.
+    """scimflow's queues: classic by default, RabbitMQ quorum queues when configured.
 
     On quorum queues Celery turns global QoS off (they do not support it) and sends countdowns
     through RabbitMQ's native delayed delivery, which only routes through topic exchanges: a
     doorbell rung for later must not sit in a worker's prefetch until it is due.
     """
     if not settings.broker_quorum_queues:
-        return [Queue(URGENT_QUEUE), Queue(DEFAULT_QUEUE)]
+        return [Queue(URGENT_QUEUE), Queue(DEFAULT_QUEUE), Queue(EVENTS_QUEUE)]
     exchange = Exchange(DEFAULT_QUEUE, type="topic")
     quorum = {"x-queue-type": "quorum"}
     return [Queue(name, exchange, routing_key=name, queue_arguments=quorum)
-            for name in (URGENT_QUEUE, DEFAULT_QUEUE)]
+            for name in (URGENT_QUEUE, DEFAULT_QUEUE, EVENTS_QUEUE)]
 
 
 def delays_in_whole_seconds(app: Celery) -> bool:

@@ -14,7 +14,9 @@ from scimflow.pipeline.ports import Dispatcher
 from scimflow.pipeline.settings import Settings
 from scimflow.workers.celery_app import (
     DEFAULT_QUEUE,
+    DELIVER_TASK,
     DRAIN_TASK,
+    EVENTS_QUEUE,
     URGENT_QUEUE,
     delays_in_whole_seconds,
     make_celery,
@@ -46,6 +48,14 @@ class CeleryDispatcher:
             # early finds the work not yet due.
             seconds = max(1, math.ceil(seconds))
         self._send(tenant_id, queue=DEFAULT_QUEUE, countdown=seconds)
+
+    def deliver(self, endpoint_id: str) -> None:
+        """Ask the events workers to deliver an endpoint's events (best-effort too: beat's
+        `scimflow.deliver_due` finds an endpoint whose doorbell was lost)."""
+        try:
+            self._app.send_task(DELIVER_TASK, args=[endpoint_id], queue=EVENTS_QUEUE)
+        except Exception as ex:
+            log.warning("delivery doorbell for endpoint %s not sent (%s)", endpoint_id, ex)
 
     def _send(self, tenant_id: str, **options: object) -> None:
         try:

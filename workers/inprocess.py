@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from scimflow.pipeline.errors import Unavailable
-from scimflow.pipeline.services.drain import Drainer
+from scimflow.pipeline.services.drain import Drainer, DrainReport
 from scimflow.workers.runtime import Pruner
 
 log = logging.getLogger("scimflow.worker")
@@ -28,8 +28,11 @@ class InProcessWorker:
         pruner: Pruner | None = None,
         prune_every: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        after_drain: Callable[[DrainReport], None] | None = None,
     ) -> None:
         self._drainer = drainer
+        # Told of each drain (the embedded delivery is woken when it wrote events).
+        self._after_drain = after_drain
         self._idle_seconds = idle_seconds
         self._pruner = pruner
         self._prune_every = prune_every
@@ -68,6 +71,8 @@ class InProcessWorker:
         except Exception:  # the thread must survive a bug in one batch; it is logged
             log.exception("drain failed")
             return self._idle_seconds
+        if self._after_drain is not None:
+            self._after_drain(report)
         if report.applied or report.postponed or report.dead:
             log.info("applied=%d postponed=%d dead=%d", report.applied, report.postponed,
                      report.dead)

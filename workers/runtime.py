@@ -10,19 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from functools import cached_property
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from scimflow.pipeline.events.transport import WebhookTransport
 from scimflow.pipeline.passwords.setup import worker_passwords
 from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.scim.registry import default_registry
+from scimflow.pipeline.services.delivery import Deliverer, DeliveryPolicy
 from scimflow.pipeline.services.drain import Drainer, RetryPolicy
+from scimflow.pipeline.services.set_signing import SetSigner
 from scimflow.pipeline.services.tenant_protocols import TenantProtocols
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store import retention
-from scimflow.pipeline.store.db import make_engine, make_sessions
+from scimflow.pipeline.store.db import Role, make_engine, make_sessions
 from scimflow.pipeline.store.retention import PruneReport, RetentionPolicy
 
 # One scheduled retention run (beat's `scimflow.prune`, or the embedded worker's interval).
@@ -32,10 +36,12 @@ Pruner = Callable[[], PruneReport]
 @dataclass
 class WorkerRuntime:
     settings: Settings
+    # "events": the events worker, whose threads share one process's pool.
+    role: Role = "worker"
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.settings, "worker")
+        return make_engine(self.settings, self.role)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
@@ -49,6 +55,10 @@ class WorkerRuntime:
     def pruner(self) -> Pruner:
         return build_pruner(self.settings, self.sessions)
 
+    @cached_property
+    def deliverer(self) -> Deliverer:
+        return build_deliverer(self.settings, self.sessions)
+
     def after_fork(self) -> None:
         """Forget the parent's engine; the child builds its own on first use."""
         engine = self.__dict__.pop("engine", None)
@@ -57,6 +67,7 @@ class WorkerRuntime:
         self.__dict__.pop("sessions", None)
         self.__dict__.pop("drainer", None)
         self.__dict__.pop("pruner", None)
+        self.__dict__.pop("deliverer", None)
 
 
 def build_drainer(settings: Settings, sessions: sessionmaker[Session]) -> Drainer:
@@ -71,6 +82,21 @@ def build_drainer(settings: Settings, sessions: sessionmaker[Session]) -> Draine
     )
     return Drainer(sessions, protocols, batch_size=settings.drain_batch_size, retry=retry,
                    passwords=worker_passwords(settings))
+
+
+def build_deliverer(settings: Settings, sessions: sessionmaker[Session]) -> Deliverer:
+    policy = DeliveryPolicy(
+        batch_size=settings.webhook_batch_size,
+        concurrency=settings.webhook_concurrency,
+        disable_after=timedelta(hours=settings.webhook_disable_after_hours),
+        base_seconds=settings.webhook_retry_base_seconds,
+        max_seconds=settings.webhook_retry_max_seconds,
+        timeout_seconds=settings.webhook_timeout_seconds,
+    )
+    transport = WebhookTransport(timeout=settings.webhook_timeout_seconds,
+                                 allow_private=settings.webhook_allow_private_networks)
+    signer = SetSigner(sessions, issuer=settings.public_url)
+    return Deliverer(sessions, transport, policy=policy, signer=signer)
 
 
 # The embedded worker prunes on its only thread, between drains: a short run, without pauses,

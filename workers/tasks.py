@@ -1,24 +1,32 @@
 """Celery tasks: thin adapters from a message to one domain call (`scimflow.drain`,
-`scimflow.sweep`, `scimflow.prune`), bound by `register_tasks` to the worker's runtime and
-doorbell; no state of their own.
+`scimflow.sweep`, `scimflow.prune`, `scimflow.deliver`, `scimflow.deliver_due`), bound by
+`register_tasks` to the worker's runtime and doorbell; no state of their own.
 See docs/ARCHITECTURE.md ("The path through the workers", "Workers (`workers/`)").
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
 from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from scimflow.pipeline.errors import Unavailable
 from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.services.drain import DrainReport
-from scimflow.pipeline.store import heartbeats, journal
+from scimflow.pipeline.store import heartbeats, journal, webhook_delivery
 from scimflow.pipeline.store.db import unit_of_work
-from scimflow.workers.celery_app import DRAIN_TASK, PRUNE_TASK, SWEEP_TASK
+from scimflow.workers.celery_app import (
+    DELIVER_DUE_TASK,
+    DELIVER_TASK,
+    DRAIN_TASK,
+    PRUNE_TASK,
+    SWEEP_TASK,
+)
 from scimflow.workers.dispatch import CeleryDispatcher
 from scimflow.workers.runtime import WorkerRuntime
 
@@ -47,7 +55,7 @@ BROKER_RETRY: dict[str, Any] = {
 
 
 def register_tasks(app: Celery, runtime: WorkerRuntime, dispatcher: CeleryDispatcher) -> None:
-    """Register the three tasks on `app` (on no other app: they are not shared tasks)."""
+    """Register the tasks on `app` (on no other app: they are not shared tasks)."""
 
     @app.task(name=DRAIN_TASK, shared=False, acks_late=True, **BROKER_RETRY)
     def drain(tenant_id: str) -> dict[str, int]:
@@ -64,11 +72,26 @@ def register_tasks(app: Celery, runtime: WorkerRuntime, dispatcher: CeleryDispat
         """Delete the journal entries, outbox events and dead letters past their retention."""
         return prune_history(runtime)
 
+    @app.task(name=DELIVER_TASK, shared=False, acks_late=True, **BROKER_RETRY)
+    def deliver(endpoint_id: str) -> dict[str, int]:
+        """Post an endpoint's events past its cursor, in order."""
+        return deliver_to(endpoint_id, runtime, dispatcher)
+
+    @app.task(name=DELIVER_DUE_TASK, shared=False, acks_late=True)
+    def deliver_due() -> int:
+        """Ring for every endpoint with events waiting and nobody delivering them."""
+        with unit_of_work(runtime.sessions) as session:
+            endpoints = webhook_delivery.due_endpoints(session, now=utc_now())
+        for endpoint_id in endpoints:
+            dispatcher.deliver(endpoint_id)
+        return len(endpoints)
+
 
 def drain_for(tenant_id: str, runtime: WorkerRuntime,
               dispatcher: CeleryDispatcher) -> dict[str, int]:
     report = short_retry(runtime.drainer.drain)(max_batches=BATCHES_PER_TASK)
     _ring_again(tenant_id, report, dispatcher)
+    ring_deliveries(runtime.sessions, report.event_tenants, dispatcher)
     log.info("drained tenant=%s applied=%d postponed=%d dead=%d", tenant_id,
              report.applied, report.postponed, report.dead)
     return {"applied": report.applied, "postponed": report.postponed, "dead": report.dead}
@@ -79,6 +102,27 @@ def _ring_again(tenant_id: str, report: DrainReport, dispatcher: CeleryDispatche
         dispatcher.ring(tenant_id)
     if report.retry_in is not None:
         dispatcher.ring_later(tenant_id, report.retry_in)
+
+
+def ring_deliveries(sessions: sessionmaker[Session], tenants: Collection[str],
+                    dispatcher: CeleryDispatcher) -> None:
+    """New events: the endpoints of their tenants have something to deliver."""
+    if not tenants:
+        return
+    with unit_of_work(sessions) as session:
+        endpoints = webhook_delivery.enabled_endpoints(session, tenants)
+    for endpoint_id in endpoints:
+        dispatcher.deliver(endpoint_id)
+
+
+def deliver_to(endpoint_id: str, runtime: WorkerRuntime,
+               dispatcher: CeleryDispatcher) -> dict[str, int]:
+    report = short_retry(runtime.deliverer.deliver)(endpoint_id)
+    if report.more:
+        dispatcher.deliver(endpoint_id)
+    if report.disabled:
+        log.warning("webhook endpoint %s disabled: %s", endpoint_id, report.disabled)
+    return {"delivered": report.delivered, "failed": report.failed}
 
 
 def ring_stale_tenants(runtime: WorkerRuntime, dispatcher: CeleryDispatcher) -> int:

@@ -16,6 +16,24 @@ from scimflow.pipeline.scim.schema import ResourceType, Schema
 
 SERVICE_PROVIDER_CONFIG_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 LIST_RESPONSE_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+# scimflow's extension of the ServiceProviderConfig: where its Security Event Tokens are
+# delivered and verified. RFC 9967 §4 leaves "stream registration and configuration" out of
+# scope, so these have no standard attribute.
+EVENTS_EXTENSION_SCHEMA = "urn:scimflow:schemas:extension:events:1.0:ServiceProviderConfig"
+POLL_SPEC_URI = "https://www.rfc-editor.org/info/rfc8936"
+PUSH_SPEC_URI = "https://www.rfc-editor.org/info/rfc8935"
+
+
+@dataclass(frozen=True)
+class SecurityEvents:
+    """Security Event Token support (RFC 9967): the event URIs scimflow's SETs carry, and the
+    absolute URLs of the poll feed and of the JWKS that verifies them."""
+
+    event_uris: tuple[str, ...]
+    poll_url: str
+    jwks_url: str
+    # Webhook endpoints of the `set` format receive the same SETs by RFC 8935 push.
+    push: bool = True
 
 
 @dataclass(frozen=True)
@@ -32,6 +50,7 @@ class Capabilities:
     sort: bool = True
     etag: bool = True
     documentation_uri: str | None = None
+    security_events: SecurityEvents | None = None
 
     def __post_init__(self) -> None:
         # Advertising bulk with zero limits, or filtering that returns nothing, would tell
@@ -67,7 +86,26 @@ def service_provider_config(caps: Capabilities, base_url: str) -> dict[str, Any]
             "location": f"{_base(base_url)}/ServiceProviderConfig",
         },
     }
+    if caps.security_events is not None:
+        doc["schemas"].append(EVENTS_EXTENSION_SCHEMA)
+        doc |= _security_events(caps.security_events)
     return doc
+
+
+def _security_events(events: SecurityEvents) -> dict[str, Any]:
+    """RFC 9967 §4 `securityEvents`, and scimflow's extension saying how to receive them.
+
+    `asyncRequest` is "none": every SCIM request is answered when it is acknowledged, never
+    with RFC 9967's `202 Accepted`, whatever `Prefer: respond-async` says.
+    """
+    return {
+        "securityEvents": {"asyncRequest": "none", "eventUris": list(events.event_uris)},
+        EVENTS_EXTENSION_SCHEMA: {
+            "poll": {"supported": True, "endpoint": events.poll_url, "specUri": POLL_SPEC_URI},
+            "push": {"supported": events.push, "specUri": PUSH_SPEC_URI},
+            "jwksUri": events.jwks_url,
+        },
+    }
 
 
 def _bearer_token_scheme(caps: Capabilities) -> dict[str, Any]:

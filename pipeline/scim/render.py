@@ -118,10 +118,11 @@ def render_resource(
     resource_type: ResourceType,
     *,
     resource_id: str,
-    meta: Meta,
+    meta: Meta | None,
     projection: Projection = DEFAULT_PROJECTION,
 ) -> dict[str, Any]:
-    """Render a canonical resource as its SCIM representation."""
+    """Render a canonical resource as its SCIM representation (without `meta` when there is
+    none to give, as in an event, which names the version itself)."""
     out: dict[str, Any] = {"schemas": _schemas_present(resource, resource_type), "id": resource_id}
     _render_attributes(out, resource, resource_type.schema, "", projection)
     for schema in resource_type.extension_schemas:
@@ -132,7 +133,7 @@ def render_resource(
             if rendered:
                 out[schema.id] = rendered
     meta_attr = COMMON_BY_LOWER_NAME["meta"]
-    if projection.wants(meta_attr, ""):
+    if meta is not None and projection.wants(meta_attr, ""):
         # Projected like any complex attribute, so `attributes=meta.lastModified` and
         # `excludedAttributes=meta.version` select sub-attributes (RFC 7644 §3.9, §3.10).
         rendered_meta = _render_complex(meta_attr, meta.to_json(), "", projection)

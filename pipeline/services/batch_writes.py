@@ -8,15 +8,23 @@ switches on User and Group. See docs/ARCHITECTURE.md ("The path through the work
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from scimflow.pipeline.apply import Outcome
+from scimflow.pipeline.events.model import Subject
+from scimflow.pipeline.services.change_events import PendingEvent, member_events, session_events
 from scimflow.pipeline.store import directory
-from scimflow.pipeline.store.directory import APPLIED_TABLES, AppliedTable, Key, MemberRow
+from scimflow.pipeline.store.directory import (
+    APPLIED_TABLES,
+    AppliedTable,
+    Key,
+    MemberChange,
+    MemberRow,
+)
 
 # How a referenced member that was deleted since is known (see `Drainer._learn_references`).
 GONE = "gone"
@@ -27,16 +35,21 @@ Known = Mapping[str, Mapping[str, str]]
 
 def write_outcomes(
     session: Session, outcomes: Mapping[Key, Outcome], known: Known, now: datetime
-) -> None:
-    """The applied directory's writes of these outcomes (not the journal's)."""
+) -> list[PendingEvent]:
+    """The applied directory's writes of these outcomes (not the journal's); return the
+    events they make, for the outbox (written last, see `store/outbox.py`)."""
     for table in APPLIED_TABLES:
         directory.upsert(session, table, _rows(table, outcomes, now))
-    _write_members(session, outcomes, known)
+    added, removed = _write_members(session, outcomes, known)
     for table in APPLIED_TABLES:
-        directory.delete_resources(session, table, _deleted(table, outcomes))
+        removed.extend(directory.delete_resources(session, table, _deleted(table, outcomes)))
     deprovisioned = [key for key, o in outcomes.items() if o.deprovisioned]
-    directory.revoke_sessions(session, deprovisioned, now=now)
-    directory.add_events(session, _events(outcomes, now))
+    revoked = directory.revoke_sessions(session, deprovisioned, now=now)
+    return [
+        *_entry_events(outcomes),
+        *member_events(session, outcomes, added, removed),
+        *session_events(outcomes, revoked, now),
+    ]
 
 
 def _rows(
@@ -72,7 +85,10 @@ def _deleted(table: AppliedTable, outcomes: Mapping[Key, Outcome]) -> list[Key]:
     ]
 
 
-def _write_members(session: Session, outcomes: Mapping[Key, Outcome], known: Known) -> None:
+def _write_members(
+    session: Session, outcomes: Mapping[Key, Outcome], known: Known
+) -> tuple[list[MemberChange], list[MemberChange]]:
+    """Write the batch's membership plans; return the memberships added and removed."""
     reset: list[Key] = []
     removes: list[tuple[str, str, str]] = []
     adds: list[MemberRow] = []
@@ -95,20 +111,13 @@ def _write_members(session: Session, outcomes: Mapping[Key, Outcome], known: Kno
             for value in plan.adds.values()
             if types.get(value["value"]) != GONE
         )
-    directory.clear_members(session, reset)
-    directory.remove_members(session, removes)
-    directory.add_members(session, adds)
+    removed = directory.clear_members(session, reset)
+    removed.extend(directory.remove_members(session, removes))
+    return directory.add_members(session, adds), removed
 
 
-def _events(outcomes: Mapping[Key, Outcome], now: datetime) -> Iterable[dict[str, Any]]:
-    for key, outcome in outcomes.items():
-        for event_type, payload in outcome.events:
-            yield {
-                "tenant_id": key[0],
-                "event_type": event_type,
-                "resource_type": outcome.resource_type,
-                "resource_id": key[1],
-                "journal_seq": outcome.applied[-1] if outcome.applied else 0,
-                "payload": payload,
-                "created_at": now,
-            }
+def _entry_events(outcomes: Mapping[Key, Outcome]) -> Iterator[PendingEvent]:
+    for (tenant_id, resource_id), outcome in outcomes.items():
+        subject = Subject(tenant_id, outcome.resource_type, resource_id)
+        for draft in outcome.events:
+            yield PendingEvent(draft, subject)

@@ -23,6 +23,7 @@ from scimflow.pipeline.passwords.unsealing import SealedPasswords, holds_sealed_
 from scimflow.pipeline.ports import Clock, utc_now
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.services.batch_writes import GONE, write_outcomes
+from scimflow.pipeline.services.change_events import PendingEvent, outbox_rows
 from scimflow.pipeline.services.liveness import Pulse
 from scimflow.pipeline.services.tenant_protocols import ProtocolSource, as_protocol_source
 from scimflow.pipeline.store import (
@@ -32,6 +33,7 @@ from scimflow.pipeline.store import (
     directory,
     heartbeats,
     journal,
+    outbox,
 )
 from scimflow.pipeline.store.db import is_transient, unit_of_work
 from scimflow.pipeline.store.directory import APPLIED_TABLES, Applied, Key
@@ -61,6 +63,8 @@ class DrainReport:
     deprovisioned: int = 0
     woken_tenants: set[str] = field(default_factory=set)
     more_waiting: bool = False
+    # Tenants with new events: their webhook endpoints have something to deliver.
+    event_tenants: set[str] = field(default_factory=set)
     # Seconds until the soonest postponed entry is due again (None: nothing postponed).
     retry_in: float | None = None
 
@@ -104,8 +108,11 @@ class Drainer:
             batch = self._apply(session, due)
             # Stamped after applying, just before the writes and the commit: `applied_at`
             # minus `created_at` is then the real acknowledgement-to-applied latency.
-            report = self._write(session, batch, self._clock())
+            written_at = self._clock()
+            report = self._write(session, batch, written_at)
+            outbox.append(session, outbox_rows(batch.events, written_at))
         report.resources = len(claimed)
+        report.event_tenants = {event.subject.tenant for event in batch.events}
         # A full batch probably left work behind; so did one of the deprovisioning lane, which
         # the claim keeps to that lane on purpose (store/claim.py), and one that held
         # resources whose oldest entry turned out to be postponed (held back now).
@@ -190,7 +197,9 @@ class Drainer:
     def _write(self, session: Session, batch: Batch, now: datetime) -> DrainReport:
         try:
             with session.begin_nested():
-                return self._write_all(session, batch, batch.outcomes, now)
+                report, events = self._write_all(session, batch, batch.outcomes, now)
+            batch.events.extend(events)
+            return report
         except Exception as ex:
             if is_transient(ex):
                 raise
@@ -224,7 +233,9 @@ class Drainer:
                 )
                 outcome = apply([entry])
                 with session.begin_nested():
-                    _add(report, self._write_all(session, batch, {key: outcome}, now))
+                    written, events = self._write_all(session, batch, {key: outcome}, now)
+                _add(report, written)
+                batch.events.extend(events)
             except Exception as ex:
                 if is_transient(ex):
                     raise
@@ -238,9 +249,11 @@ class Drainer:
 
     def _write_all(
         self, session: Session, batch: Batch, outcomes: dict[Key, Outcome], now: datetime
-    ) -> DrainReport:
+    ) -> tuple[DrainReport, list[PendingEvent]]:
+        """Write outcomes; return the report and their events, which the caller keeps once
+        the savepoint is released (a rolled-back write tells nobody)."""
         report = DrainReport()
-        write_outcomes(session, outcomes, batch.known, now)
+        events = write_outcomes(session, outcomes, batch.known, now)
         applied = [seq for o in outcomes.values() for seq in o.applied]
         journal.mark_applied(session, applied, now=now)
         journal.replace_commands(
@@ -252,7 +265,7 @@ class Drainer:
         self._wake_waiting(session, outcomes, now, report)
         report.applied += len(applied)
         report.deprovisioned += sum(o.deprovisioned for o in outcomes.values())
-        return report
+        return report, events
 
     def _wake_waiting(
         self, session: Session, outcomes: dict[Key, Outcome], now: datetime, report: DrainReport
@@ -288,6 +301,8 @@ class Batch:
     known: dict[str, dict[str, str]] = field(default_factory=dict)
     entries: dict[Key, list[Entry]] = field(default_factory=dict)
     protocols: dict[str, ScimProtocol] = field(default_factory=dict)
+    # The events of what was written, appended to the outbox last (store/outbox.py).
+    events: list[PendingEvent] = field(default_factory=list)
 
     @property
     def urgent(self) -> bool:
@@ -405,4 +420,5 @@ def _add(total: DrainReport, report: DrainReport) -> None:
     total.dead += report.dead
     total.deprovisioned += report.deprovisioned
     total.woken_tenants |= report.woken_tenants
+    total.event_tenants |= report.event_tenants
     total.retry_in = _soonest(total.retry_in, report.retry_in)

@@ -53,20 +53,24 @@ def insert_recordset(
     table: Table,
     names: tuple[str, ...],
     rows: Sequence[Mapping[str, Any]],
+    *,
     conflict: str = "",
-) -> None:
+    returning: tuple[str, ...] = (),
+) -> list[tuple[Any, ...]]:
     """Insert rows on PostgreSQL with one statement and one parameter: the batch as JSON.
 
     `INSERT ... SELECT FROM json_populate_recordset(...)` sends the whole batch as one JSON
     document (encoded by the C encoder in one call) and is planned once, where an executemany
     sends (and the server executes) one statement per row, and array parameters cost a Python
-    call per value. `conflict` is the statement's `ON CONFLICT ...` clause, if any.
+    call per value. `conflict` is the statement's `ON CONFLICT ...` clause, if any; the
+    `returning` columns of the rows really inserted come back.
     """
     document = json.dumps(
         [{name: row[name] for name in names} for row in rows], default=json_value
     )
-    statement = _recordset_insert_sql(table, names, conflict)
-    session.connection().exec_driver_sql(statement, {"rows": document})
+    statement = _recordset_insert_sql(table, names, conflict, returning)
+    result = session.connection().exec_driver_sql(statement, {"rows": document})
+    return [tuple(row) for row in result] if returning else []
 
 
 def json_value(value: Any) -> str:
@@ -78,10 +82,12 @@ def json_value(value: Any) -> str:
 
 
 @lru_cache(maxsize=16)
-def _recordset_insert_sql(table: Table, names: tuple[str, ...], conflict: str) -> str:
+def _recordset_insert_sql(
+    table: Table, names: tuple[str, ...], conflict: str, returning: tuple[str, ...]
+) -> str:
     # Column names come from the schema itself, never from the data; each JSON field is read
     # as its column's type (the table's own row type), JSON columns as the JSON value itself.
     listed = ", ".join(names)
     return (f"INSERT INTO {table.name} ({listed}) SELECT {listed} "
             f"FROM json_populate_recordset(NULL::{table.name}, CAST(%(rows)s AS JSON)) "
-            f"{conflict}")
+            f"{conflict}" + (f" RETURNING {', '.join(returning)}" if returning else ""))

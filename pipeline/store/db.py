@@ -18,7 +18,7 @@ from sqlalchemy.pool import NullPool
 from scimflow.pipeline.errors import Unavailable, Uniqueness
 from scimflow.pipeline.settings import Settings
 
-Role = Literal["api", "worker", "tool"]
+Role = Literal["api", "worker", "events", "tool"]
 
 
 def masked_url(database_url: str) -> str:
@@ -58,6 +58,9 @@ def make_engine(settings: Settings, role: Role) -> Engine:
         )
     elif role == "worker":
         options.update(pool_size=1, max_overflow=0, pool_timeout=30)
+    elif role == "events":
+        # The events worker's threads each hold a connection only between two posts.
+        options.update(pool_size=settings.webhook_workers, max_overflow=0, pool_timeout=30)
     else:
         options["poolclass"] = NullPool
     return create_engine(settings.database_url, **options)

@@ -8,7 +8,7 @@ See docs/ARCHITECTURE.md ("Two views of the directory").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -17,7 +17,6 @@ from sqlalchemy import (
     Table,
     and_,
     delete,
-    insert,
     select,
     tuple_,
     update,
@@ -28,7 +27,7 @@ from sqlalchemy.orm import Session
 from scimflow.pipeline.scim.unicode import fold_key
 from scimflow.pipeline.store.bulk import insert_recordset, pairs_in
 from scimflow.pipeline.store.db import is_postgres
-from scimflow.pipeline.store.models import Group, Membership, OutboxEvent, User, UserSession
+from scimflow.pipeline.store.models import Group, Membership, User, UserSession
 
 Key = tuple[str, str]  # (tenant_id, resource_id)
 
@@ -124,7 +123,7 @@ def upsert(session: Session, table: AppliedTable, rows: Sequence[dict[str, Any]]
                  "updated_at")
         assignments = ", ".join(f"{name} = EXCLUDED.{name}" for name in updated)
         insert_recordset(session, _table(table.model), names, rows,
-                       f"ON CONFLICT (tenant_id, id) DO UPDATE SET {assignments}")
+                         conflict=f"ON CONFLICT (tenant_id, id) DO UPDATE SET {assignments}")
         return
     statement = sqlite.insert(table.model)
     session.execute(
@@ -140,43 +139,56 @@ def _table(model: Any) -> Table:
     return cast(Table, model.__table__)
 
 
-def delete_resources(session: Session, table: AppliedTable, keys: Collection[Key]) -> None:
-    """Delete users or groups, and every membership that names them as a member."""
+# A membership as the statements that change memberships report it:
+# (tenant, group, member, member type).
+MemberChange = tuple[str, str, str, str]
+_CHANGE_COLUMNS = ("tenant_id", "group_id", "member_id", "member_type")
+
+
+def delete_resources(
+    session: Session, table: AppliedTable, keys: Collection[Key]
+) -> list[MemberChange]:
+    """Delete users or groups, and every membership naming them; return the memberships that
+    other groups lost (a deleted group's own members go with it, unreported)."""
     if not keys:
-        return
+        return []
     session.execute(delete(table.model).where(_key_in(session, table.model, keys)))
-    session.execute(
-        delete(Membership).where(tuple_(Membership.tenant_id, Membership.member_id).in_(list(keys)))
-    )
+    lost = _deleted_members(session, tuple_(Membership.tenant_id, Membership.member_id), keys)
     if table.holds_members:
         clear_members(session, keys)
+    return lost
 
 
-def clear_members(session: Session, groups: Collection[Key]) -> None:
-    if groups:
-        session.execute(
-            delete(Membership).where(
-                tuple_(Membership.tenant_id, Membership.group_id).in_(list(groups))
-            )
-        )
+def clear_members(session: Session, groups: Collection[Key]) -> list[MemberChange]:
+    """Remove every member of these groups; return the memberships removed."""
+    return _deleted_members(session, tuple_(Membership.tenant_id, Membership.group_id), groups)
 
 
-def remove_members(session: Session, pairs: Collection[tuple[str, str, str]]) -> None:
-    """Remove (tenant, group, member) memberships in one statement."""
-    if pairs:
-        session.execute(
-            delete(Membership).where(
-                tuple_(Membership.tenant_id, Membership.group_id, Membership.member_id).in_(
-                    list(pairs)
-                )
-            )
-        )
+def remove_members(
+    session: Session, triples: Collection[tuple[str, str, str]]
+) -> list[MemberChange]:
+    """Remove (tenant, group, member) memberships in one statement; return those removed."""
+    columns = tuple_(Membership.tenant_id, Membership.group_id, Membership.member_id)
+    return _deleted_members(session, columns, triples)
 
 
-def add_members(session: Session, rows: Sequence[MemberRow]) -> None:
-    """Insert memberships; one already there is left as it is (idempotent)."""
+def _deleted_members(
+    session: Session, columns: Any, values: Collection[tuple[str, ...]]
+) -> list[MemberChange]:
+    if not values:
+        return []
+    rows = session.execute(
+        delete(Membership).where(columns.in_(list(values)))
+        .returning(*(getattr(Membership, name) for name in _CHANGE_COLUMNS))
+    )
+    return [cast(MemberChange, tuple(row)) for row in rows]
+
+
+def add_members(session: Session, rows: Sequence[MemberRow]) -> list[MemberChange]:
+    """Insert memberships; one already there is left as it is (idempotent). Return those
+    really inserted."""
     if not rows:
-        return
+        return []
     values = [
         {
             "tenant_id": r.tenant_id,
@@ -189,10 +201,14 @@ def add_members(session: Session, rows: Sequence[MemberRow]) -> None:
     ]
     if is_postgres(session):
         # A group may list a member twice in one batch; DO NOTHING keeps the first.
-        insert_recordset(session, _table(Membership), tuple(values[0]), values,
-                       "ON CONFLICT DO NOTHING")
-        return
-    session.execute(sqlite.insert(Membership).on_conflict_do_nothing(), values)
+        inserted = insert_recordset(session, _table(Membership), tuple(values[0]), values,
+                                    conflict="ON CONFLICT DO NOTHING", returning=_CHANGE_COLUMNS)
+        return [cast(MemberChange, row) for row in inserted]
+    statement = (
+        sqlite.insert(Membership).on_conflict_do_nothing()
+        .returning(*(getattr(Membership, name) for name in _CHANGE_COLUMNS))
+    )
+    return [cast(MemberChange, tuple(row)) for row in session.execute(statement, values)]
 
 
 def members_of(session: Session, tenant_id: str, group_id: str) -> list[dict[str, Any]]:
@@ -242,33 +258,47 @@ def groups_of_users(
     return out
 
 
-def revoke_sessions(session: Session, users: Collection[Key], *, now: datetime) -> int:
-    """Revoke every live session of these users; return how many were revoked."""
+@dataclass(frozen=True, slots=True)
+class RevokedSession:
+    tenant_id: str
+    user_id: str
+    session_id: str
+
+
+def revoke_sessions(
+    session: Session, users: Collection[Key], *, now: datetime
+) -> list[RevokedSession]:
+    """Revoke every live session of these users; return the sessions revoked."""
     if not users:
-        return 0
-    result = session.execute(
+        return []
+    rows = session.execute(
         update(UserSession)
         .where(
             tuple_(UserSession.tenant_id, UserSession.user_id).in_(list(users)),
             UserSession.revoked_at.is_(None),
         )
         .values(revoked_at=now)
+        .returning(UserSession.tenant_id, UserSession.user_id, UserSession.id)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return [RevokedSession(*row) for row in rows]
 
 
-EVENT_COLUMNS = ("tenant_id", "event_type", "resource_type", "resource_id", "journal_seq",
-                 "payload", "created_at")
-
-
-def add_events(session: Session, events: Iterable[dict[str, Any]]) -> None:
-    rows = list(events)
-    if not rows:
-        return
-    if is_postgres(session):
-        insert_recordset(session, _table(OutboxEvent), EVENT_COLUMNS, rows)
-    else:
-        session.execute(insert(OutboxEvent), rows)
+def group_identities(
+    session: Session, keys: Collection[Key]
+) -> dict[Key, tuple[int, dict[str, Any]]]:
+    """The applied version and identity (externalId, displayName) of these groups."""
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(Group.tenant_id, Group.id, Group.version, Group.external_id, Group.display_name)
+        .where(_key_in(session, Group, keys))
+    )
+    return {
+        (row.tenant_id, row.id): (
+            row.version, {"externalId": row.external_id, "displayName": row.display_name}
+        )
+        for row in rows
+    }
 
 
 def _key_in(session: Session, table: type[User] | type[Group], keys: Collection[Key]) -> Any:

@@ -6,14 +6,12 @@ member. See docs/ARCHITECTURE.md ("Two views of the directory").
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
-    DateTime,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -21,32 +19,30 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
-    TypeDecorator,
     text,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-# SQLite only auto-increments an INTEGER PRIMARY KEY.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-Id = String(36)
+from scimflow.pipeline.store.base import Base, BigId, Id, UtcDateTime
 
+# The event tables live in their own module; importing them here puts them in Base.metadata
+# wherever the schema is used (migrations, create_all, the tests).
+from scimflow.pipeline.store.event_tables import (
+    AppKey,
+    EventPosition,
+    EventSigningKey,
+    OutboxEvent,
+    WebhookAttempt,
+    WebhookEndpoint,
+)
+from scimflow.pipeline.store.feed_tables import EventFeed, EventFeedAck  # noqa: F401
 
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timestamp that reads back aware, in UTC, on every database. SQLite keeps no zone and
-    hands back naive values; every value was written in UTC, so that is their zone."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None or value.tzinfo is not None:
-            return value
-        return value.replace(tzinfo=UTC)
-
-
-class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, datetime: UtcDateTime()}
+__all__ = [
+    "AcknowledgedRow", "ApiToken", "AppKey", "Base", "BigId", "DeadLetter", "EventPosition",
+    "EventSigningKey", "Group", "Id", "JournalEntry", "JournalWait", "Membership",
+    "OutboxEvent", "PipelineHeartbeat", "Tenant", "TenantSchema", "User", "UserSession",
+    "UtcDateTime", "WebhookAttempt", "WebhookEndpoint",
+]
 
 
 class Tenant(Base):
@@ -273,45 +269,6 @@ class UserSession(Base):
     revoked_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_user_sessions_user", "tenant_id", "user_id"),)
-
-
-class OutboxEvent(Base):
-    """A change to tell the application about, written in the apply transaction."""
-
-    __tablename__ = "outbox"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[str] = mapped_column(Id)
-    event_type: Mapped[str] = mapped_column(String(64))
-    resource_type: Mapped[str] = mapped_column(String(16))
-    resource_id: Mapped[str] = mapped_column(Id)
-    journal_seq: Mapped[int] = mapped_column(BigInteger)
-    payload: Mapped[dict[str, Any]]
-    created_at: Mapped[datetime]
-    delivered_at: Mapped[datetime | None]
-
-    __table_args__ = (
-        Index(
-            "ix_outbox_undelivered",
-            "id",
-            postgresql_where=text("delivered_at IS NULL"),
-            sqlite_where=text("delivered_at IS NULL"),
-        ),
-        # Retention (store/retention.py): a journal entry is kept while an undelivered event
-        # names it (one probe per entry), and delivered events are pruned oldest first.
-        Index(
-            "ix_outbox_undelivered_journal_seq",
-            "journal_seq",
-            postgresql_where=text("delivered_at IS NULL"),
-            sqlite_where=text("delivered_at IS NULL"),
-        ),
-        Index(
-            "ix_outbox_delivered_at",
-            "delivered_at",
-            postgresql_where=text("delivered_at IS NOT NULL"),
-            sqlite_where=text("delivered_at IS NOT NULL"),
-        ),
-    )
 
 
 class PipelineHeartbeat(Base):

@@ -18,7 +18,14 @@ from sqlalchemy.sql.dml import ReturningDelete
 from scimflow.pipeline.settings import ConfigError, Settings
 from scimflow.pipeline.store.db import unit_of_work
 from scimflow.pipeline.store.journal import APPLIED
-from scimflow.pipeline.store.models import DeadLetter, JournalEntry, JournalWait, OutboxEvent
+from scimflow.pipeline.store.models import (
+    DeadLetter,
+    JournalEntry,
+    JournalWait,
+    OutboxEvent,
+    WebhookAttempt,
+    WebhookEndpoint,
+)
 
 # Batches per table in one scheduled run: a run stays short (the beat task's time limit), and
 # whatever is left is pruned by the next one.
@@ -62,6 +69,7 @@ class PruneReport:
 
     journal: int = 0
     outbox: int = 0
+    webhook_attempts: int = 0
     dead_letters: int = 0
     dry_run: bool = False
 
@@ -76,7 +84,7 @@ Predicate = Callable[[datetime], ColumnElement[bool]]
 class _Table:
     """A prunable table: its key, the moment its retention counts from, what may go."""
 
-    model: type[JournalEntry] | type[OutboxEvent] | type[DeadLetter]
+    model: type[JournalEntry] | type[OutboxEvent] | type[WebhookAttempt] | type[DeadLetter]
     key: InstrumentedAttribute[int]
     age: InstrumentedAttribute[Any]
     prunable: Predicate
@@ -92,18 +100,32 @@ def _applied_and_unreferenced(cutoff: datetime) -> ColumnElement[bool]:
     )
 
 
-def _delivered(cutoff: datetime) -> ColumnElement[bool]:
-    return and_(OutboxEvent.delivered_at.is_not(None), OutboxEvent.delivered_at < cutoff)
+def _past_and_delivered(cutoff: datetime) -> ColumnElement[bool]:
+    """Events older than the cutoff, unless an enabled webhook endpoint of their tenant has
+    not delivered them yet (the events API's readers are told to keep up within retention)."""
+    behind = select(WebhookEndpoint.id).where(
+        WebhookEndpoint.tenant_id == OutboxEvent.tenant_id,
+        WebhookEndpoint.disabled_at.is_(None),
+        WebhookEndpoint.cursor < OutboxEvent.id,
+    )
+    return and_(OutboxEvent.created_at < cutoff, ~exists(behind))
 
 
 def _recorded(cutoff: datetime) -> ColumnElement[bool]:
     return DeadLetter.created_at < cutoff
 
 
+def _attempted(cutoff: datetime) -> ColumnElement[bool]:
+    return WebhookAttempt.attempted_at < cutoff
+
+
 JOURNAL = _Table(JournalEntry, JournalEntry.seq, JournalEntry.applied_at,
                  _applied_and_unreferenced)
-OUTBOX = _Table(OutboxEvent, OutboxEvent.id, OutboxEvent.delivered_at, _delivered)
+OUTBOX = _Table(OutboxEvent, OutboxEvent.id, OutboxEvent.created_at, _past_and_delivered)
 DEAD_LETTERS = _Table(DeadLetter, DeadLetter.id, DeadLetter.created_at, _recorded)
+# Attempts are kept as long as the events they tried to deliver.
+WEBHOOK_ATTEMPTS = _Table(WebhookAttempt, WebhookAttempt.id, WebhookAttempt.attempted_at,
+                          _attempted)
 
 
 def prune(
@@ -134,6 +156,7 @@ def prune(
     return PruneReport(
         journal=one(JOURNAL, policy.journal_days),
         outbox=one(OUTBOX, policy.outbox_days),
+        webhook_attempts=one(WEBHOOK_ATTEMPTS, policy.outbox_days),
         dead_letters=one(DEAD_LETTERS, policy.dead_letter_days),
         dry_run=dry_run,
     )

@@ -29,6 +29,8 @@ from scimflow.pipeline.store.models import (
     TenantSchema,
     User,
     UserSession,
+    WebhookAttempt,
+    WebhookEndpoint,
 )
 
 TOKEN_PREFIX = "scimflow_"
@@ -69,7 +71,7 @@ class TokenListing:
 
 # Every table holding a tenant's rows, children before parents.
 TENANT_TABLES = (JournalWait, UserSession, OutboxEvent, DeadLetter, Membership, Group, User,
-                 AcknowledgedRow, JournalEntry, TenantSchema, ApiToken)
+                 AcknowledgedRow, JournalEntry, TenantSchema, ApiToken, WebhookEndpoint)
 
 
 def token_digest(secret: str) -> str:
@@ -116,6 +118,11 @@ def is_disabled(session: Session, tenant: TenantRef) -> bool:
 def delete_tenant(session: Session, tenant: TenantRef) -> dict[str, int]:
     """Delete the tenant and every row it owns; return the rows deleted per table."""
     counts: dict[str, int] = {}
+    endpoints = select(WebhookEndpoint.id).where(WebhookEndpoint.tenant_id == tenant.id)
+    attempts = session.execute(
+        delete(WebhookAttempt).where(WebhookAttempt.endpoint_id.in_(endpoints))
+    )
+    counts[WebhookAttempt.__tablename__] = int(attempts.rowcount)  # type: ignore[attr-defined]
     for table in TENANT_TABLES:
         result = session.execute(delete(table).where(table.tenant_id == tenant.id))
         counts[table.__tablename__] = int(result.rowcount)  # type: ignore[attr-defined]

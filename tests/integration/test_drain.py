@@ -11,7 +11,8 @@ What is proven:
 - group-before-user: a membership waits (postponed, with its reason), is woken by the user's
   arrival, and the group's later entries wait behind it;
 - the retry budget ends in a dead letter, the group moves on, and a replay applies it;
-- deprovisioning revokes sessions and writes the outbox in the apply transaction;
+- deprovisioning revokes sessions and writes its events (one `user.deprovisioned` or
+  `user.deleted`, one `session.revoked` per session) in the apply transaction;
 - a batch that swaps unique userNames converges;
 - membership writes are set-based: the statement count does not grow with the group.
 """
@@ -253,9 +254,8 @@ def test_a_users_writes_accepted_before_any_drain_apply_in_order(services: Servi
     assert user.journal_seq == seqs[-1]
     assert [row.status for row in journal_of(services, user_id)] == ["applied"] * 4
     kinds = [kind for kind, _ in events_of(services, user_id)]
-    assert kinds == [
-        "user.created", "user.updated", "user.updated", "user.updated", "user.deprovisioned",
-    ]
+    # The deactivation is one event, `user.deprovisioned`, not also a `user.updated`.
+    assert kinds == ["user.created", "user.updated", "user.updated", "user.deprovisioned"]
 
 
 def test_interleaved_writes_of_100_users_keep_each_users_order_across_batches_of_7(
@@ -598,16 +598,23 @@ def test_deactivation_revokes_live_sessions_and_emits_deprovisioned_in_the_apply
     user = user_row(services, leaver)
     assert user is not None and user.active is False
     assert naive(user.updated_at) == applied_at
-    assert [kind for kind, _ in events_of(services, leaver)][-2:] == [
-        "user.updated", "user.deprovisioned",
+    # Written by the applying transaction: the deprovisioning, then one event per session the
+    # apply revoked (the session revoked earlier says nothing).
+    assert [kind for kind, _ in events_of(services, leaver)] == [
+        "user.created", "user.deprovisioned", "session.revoked", "session.revoked",
     ]
     with services.sessions.begin() as session:
-        payload = session.execute(
-            select(OutboxEvent.payload).where(
-                OutboxEvent.resource_id == leaver, OutboxEvent.event_type == "user.deprovisioned"
+        documents = {
+            row.event_type: row.payload for row in session.execute(
+                select(OutboxEvent.event_type, OutboxEvent.payload)
+                .where(OutboxEvent.resource_id == leaver)
             )
-        ).scalar_one()
-    assert payload == {"deleted": False}
+        }
+    deprovisioned = documents["user.deprovisioned"]
+    assert deprovisioned["changed_attributes"] == ["active"]
+    assert deprovisioned["data"]["active"] is False
+    assert deprovisioned["resource"]["version"] == 2
+    assert documents["session.revoked"]["session"]["reason"] == "deprovisioned"
 
 
 def test_delete_revokes_sessions_and_removes_the_user_from_every_group(
@@ -631,9 +638,13 @@ def test_delete_revokes_sessions_and_removes_the_user_from_every_group(
     assert members_of(services, acme, second) == set()
     assert count(services, Membership, Membership.member_id == leaver) == 0
     assert all(t is not None for t in sessions_of(services, leaver))
-    assert [kind for kind, _ in events_of(services, leaver)][-2:] == [
-        "user.deleted", "user.deprovisioned",
+    # A deletion is `user.deleted` alone (no `user.deprovisioned` too), then its sessions.
+    assert [kind for kind, _ in events_of(services, leaver)][1:] == [
+        "user.deleted", "session.revoked", "session.revoked", "session.revoked",
     ]
+    # Each group it was in is told it lost a member; the group that kept one is still there.
+    assert [kind for kind, _ in events_of(services, first)][-1] == "group.member_removed"
+    assert [kind for kind, _ in events_of(services, second)][-1] == "group.member_removed"
 
 
 def test_a_delete_that_overtakes_an_earlier_membership_add_leaves_no_membership(

@@ -2,7 +2,8 @@
 
 On PostgreSQL the batch's rows travel as one JSON document per table (store/directory.py) and
 its seqs as one array: these tests prove that nothing is lost or reshaped on the way (text
-beyond ASCII, nulls, false, nested values, timestamps) and that the statement count of a
+beyond ASCII, nulls, false, nested values, timestamps), in the applied row and in the event
+document alike, and that the statement count of a
 batch does not grow with the number of entries in it. Both run on SQLite and PostgreSQL.
 """
 
@@ -16,7 +17,7 @@ from scimflow.pipeline.scim.protocol import default_protocol
 from scimflow.pipeline.services.drain import Drainer, RetryPolicy
 from scimflow.pipeline.store.models import JournalEntry, OutboxEvent, User
 from tests.integration import test_drain
-from tests.integration.conftest import Services
+from tests.integration.conftest import USER_SCHEMA, Services
 from tests.integration.test_drain import ManualClock
 
 APPLIED_AT = datetime(2024, 6, 1, 12, 30, 15, 123456, tzinfo=UTC)
@@ -55,8 +56,25 @@ def test_an_applied_user_row_holds_exactly_what_was_acknowledged(services: Servi
     assert row.data["active"] is False and "externalId" not in row.data
     assert (row.version, _utc(row.created_at), _utc(row.updated_at)) == (
         1, APPLIED_AT, APPLIED_AT)
-    assert (event.event_type, event.resource_id, event.payload) == ("user.created", user_id, {})
+    assert (event.event_type, event.resource_id, event.id) == ("user.created", user_id, 1)
     assert _utc(event.created_at) == APPLIED_AT
+    # The event document travels the same way, and holds the values exactly as well.
+    assert event.payload == {
+        "id": event.event_id,
+        "type": "user.created",
+        "schema_version": 1,
+        "tenant": tenant.id,
+        "occurred_at": "2024-06-01T12:30:15.123Z",
+        "resource": {"type": "User", "id": user_id, "externalId": None,
+                     "userName": "Zoë.Ångström@Example.com", "version": 1},
+        "data": {
+            "schemas": [USER_SCHEMA], "id": user_id, "userName": "Zoë.Ångström@Example.com",
+            "active": False, "displayName": "Zoë \"Z\" Ångström",
+            "name": {"givenName": "Zoë", "familyName": "Ångström\\n"},
+            "emails": [{"value": "zoe@example.com", "primary": True, "type": "work"}],
+        },
+        "request_id": "test",
+    }
 
 
 def test_an_update_keeps_created_at_and_bumps_the_version(services: Services) -> None:

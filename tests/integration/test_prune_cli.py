@@ -14,7 +14,13 @@ import pytest
 from sqlalchemy import create_engine, func, insert, select
 
 from scimflow.pipeline.ports import utc_now
-from scimflow.pipeline.store.models import DeadLetter, JournalEntry, OutboxEvent, Tenant
+from scimflow.pipeline.store.models import (
+    DeadLetter,
+    JournalEntry,
+    OutboxEvent,
+    Tenant,
+    WebhookAttempt,
+)
 from tests.support.cli import Cli, cli_in
 
 
@@ -29,13 +35,16 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 
 
 def _write_history(database: Path) -> None:
-    """3 applied entries, 2 delivered events and 2 dead letters, all weeks old, plus what stays:
-    a pending entry (the newest), an undelivered event and the newest dead letter."""
+    """3 applied entries, 2 events, 2 webhook attempts and 2 dead letters, all weeks old, plus
+    what stays: a pending entry (the newest), a recent event and attempt, the newest dead
+    letter."""
     long_ago = utc_now() - timedelta(days=60)
     entry = {"tenant_id": "t", "resource_type": "User", "kind": "create", "command": {},
              "lane": 1, "attempts": 0, "request_id": "", "created_at": long_ago}
     event = {"tenant_id": "t", "event_type": "user.created", "resource_type": "User",
              "resource_id": "r", "journal_seq": 4, "payload": {}, "created_at": long_ago}
+    attempt = {"endpoint_id": "we_1", "event_position": 1, "event_id": "evt_1",
+               "attempted_at": long_ago, "status_code": 200, "latency_ms": 1.0}
     letter = {"journal_seq": 4, "tenant_id": "t", "resource_id": "r", "reason": "test",
               "created_at": long_ago}
     engine = create_engine(f"sqlite:///{database}")
@@ -46,8 +55,11 @@ def _write_history(database: Path) -> None:
             for i in range(3)
         ] + [{**entry, "resource_id": "r3", "status": "pending", "applied_at": None}])
         connection.execute(insert(OutboxEvent), [
-            {**event, "delivered_at": long_ago}, {**event, "delivered_at": long_ago},
-            {**event, "delivered_at": None},
+            {**event, "id": 1, "event_id": "evt_1"}, {**event, "id": 2, "event_id": "evt_2"},
+            {**event, "id": 3, "event_id": "evt_3", "created_at": utc_now()},
+        ])
+        connection.execute(insert(WebhookAttempt), [
+            attempt, attempt, {**attempt, "attempted_at": utc_now()},
         ])
         connection.execute(insert(DeadLetter), [letter, letter])
     engine.dispose()
@@ -67,9 +79,10 @@ def test_a_dry_run_prints_one_line_per_table_and_deletes_nothing(cli: Cli) -> No
 
     assert (code, err) == (0, "")
     assert out.splitlines() == [
-        "journal       would delete 3 applied entries older than 7 days",
-        "outbox        would delete 2 delivered events older than 7 days",
-        "dead_letters  would delete 1 dead letters older than 30 days",
+        "journal          would delete 3 applied entries older than 7 days",
+        "outbox           would delete 2 events older than 7 days",
+        "webhook_attempts would delete 2 webhook attempts older than 7 days",
+        "dead_letters     would delete 1 dead letters older than 30 days",
     ]
     assert _row_counts() == (4, 3, 2)
 
@@ -78,10 +91,11 @@ def test_prune_deletes_and_prints_json_then_finds_nothing_more(cli: Cli) -> None
     code, out, _ = cli("prune", "--json")
 
     assert code == 0
-    assert json.loads(out) == {"journal": 3, "outbox": 2, "dead_letters": 1, "dry_run": False}
+    assert json.loads(out) == {"journal": 3, "outbox": 2, "webhook_attempts": 2,
+                               "dead_letters": 1, "dry_run": False}
     assert _row_counts() == (1, 1, 1)
     assert json.loads(cli("prune", "--json")[1]) == {
-        "journal": 0, "outbox": 0, "dead_letters": 0, "dry_run": False}
+        "journal": 0, "outbox": 0, "webhook_attempts": 0, "dead_letters": 0, "dry_run": False}
 
 
 def test_zero_days_is_printed_as_kept_forever(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,8 +103,8 @@ def test_zero_days_is_printed_as_kept_forever(cli: Cli, monkeypatch: pytest.Monk
 
     out = cli("prune")[1].splitlines()
 
-    assert out[1] == "outbox        kept forever (SCIMFLOW_RETENTION_OUTBOX_DAYS=0)"
-    assert out[0] == "journal       deleted 3 applied entries older than 7 days"
+    assert out[1] == "outbox           kept forever (SCIMFLOW_RETENTION_OUTBOX_DAYS=0)"
+    assert out[0] == "journal          deleted 3 applied entries older than 7 days"
     assert _row_counts() == (1, 3, 1)
 
 

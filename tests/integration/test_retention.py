@@ -4,13 +4,16 @@ Every test runs on SQLite and on PostgreSQL (see conftest.py), except the one ab
 which only PostgreSQL has. Writes go through the real write path and the real `Drainer`, whose
 clock is the wall clock: an entry applied now is "older than 7 days" for a prune run whose
 `now` is 8 days ahead. Where a test needs a state the pipeline cannot produce on demand (an
-outbox event delivered 10 days ago, a wait naming an applied entry), it sets it in SQL.
+outbox event written 10 days ago, a webhook endpoint that has delivered up to a position, a
+wait naming an applied entry), it sets it in SQL.
 
 What is proven:
 - applied entries older than the period go, newer ones stay; pending and dead entries never go;
 - an entry that a wait or a dead letter names is kept; an outbox event does not keep its entry;
 - the newest row of each table is kept, so SQLite never hands a `seq` or an id out twice;
-- undelivered outbox events are never pruned; dead letters go, replayed or not;
+- outbox events go by age, except those an enabled webhook endpoint of their tenant has not
+  passed yet (a disabled endpoint, or another tenant's, holds nothing); dead letters go,
+  replayed or not;
 - 0 days keeps a table forever; batches are bounded, paced and a run is capped;
 - a dry run deletes nothing and counts exactly what the run then deletes;
 - nothing the pipeline does later needs a pruned entry (updates, deletes, a retried POST,
@@ -21,6 +24,7 @@ What is proven:
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,6 +41,7 @@ from scimflow.pipeline.store.models import (
     JournalWait,
     OutboxEvent,
     User,
+    WebhookEndpoint,
 )
 from scimflow.pipeline.store.retention import PruneReport, RetentionPolicy
 from scimflow.pipeline.store.tenants import TenantRef
@@ -56,18 +61,35 @@ def prune(services: Services, *, days_ahead: float, policy: RetentionPolicy = PO
 
 
 def applied_users(services: Services, tenant: TenantRef, count: int) -> list[str]:
-    """`count` users created and applied, their events delivered now; their ids, in order."""
+    """`count` users created and applied (one event each); their ids, in order."""
     ids = [services.user(tenant, f"user{index}@example.com") for index in range(count)]
     services.drain()
-    deliver_events(services)
     return ids
 
 
-def deliver_events(services: Services, *, at: datetime | None = None) -> None:
-    """What the application does once it has consumed the outbox."""
+def position_of(services: Services, resource_id: str) -> int:
+    """The position of a resource's one event (its `user.created`)."""
     with services.sessions.begin() as session:
-        session.execute(update(OutboxEvent).where(OutboxEvent.delivered_at.is_(None))
-                        .values(delivered_at=at or utc_now()))
+        return int(session.execute(
+            select(OutboxEvent.id).where(OutboxEvent.resource_id == resource_id)
+        ).scalar_one())
+
+
+def add_endpoint(services: Services, tenant: TenantRef, *, cursor: int) -> str:
+    """An enabled webhook endpoint of `tenant` that has delivered every event up to `cursor`."""
+    endpoint_id = str(uuid.uuid4())
+    with services.sessions.begin() as session:
+        session.execute(insert(WebhookEndpoint).values(
+            id=endpoint_id, tenant_id=tenant.id, url="https://app.example.com/hooks",
+            event_types=["*"], format="json", secrets=[], created_at=utc_now(), cursor=cursor,
+        ))
+    return endpoint_id
+
+
+def move_cursor(services: Services, endpoint_id: str, cursor: int) -> None:
+    with services.sessions.begin() as session:
+        session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
+                        .values(cursor=cursor))
 
 
 def seq_of(services: Services, resource_id: str) -> int:
@@ -146,22 +168,22 @@ def test_entries_still_named_by_a_wait_or_a_dead_letter_stay_an_undelivered_even
     services: Services,
 ) -> None:
     acme = services.tenant("acme")
-    waited, lettered, evented, free, newest = (
-        seq_of(services, user_id) for user_id in applied_users(services, acme, 5)
-    )
+    users = applied_users(services, acme, 5)
+    waited, lettered, evented, free, newest = (seq_of(services, user_id) for user_id in users)
+    # An endpoint that has not delivered the third user's event yet holds it (and the later
+    # ones), but not the journal entry it came from.
+    add_endpoint(services, acme, cursor=position_of(services, users[2]) - 1)
     with services.sessions.begin() as session:
         session.execute(insert(JournalWait).values(seq=waited, tenant_id=acme.id,
                                                    resource_id="member"))
         session.execute(insert(DeadLetter).values(
             journal_seq=lettered, tenant_id=acme.id, resource_id="r", reason="test",
             created_at=utc_now()))
-        session.execute(update(OutboxEvent).where(OutboxEvent.journal_seq == evented)
-                        .values(delivered_at=None))
 
-    assert prune(services, days_ahead=8).journal == 2
+    assert prune(services, days_ahead=8) == PruneReport(journal=2, outbox=2)
     assert journal_seqs(services) == [waited, lettered, newest]
     assert free not in journal_seqs(services) and evented not in journal_seqs(services)
-    assert count_of(services, OutboxEvent, OutboxEvent.delivered_at.is_(None)) == 1
+    assert count_of(services, OutboxEvent, OutboxEvent.journal_seq == evented) == 1
 
 
 def test_the_newest_row_of_each_table_stays_so_no_key_is_handed_out_twice(
@@ -181,28 +203,65 @@ def test_the_newest_row_of_each_table_stays_so_no_key_is_handed_out_twice(
     assert seq_of(services, later) > newest_seq
     assert ids_of(services, OutboxEvent)[-1] > newest_event
     with services.sessions.begin() as session:
-        assert session.scalar(select(User.journal_seq).where(User.id == later)) > newest_seq
+        assert (session.scalar(select(User.journal_seq).where(User.id == later)) or 0) > newest_seq
 
 
 # --- the outbox and dead letters -------------------------------------------------------------
 
 
-def test_only_events_delivered_before_the_period_are_pruned(services: Services) -> None:
+def test_only_events_written_before_the_period_are_pruned(services: Services) -> None:
     acme = services.tenant("acme")
-    ids = [services.user(acme, f"user{index}@example.com") for index in range(4)]
-    services.drain()
+    ids = applied_users(services, acme, 4)
     now = utc_now()
-    delivered = {ids[0]: now - timedelta(days=10), ids[1]: now - timedelta(days=1),
-                 ids[2]: None, ids[3]: now - timedelta(days=10)}
+    written = {ids[0]: now - timedelta(days=10), ids[1]: now - timedelta(days=1),
+               ids[2]: now - timedelta(days=8), ids[3]: now - timedelta(days=10)}
     with services.sessions.begin() as session:
-        for resource_id, at in delivered.items():
+        for resource_id, at in written.items():
             session.execute(update(OutboxEvent).where(OutboxEvent.resource_id == resource_id)
-                            .values(delivered_at=at))
+                            .values(created_at=at))
     events = ids_of(services, OutboxEvent)
 
-    # The first goes; delivered yesterday, undelivered (however old) and the newest stay.
-    assert prune(services, days_ahead=0).outbox == 1
-    assert ids_of(services, OutboxEvent) == events[1:]
+    # Ten and eight days old go; yesterday's and the newest (however old) stay.
+    assert prune(services, days_ahead=0).outbox == 2
+    assert ids_of(services, OutboxEvent) == [events[1], events[3]]
+
+
+def test_an_event_an_enabled_endpoint_of_its_tenant_has_not_passed_is_kept(
+    services: Services,
+) -> None:
+    acme, globex = services.tenant("acme"), services.tenant("globex")
+    ann, bob, cid = applied_users(services, acme, 3)
+    gus, newest = applied_users(services, globex, 2)
+    hook = add_endpoint(services, acme, cursor=position_of(services, ann))
+    # globex's endpoint has passed everything: it holds none of globex's events, and an
+    # endpoint never holds another tenant's (acme's are past its cursor, but not its own).
+    add_endpoint(services, globex, cursor=position_of(services, newest))
+
+    assert prune(services, days_ahead=8, dry_run=True).outbox == 2
+    assert prune(services, days_ahead=8).outbox == 2  # ann's (passed) and gus's
+    assert ids_of(services, OutboxEvent) == [
+        position_of(services, bob), position_of(services, cid), position_of(services, newest)
+    ]
+    assert count_of(services, OutboxEvent, OutboxEvent.resource_id == gus) == 0
+
+    # Once the endpoint has delivered them, they go too.
+    move_cursor(services, hook, position_of(services, cid))
+    assert prune(services, days_ahead=8).outbox == 2
+    assert ids_of(services, OutboxEvent) == [position_of(services, newest)]
+
+
+def test_a_disabled_endpoint_holds_no_event(services: Services) -> None:
+    acme = services.tenant("acme")
+    applied_users(services, acme, 3)
+    hook = add_endpoint(services, acme, cursor=0)
+    assert prune(services, days_ahead=8).outbox == 0  # enabled, it holds all three
+
+    with services.sessions.begin() as session:
+        session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == hook)
+                        .values(disabled_at=utc_now(), disabled_reason="failing"))
+
+    assert prune(services, days_ahead=8).outbox == 2  # all but the newest
+    assert len(ids_of(services, OutboxEvent)) == 1
 
 
 def test_dead_letters_older_than_the_period_go_replayed_or_not(services: Services) -> None:
@@ -294,7 +353,6 @@ def test_resources_whose_history_is_pruned_still_change_in_order_and_replay_thei
     ann = services.writes.create(acme, "User", body, request_id="first").resource
     services.user(acme, "newest@example.com")
     services.drain()
-    deliver_events(services)
     assert prune(services, days_ahead=8).journal == 1
     assert seq_of(services, ann.id) == 0  # none of ann's entries is left
 

@@ -101,6 +101,10 @@ class Stack:
         argv = with_option(service_command("worker"), "--concurrency", str(concurrency))
         return self.spawn(name, with_option(argv, "--hostname", f"{name}@%h"))
 
+    def start_events_worker(self, name: str = "events", threads: int = 4) -> None:
+        argv = with_option(service_command("events"), "--concurrency", str(threads))
+        self.spawn(name, with_option(argv, "--hostname", f"{name}@%h"))
+
     def start_beat(self) -> None:
         schedule = str(self.workdir / "beat-schedule")
         self.spawn("beat", with_option(service_command("beat"), "--schedule", schedule))

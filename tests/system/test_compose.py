@@ -12,7 +12,7 @@ import pytest
 
 from tests.system.compose import COMPOSE_FILE, load_compose, service_command
 
-SCIMFLOW_SERVICES = ("migrate", "api", "worker", "beat", "flower")
+SCIMFLOW_SERVICES = ("migrate", "api", "worker", "events", "beat", "flower")
 
 
 @pytest.fixture(scope="module")

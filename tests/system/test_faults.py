@@ -8,8 +8,10 @@ applied directory against what the IdP was told, to the row:
 
 - exactly the 1,000 users, each at `version` == the number of its accepted writes;
 - exactly the 500 memberships;
-- every journal entry applied, none dead, and exactly one outbox event per entry (an entry
-  applied twice would have written its events twice);
+- every journal entry applied, none dead, and its events written exactly once (an entry
+  applied twice would have written them twice): one event per user entry, at the version it
+  made; one `group.created` per group and one `group.member_added` per membership; positions
+  1..N without a gap (a killed transaction hands none out);
 - the API never answered 5xx: every write it acknowledged was committed before it answered.
 
 The simulated IdP retries a 5xx or a dropped connection the way real ones do (a retried POST
@@ -256,18 +258,42 @@ def assert_converged(stack: Stack, tenant_id: str, sync: Sync) -> None:
     assert len(memberships) == len(set(memberships))
     assert set(memberships) == sync.expected_members()
 
-    # Exactly once: one created/updated/deleted event per journal entry, for every resource.
-    events = Counter({
-        row.resource_id: row.n for row in stack.sql(
-            "SELECT resource_id, count(*) AS n FROM outbox WHERE tenant_id = :t "
-            "AND event_type <> 'user.deprovisioned' GROUP BY resource_id", **t)
-    })
-    assert events == entries
-    deprovisioned = stack.sql(
-        "SELECT count(*) FROM outbox WHERE tenant_id = :t AND event_type = 'user.deprovisioned'",
-        **t,
-    )[0][0]
-    assert deprovisioned == sum(1 for i in sync.user_ids if sync.deactivated(i))
+    assert_events_exactly_once(stack, tenant_id, sync, entries)
+
+
+def assert_events_exactly_once(
+    stack: Stack, tenant_id: str, sync: Sync, entries: Counter[str]
+) -> None:
+    """Every change told once: an entry applied twice would have written its events twice."""
+    t = {"t": tenant_id}
+    # Every entry of a user changed it: one event each (a deactivation is one
+    # `user.deprovisioned`, not also a `user.updated`), each at the version it made.
+    user_events = {row.resource_id: (row.n, row.versions) for row in stack.sql(
+        "SELECT resource_id, count(*) AS n,"
+        " count(DISTINCT payload->'resource'->>'version') AS versions"
+        " FROM outbox WHERE tenant_id = :t AND resource_type = 'User' GROUP BY resource_id", **t)}
+    assert user_events == {
+        user_id: (entries[user_id], entries[user_id]) for user_id in sync.user_ids.values()
+    }
+    by_type = dict(stack.sql(
+        "SELECT event_type, count(*) FROM outbox WHERE tenant_id = :t GROUP BY event_type", **t))
+    assert by_type == {
+        "user.created": len(sync.user_ids),
+        "user.updated": sum(1 for i in sync.user_ids if sync.renamed(i)),
+        "user.deprovisioned": sum(1 for i in sync.user_ids if sync.deactivated(i)),
+        "group.created": len(sync.group_ids),
+        "group.member_added": len(sync.expected_members()),
+    }
+    # Members are told from what the statements changed: each membership once, whatever the
+    # IdP retried and however often a killed batch was applied again.
+    added = stack.sql(
+        "SELECT resource_id, payload->'member'->>'value' FROM outbox"
+        " WHERE tenant_id = :t AND event_type = 'group.member_added'", **t)
+    assert Counter(tuple(row) for row in added) == Counter(sync.expected_members())
+    # Positions: 1..N, no gap, and the counter at N.
+    first, last, count = stack.sql("SELECT min(id), max(id), count(*) FROM outbox")[0]
+    assert (first, last) == (1, count)
+    assert stack.sql("SELECT last FROM event_positions")[0][0] == count
 
 
 def assert_no_5xx(stack: Stack, idp: Idp) -> None:

@@ -342,7 +342,8 @@ def assert_journal_fully_applied(stack: Stack, tenant_id: str, *, expected_entri
 def assert_deprovisioning_effects(
     stack: Stack, tenant_id: str, idp: IdpSimulator, plan: SyncPlan, sessions: Sessions
 ) -> None:
-    """One `user.deprovisioned` event per deactivated user; their sessions, only, revoked."""
+    """One `user.deprovisioned` event per deactivated user; their sessions, only, revoked, and
+    one `session.revoked` event per session revoked."""
     deactivated = {idp.user_ids[user.user_name] for user in plan.churned()}
     events = dict(
         stack.sql(
@@ -368,6 +369,17 @@ def assert_deprovisioning_effects(
     }
     assert len(expected) == 2 * len(plan.with_sessions) + 2 * len(plan.untouched_with_sessions)
     assert revoked == expected
+
+    told = stack.sql(
+        "SELECT payload->'session'->>'id' AS session_id, resource_id FROM outbox"
+        " WHERE tenant_id = :t AND event_type = 'session.revoked'",
+        t=tenant_id,
+    )
+    assert sorted(tuple(row) for row in told) == sorted(
+        (session, user_id)
+        for user_id, ids in sessions.by_user.items() if user_id in deactivated
+        for session in ids
+    )
 
 
 def _listing(title: str, items: Collection[Any], limit: int = 10) -> str:

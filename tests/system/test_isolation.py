@@ -287,7 +287,8 @@ SNAPSHOT_QUERIES = {
                    " WHERE tenant_id = :t ORDER BY group_id, member_id",
     "journal": "SELECT seq, resource_id, kind, status FROM journal WHERE tenant_id = :t"
                " ORDER BY seq",
-    "outbox": "SELECT id, event_type, resource_id FROM outbox WHERE tenant_id = :t ORDER BY id",
+    "outbox": "SELECT id, event_id, event_type, resource_id, payload::text FROM outbox"
+              " WHERE tenant_id = :t ORDER BY id",
 }
 
 
@@ -302,6 +303,15 @@ def assert_unchanged(stack: Stack, tenant: Provisioned, before: dict[str, Any]) 
     after = snapshot(stack, tenant.tenant.id)
     assert after == before
     assert len(after["users"]) == len(after["groups"]) == len(after["memberships"]) == 1
+    assert [row[2] for row in after["outbox"]] == [
+        "user.created", "group.created", "group.member_added"]
+    # No other tenant's event names A's user or group (as its resource or as a member).
+    foreign = stack.sql(
+        "SELECT count(*) FROM outbox WHERE tenant_id <> :t"
+        " AND (payload::text LIKE :user OR payload::text LIKE :group)",
+        t=tenant.tenant.id, user=f"%{tenant.user['id']}%", group=f"%{tenant.group['id']}%",
+    )[0][0]
+    assert foreign == 0
     with stack.client(tenant.tenant.token) as client:
         assert client.get(f"/Users/{tenant.user['id']}").status_code == 200
         assert client.get(f"/Groups/{tenant.group['id']}").json()["members"][0]["value"] == (

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 VALIDATE_COMPOSE = ROOT / ".ci" / "validate-compose"
 SYSTEMD = ROOT / "ops" / "systemd"
-SCIMFLOW_SERVICES = ("migrate", "api", "worker", "beat", "flower")
+SCIMFLOW_SERVICES = ("migrate", "api", "worker", "events", "beat", "flower")
 UNITS = ("scimflow-migrate.service", "scimflow-api.service", "scimflow-worker@.service",
          "scimflow-beat.service")
 LONG_RUNNING_UNITS = UNITS[1:]

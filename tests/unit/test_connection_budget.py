@@ -8,10 +8,12 @@ from scimflow.pipeline.settings import Settings
 
 def test_budget_is_the_documented_formula() -> None:
     settings = Settings(api_processes=3, api_pool_size=5, api_pool_overflow=2,
-                        worker_replicas=4, worker_concurrency=2)
+                        worker_replicas=4, worker_concurrency=2, webhook_workers=3)
     budget = Budget.of(settings)
-    assert (budget.api, budget.workers, budget.tools) == (21, 8, TOOL_CONNECTIONS)
-    assert budget.total == 21 + 8 + TOOL_CONNECTIONS
+    assert (budget.api, budget.workers, budget.events, budget.tools) == (
+        21, 8, 3, TOOL_CONNECTIONS
+    )
+    assert budget.total == 21 + 8 + 3 + TOOL_CONNECTIONS
 
 
 def test_settings_read_the_budget_from_the_environment() -> None:

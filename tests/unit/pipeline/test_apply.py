@@ -71,7 +71,13 @@ def test_entries_apply_in_order_and_each_counts_one_version() -> None:
     assert outcome.applied == [1, 2]
     assert outcome.state is not None and outcome.state["userName"] == "anna"
     assert outcome.version == 2
-    assert [event for event, _ in outcome.events] == ["user.created", "user.updated"]
+    assert [(e.type, e.version, e.seq) for e in outcome.events] == [
+        ("user.created", 1, 1), ("user.updated", 2, 2)
+    ]
+    created_event, renamed_event = outcome.events
+    assert created_event.data is not None and created_event.data["userName"] == "ann"
+    assert renamed_event.changed_attributes == ("userName",)
+    assert renamed_event.identity == {"externalId": None, "userName": "anna"}
 
 
 def test_the_version_continues_from_the_prior_one() -> None:
@@ -163,7 +169,43 @@ def test_deactivating_a_user_deprovisions_it() -> None:
     deactivate = patch("User", "u1", current, {"op": "replace", "path": "active", "value": False})
     outcome = apply("User", current, entry(1, deactivate), version=1)
     assert outcome.deprovisioned
-    assert ("user.deprovisioned", {"deleted": False}) in outcome.events
+    [event] = outcome.events
+    assert (event.type, event.changed_attributes, event.version) == (
+        "user.deprovisioned", ("active",), 2
+    )
+    assert event.data is not None and event.data["active"] is False
+
+
+def test_reactivating_a_user_says_so() -> None:
+    current = create_user("u1", "ann", active=False).resource or {}
+    activate = patch("User", "u1", current, {"op": "replace", "path": "active", "value": True})
+    outcome = apply("User", current, entry(1, activate), version=1)
+    assert [event.type for event in outcome.events] == ["user.reactivated"]
+    assert not outcome.deprovisioned
+
+
+def test_a_change_that_changes_nothing_says_nothing() -> None:
+    current = create_user("u1", "ann", title="CTO").resource or {}
+    same = patch("User", "u1", current, {"op": "replace", "path": "title", "value": "CTO"})
+    outcome = apply("User", current, entry(1, same), version=1)
+    assert outcome.applied == [1] and outcome.events == []
+
+
+def test_an_event_never_carries_a_password() -> None:
+    created = create_user("u1", "ann", password="s3cret-Passw0rd")
+    [event] = apply("User", None, entry(1, created)).events
+    assert event.data is not None and "password" not in event.data
+    assert event.data["id"] == "u1" and "schemas" in event.data
+
+
+def test_a_members_only_change_leaves_member_events_to_the_statements() -> None:
+    current = group_state("g1")
+    add = patch("Group", "g1", current,
+                {"op": "add", "path": "members", "value": [{"value": "u1"}]})
+    outcome = apply("Group", current, entry(1, add), version=1,
+                    known=frozenset({"u1"}))
+    assert outcome.applied == [1] and outcome.events == []
+    assert outcome.members is not None and "u1" in outcome.members.adds
 
 
 def test_deleting_a_user_deprovisions_it_and_leaves_no_state() -> None:

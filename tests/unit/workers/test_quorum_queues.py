@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from scimflow.pipeline.settings import ConfigError, Settings
-from scimflow.workers.celery_app import DEFAULT_QUEUE, URGENT_QUEUE, make_celery, task_queues
+from scimflow.workers.celery_app import (
+    DEFAULT_QUEUE,
+    EVENTS_QUEUE,
+    URGENT_QUEUE,
+    make_celery,
+    task_queues,
+)
 from scimflow.workers.dispatch import CeleryDispatcher
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672//"
@@ -15,13 +21,13 @@ AMQP = "amqp://guest:guest@127.0.0.1:5672//"
 
 def test_queues_are_classic_by_default() -> None:
     queues = task_queues(Settings(broker_url=AMQP))
-    assert [q.name for q in queues] == [URGENT_QUEUE, DEFAULT_QUEUE]
+    assert [q.name for q in queues] == [URGENT_QUEUE, DEFAULT_QUEUE, EVENTS_QUEUE]
     assert all(not q.queue_arguments for q in queues)
 
 
 def test_quorum_queues_on_a_topic_exchange_for_native_delayed_delivery() -> None:
     queues = task_queues(Settings(broker_url=AMQP, broker_quorum_queues=True))
-    assert [q.name for q in queues] == [URGENT_QUEUE, DEFAULT_QUEUE]
+    assert [q.name for q in queues] == [URGENT_QUEUE, DEFAULT_QUEUE, EVENTS_QUEUE]
     for queue in queues:
         assert queue.queue_arguments == {"x-queue-type": "quorum"}
         assert queue.exchange.type == "topic" and queue.routing_key == queue.name

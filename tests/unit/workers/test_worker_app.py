@@ -15,13 +15,20 @@ from celery.signals import worker_init, worker_process_init
 
 from scimflow.pipeline.passwords.crypto import generate_key
 from scimflow.pipeline.settings import Settings
-from scimflow.workers.celery_app import DRAIN_TASK, PRUNE_TASK, SWEEP_TASK, make_celery
+from scimflow.workers.celery_app import (
+    DELIVER_DUE_TASK,
+    DELIVER_TASK,
+    DRAIN_TASK,
+    PRUNE_TASK,
+    SWEEP_TASK,
+    make_celery,
+)
 from scimflow.workers.main import worker_app
 from scimflow.workers.runtime import WorkerRuntime
 
 REDIS = "redis://127.0.0.1:6379/0"
 ROOT = Path(__file__).resolve().parents[3]
-TASKS = [DRAIN_TASK, PRUNE_TASK, SWEEP_TASK]
+TASKS = sorted([DELIVER_TASK, DELIVER_DUE_TASK, DRAIN_TASK, PRUNE_TASK, SWEEP_TASK])
 
 
 def scimflow_tasks(app: Celery) -> list[str]:
@@ -35,7 +42,7 @@ def test_celery_finds_the_app_with_its_tasks_and_schedule() -> None:
     env = {**os.environ, "SCIMFLOW_BROKER_URL": REDIS}
     found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                            check=True, cwd=ROOT, env=env).stdout.strip()
-    assert found == f"{TASKS} ['prune', 'sweep']"
+    assert found == f"{TASKS} ['deliver-due', 'prune', 'sweep']"
 
 
 def test_the_tasks_are_registered_on_the_worker_app_only() -> None:

@@ -1,0 +1,138 @@
+"""The delivery loop's SQL: leasing an endpoint, moving its cursor, backing off, disabling it,
+recording attempts, and finding endpoints with something to deliver.
+See docs/ARCHITECTURE.md ("Events").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from scimflow.pipeline.store.event_tables import OutboxEvent, WebhookAttempt, WebhookEndpoint
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedEndpoint:
+    """An endpoint a delivery task holds, as it was when leased."""
+
+    id: str
+    tenant_id: str
+    url: str
+    event_types: list[str]
+    format: str
+    secrets: list[dict[str, Any]]
+    cursor: int
+    failing_since: datetime | None
+    failures: int
+
+
+def lease(session: Session, endpoint_id: str, *, now: datetime,
+          until: datetime) -> LeasedEndpoint | None:
+    """Hold an enabled endpoint that nobody holds and that is not backing off (None: it is
+    held, backing off, disabled or gone). A killed holder's lease simply runs out."""
+    row = session.execute(
+        update(WebhookEndpoint)
+        .where(
+            WebhookEndpoint.id == endpoint_id,
+            WebhookEndpoint.disabled_at.is_(None),
+            or_(WebhookEndpoint.lease_until.is_(None), WebhookEndpoint.lease_until < now),
+            or_(WebhookEndpoint.next_attempt_at.is_(None), WebhookEndpoint.next_attempt_at <= now),
+        )
+        .values(lease_until=until)
+        .returning(
+            WebhookEndpoint.id, WebhookEndpoint.tenant_id, WebhookEndpoint.url,
+            WebhookEndpoint.event_types, WebhookEndpoint.format, WebhookEndpoint.secrets,
+            WebhookEndpoint.cursor, WebhookEndpoint.failing_since, WebhookEndpoint.failures,
+        )
+    ).one_or_none()
+    return None if row is None else LeasedEndpoint(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """A cursor moving from where the holder last left it (`start`) to `reached`.
+
+    The update only applies if the cursor is still at `start`: an operator's `webhook replay`
+    moves it back while a task holds the endpoint, and the task must not write over that.
+    """
+
+    endpoint_id: str
+    start: int
+    reached: int
+
+    def where(self) -> Any:
+        return and_(WebhookEndpoint.id == self.endpoint_id, WebhookEndpoint.cursor == self.start)
+
+
+def advance(session: Session, move: Move, *, lease_until: datetime) -> bool:
+    """Everything up to `reached` is delivered: the endpoint is healthy again. False: an
+    operator moved the cursor meanwhile (the holder stops and lets the next task go on)."""
+    result = session.execute(
+        update(WebhookEndpoint).where(move.where())
+        .values(cursor=move.reached, lease_until=lease_until, failures=0, failing_since=None,
+                next_attempt_at=None)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def back_off(
+    session: Session, move: Move, *, failures: int, failing_since: datetime,
+    next_attempt_at: datetime,
+) -> None:
+    """Keep what was delivered; try the rest again at `next_attempt_at`."""
+    session.execute(
+        update(WebhookEndpoint).where(move.where())
+        .values(cursor=move.reached, failures=failures, failing_since=failing_since,
+                next_attempt_at=next_attempt_at, lease_until=None)
+    )
+
+
+def disable(session: Session, move: Move, *, reason: str, now: datetime) -> None:
+    session.execute(
+        update(WebhookEndpoint).where(move.where())
+        .values(cursor=move.reached, disabled_at=now, disabled_reason=reason,
+                lease_until=None)
+    )
+
+
+def release(session: Session, endpoint_id: str) -> None:
+    session.execute(
+        update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id).values(lease_until=None)
+    )
+
+
+def record_attempts(session: Session, attempts: Sequence[dict[str, Any]]) -> None:
+    if attempts:
+        session.execute(insert(WebhookAttempt), list(attempts))
+
+
+def enabled_endpoints(session: Session, tenants: Collection[str]) -> list[str]:
+    """The enabled endpoints of these tenants."""
+    if not tenants:
+        return []
+    return list(session.scalars(
+        select(WebhookEndpoint.id).where(
+            WebhookEndpoint.tenant_id.in_(list(tenants)), WebhookEndpoint.disabled_at.is_(None)
+        )
+    ))
+
+
+def due_endpoints(session: Session, *, now: datetime) -> list[str]:
+    """Enabled endpoints with events past their cursor, not held and not backing off: what a
+    lost doorbell, a killed worker or an ended backoff left waiting."""
+    waiting = exists().where(
+        OutboxEvent.tenant_id == WebhookEndpoint.tenant_id, OutboxEvent.id > WebhookEndpoint.cursor
+    )
+    return list(session.scalars(
+        select(WebhookEndpoint.id).where(
+            WebhookEndpoint.disabled_at.is_(None),
+            or_(WebhookEndpoint.lease_until.is_(None), WebhookEndpoint.lease_until < now),
+            or_(WebhookEndpoint.next_attempt_at.is_(None), WebhookEndpoint.next_attempt_at <= now),
+            waiting,
+        )
+    ))

@@ -1,0 +1,32 @@
+"""Composition root of the events worker: `celery -A scimflow.workers.events_main`, run by
+`scimflow events-worker` on the `scimflow.events` queue with a thread pool.
+
+The same tasks as `workers/main.py`, over a runtime whose database pool is sized for the
+threads (delivery waits on the network: a slow endpoint holds a thread, not a process).
+See docs/ARCHITECTURE.md ("Events").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from scimflow.pipeline.settings import Settings
+from scimflow.workers.celery_app import make_celery
+from scimflow.workers.dispatch import CeleryDispatcher
+from scimflow.workers.runtime import WorkerRuntime
+from scimflow.workers.tasks import register_tasks
+
+
+def events_worker_app(runtime: WorkerRuntime) -> Celery:
+    app = make_celery(runtime.settings)
+    register_tasks(app, runtime, CeleryDispatcher(app))
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        globals()["app"] = events_worker_app(WorkerRuntime(Settings.from_env(), role="events"))
+        return globals()["app"]
+    raise AttributeError(name)
