@@ -180,6 +180,9 @@ def run_events_worker(settings: Settings, args: argparse.Namespace) -> int:
     """
     _preflight(settings, "`scimflow events-worker`")
     concurrency = str(args.concurrency or settings.webhook_workers)
+    # The worker reads its settings again: its database pool must have a connection per
+    # thread, so the flag stands for the setting in that process.
+    os.environ["SCIMFLOW_WEBHOOK_WORKERS"] = concurrency
     argv = [sys.executable, "-m", "celery", "-A", "scimflow.workers.events_main", "worker",
             "--queues", "scimflow.events", "--pool", "threads", "--concurrency", concurrency,
             "--prefetch-multiplier", "1", "--task-events", "--without-gossip",

@@ -76,7 +76,10 @@ def embedded_process(settings: Settings) -> tuple[WsgiApp, EmbeddedWorkers]:
     """The API, rung by the in-process worker that drains and prunes, and the thread that
     delivers webhooks (neither started yet)."""
     sessions = make_sessions(make_engine(settings, "worker"))
-    delivery = InProcessDelivery(sessions, build_deliverer(settings, sessions),
+    # Its own connection: a slow receiver must not keep the drain waiting for one.
+    delivery_sessions = make_sessions(make_engine(settings, "worker"))
+    delivery = InProcessDelivery(delivery_sessions,
+                                 build_deliverer(settings, delivery_sessions),
                                  interval=settings.webhook_sweep_seconds)
     worker = InProcessWorker(
         build_drainer(settings, sessions),

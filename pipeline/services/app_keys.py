@@ -12,12 +12,11 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.pipeline.ports import Clock, utc_now
+from scimflow.pipeline.services.credential_cache import CredentialCache
 from scimflow.pipeline.store import app_keys
 from scimflow.pipeline.store.app_keys import AppGrant, AppKeyListing, IssuedAppKey
 from scimflow.pipeline.store.db import unit_of_work
 from scimflow.pipeline.store.tenants import token_digest
-
-MAX_CACHED_KEYS = 10_000
 
 
 class AppKeys:
@@ -31,9 +30,7 @@ class AppKeys:
     ) -> None:
         self._sessions = sessions
         self._clock = clock
-        self._cache_seconds = cache_seconds
-        self._monotonic = monotonic
-        self._cache: dict[str, tuple[AppGrant, float]] = {}
+        self._cache: CredentialCache[AppGrant] = CredentialCache(cache_seconds, monotonic)
 
     def create(self, *, label: str = "", tenants: Sequence[str] | None = None) -> IssuedAppKey:
         """A new key for these tenants (names or ids; None: every tenant, now and later)."""
@@ -57,12 +54,10 @@ class AppKeys:
         cached."""
         digest = token_digest(key)
         cached = self._cache.get(digest)
-        if cached is not None and cached[1] > self._monotonic():
-            return cached[0]
+        if cached is not None:
+            return cached
         with unit_of_work(self._sessions) as session:
             grant = app_keys.find_grant(session, key)
-        if grant is not None and self._cache_seconds > 0:
-            if len(self._cache) >= MAX_CACHED_KEYS:
-                self._cache.clear()
-            self._cache[digest] = (grant, self._monotonic() + self._cache_seconds)
+        if grant is not None:
+            self._cache.put(digest, grant)
         return grant

@@ -6,7 +6,8 @@ for a user is never delivered before an earlier one; different resources go on p
 lanes. The cursor moves past the longest run of delivered events; when an attempt fails, the
 lanes stop, the endpoint backs off (exponentially with jitter, over about a day, or as its
 `Retry-After` asks) and what followed the failure is sent again later: a receiver may see an
-event twice, never out of order, and recognises the repeat by `webhook-id`. `410 Gone`
+event twice (the repeat has the same `webhook-id`, and may come after newer events of its
+resource), but never an event before an earlier one of its resource. `410 Gone`
 disables the endpoint, as does failing for `disable_after_hours`. Every attempt is recorded.
 See docs/EVENTS.md (for receivers) and docs/ARCHITECTURE.md ("Events").
 """
@@ -198,7 +199,9 @@ class Deliverer:
 
     def _request(self, endpoint: LeasedEndpoint,
                  event: StoredEvent) -> tuple[bytes, dict[str, str]]:
-        if endpoint.format == "set" and self._signer is not None:
+        if endpoint.format == "set":
+            if self._signer is None:
+                raise RuntimeError("a SET endpoint needs a Deliverer built with a signer")
             token = self._signer.sign(event.document, audience=endpoint.url)
             return token.encode(), {"content-type": SET_TYPE, "accept": JSON_TYPE}
         body = json.dumps(event.document, separators=(",", ":")).encode()
@@ -228,7 +231,8 @@ class Deliverer:
                 webhook_delivery.disable(session, move, reason=reason, now=now)
                 report.disabled = reason
                 return
-            delay = failure.retry_after or self._policy.backoff(failures)
+            delay = (failure.retry_after if failure.retry_after is not None
+                     else self._policy.backoff(failures))
             webhook_delivery.back_off(
                 session, move, failures=failures,
                 failing_since=failing_since,

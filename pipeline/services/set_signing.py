@@ -51,7 +51,8 @@ class SetSigner:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
-        self.issuer = issuer
+        # The public URL as published (JWKS and poll URLs are advertised without a final /).
+        self.issuer = issuer.rstrip("/")
         self._clock = clock
         self._cache_seconds = cache_seconds
         self._monotonic = monotonic

@@ -11,11 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.pipeline.errors import ScimError
 from scimflow.pipeline.ports import Clock, utc_now
+from scimflow.pipeline.services.credential_cache import CredentialCache
 from scimflow.pipeline.store import tenants
 from scimflow.pipeline.store.db import unit_of_work
 from scimflow.pipeline.store.tenants import IssuedToken, TenantListing, TenantRef, TokenListing
-
-MAX_CACHED_TOKENS = 10_000
 
 
 class Tenancy:
@@ -29,9 +28,7 @@ class Tenancy:
     ) -> None:
         self._sessions = sessions
         self._clock = clock
-        self._cache_seconds = cache_seconds
-        self._monotonic = monotonic
-        self._cache: dict[str, tuple[TenantRef, float]] = {}
+        self._cache: CredentialCache[TenantRef] = CredentialCache(cache_seconds, monotonic)
 
     def authenticate(self, secret: str) -> TenantRef:
         """The tenant a bearer token belongs to; Unauthorized for unknown or revoked tokens.
@@ -42,14 +39,11 @@ class Tenancy:
         """
         digest = tenants.token_digest(secret)
         cached = self._cache.get(digest)
-        if cached is not None and cached[1] > self._monotonic():
-            return cached[0]
+        if cached is not None:
+            return cached
         with unit_of_work(self._sessions) as session:
             tenant = tenants.authenticate(session, secret)
-        if self._cache_seconds > 0:
-            if len(self._cache) >= MAX_CACHED_TOKENS:
-                self._cache.clear()
-            self._cache[digest] = (tenant, self._monotonic() + self._cache_seconds)
+        self._cache.put(digest, tenant)
         return tenant
 
     def create(self, name: str) -> IssuedToken:

@@ -39,7 +39,7 @@ VALIDATE_COMPOSE = ROOT / ".ci" / "validate-compose"
 SYSTEMD = ROOT / "ops" / "systemd"
 SCIMFLOW_SERVICES = ("migrate", "api", "worker", "events", "beat", "flower")
 UNITS = ("scimflow-migrate.service", "scimflow-api.service", "scimflow-worker@.service",
-         "scimflow-beat.service")
+         "scimflow-beat.service", "scimflow-events-worker.service")
 LONG_RUNNING_UNITS = UNITS[1:]
 VENV_SCIMFLOW = "/opt/scimflow/venv/bin/scimflow"
 # Compose interpolation: `$$` (an escaped dollar), `${NAME...}` or `$NAME`.

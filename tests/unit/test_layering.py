@@ -21,8 +21,8 @@ FORBIDDEN = {
 COMPOSITION_ROOTS = {"api/wsgi.py", "ops/serve.py"}
 # The benchmark's baseline is a bare Falcon app by definition; only its own server loads it.
 BENCH_BASELINE = "ops/bench/baseline_app.py"
-# The protocol, the commands, the apply and the event model are pure: standard library and each other only, no
-# database, no store, no services, however deep the imports go.
+# The protocol, the commands, the apply and the event model are pure: standard library and
+# each other only, no database, no store, no services, however deep the imports go.
 PURE_MODULES = ("pipeline/scim", "pipeline/commands.py", "pipeline/apply.py", "pipeline/errors.py",
                 "pipeline/ports.py", "pipeline/events/model.py")
 
