@@ -57,13 +57,16 @@ class InProcessDelivery:
                 log.exception("webhook delivery failed")
 
     def _deliver_due(self) -> None:
+        """Round after round, one task's worth per endpoint each: an endpoint with a long
+        backlog or a slow receiver takes its turn, never the others'."""
         with unit_of_work(self._sessions) as session:
             endpoints = webhook_delivery.due_endpoints(session, now=utc_now())
-        for endpoint_id in endpoints:
-            while not self._stopping.is_set():
-                report = self._deliverer.deliver(endpoint_id)
-                if report.disabled:
-                    log.warning("webhook endpoint %s disabled: %s", endpoint_id,
-                                report.disabled)
-                if not report.more:
-                    break
+        while endpoints and not self._stopping.is_set():
+            endpoints = [endpoint_id for endpoint_id in endpoints if self._deliver(endpoint_id)]
+
+    def _deliver(self, endpoint_id: str) -> bool:
+        """Deliver one task's worth; whether more is waiting."""
+        report = self._deliverer.deliver(endpoint_id)
+        if report.disabled:
+            log.warning("webhook endpoint %s disabled: %s", endpoint_id, report.disabled)
+        return report.more

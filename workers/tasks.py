@@ -31,6 +31,8 @@ from scimflow.workers.dispatch import CeleryDispatcher
 from scimflow.workers.runtime import WorkerRuntime
 
 log = logging.getLogger("scimflow.worker")
+# How long a sweep's doorbell for an endpoint is given before the sweep rings it again.
+RING_AGAIN_AFTER_SECONDS = 60
 # Batches per task: bounded so a task stays far inside its time limit and the visibility
 # timeout, and a deprovisioning doorbell on the urgent queue gets a worker soon.
 BATCHES_PER_TASK = 5
@@ -80,8 +82,13 @@ def register_tasks(app: Celery, runtime: WorkerRuntime, dispatcher: CeleryDispat
     @app.task(name=DELIVER_DUE_TASK, shared=False, acks_late=True)
     def deliver_due() -> int:
         """Ring for every endpoint with events waiting and nobody delivering them."""
+        now = utc_now()
+        # An endpoint rung by a sweep within the last minute still has its doorbell queued
+        # (or in delivery): no second one while a backlog lasts.
         with unit_of_work(runtime.sessions) as session:
-            endpoints = webhook_delivery.due_endpoints(session, now=utc_now())
+            endpoints = webhook_delivery.due_endpoints(
+                session, now=now, rung_before=now - timedelta(seconds=RING_AGAIN_AFTER_SECONDS)
+            )
         for endpoint_id in endpoints:
             dispatcher.deliver(endpoint_id)
         return len(endpoints)

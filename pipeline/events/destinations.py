@@ -50,6 +50,8 @@ _IPV6_RANGES: tuple[tuple[str, str], ...] = (
     ("fec0::/10", "a private (site-local)"),
     ("ff00::/8", "a multicast"),
 )
+# Deprecated IPv4-compatible addresses (::a.b.c.d, RFC 4291 §2.5.5.1): judged by their IPv4.
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _KINDS = [
     (ipaddress.ip_network(network), kind) for network, kind in _IPV4_RANGES + _IPV6_RANGES
@@ -62,12 +64,12 @@ class DestinationRefused(ValueError):
 
 def address_kind(address: IPAddress) -> str | None:
     """Why an address is not a public destination ("a loopback", …), or None when it is."""
-    embedded = _embedded_ipv4(address)
-    if embedded is not None:
-        return address_kind(embedded)
     for network, kind in _KINDS:
         if address in network:
             return kind
+    embedded = _embedded_ipv4(address)
+    if embedded is not None:
+        return address_kind(embedded)
     return None if address.is_global else "a reserved"
 
 
@@ -76,7 +78,7 @@ def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
         return None
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
-    if address in _NAT64:
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address.sixtofour
 

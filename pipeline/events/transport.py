@@ -12,7 +12,10 @@ What makes it safe to point at URLs chosen by others:
 - redirects are never followed (a 3xx is a failed attempt), so an approved destination cannot
   bounce the worker elsewhere;
 - at most `MAX_RESPONSE_BYTES` of an answer are read; a longer answer closes the connection;
-- one `timeout` bounds the whole attempt: connecting, and waiting for the answer.
+- one `timeout` bounds the whole attempt on the wall clock: resolving the host, connecting,
+  the TLS handshake, sending and the answer. A socket timeout alone bounds each read, and a
+  receiver trickling its answer a byte at a time would hold a delivery thread for ever; so a
+  watchdog shuts down the socket of an attempt past its deadline, which ends any blocked read.
 
 An attempt never raises: refusals, DNS failures, timeouts and resets are an `AttemptResult`
 with no status and a short error. A kept-alive connection the server closed while idle is
@@ -21,14 +24,19 @@ reopened once, transparently (the request had not reached the application).
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import http.client
+import itertools
 import socket
 import ssl
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
@@ -68,6 +76,67 @@ class AttemptResult:
         return self.status is not None and 200 <= self.status < 300
 
 
+@dataclass(order=True)
+class Deadline:
+    """One attempt's moment to give up (`time.monotonic`), and the socket it watches."""
+
+    at: float
+    order: int
+    sock: socket.socket | None = field(default=None, compare=False)
+    fired: bool = field(default=False, compare=False)
+    finished: bool = field(default=False, compare=False)
+
+    def remaining(self) -> float:
+        left = self.at - time.monotonic()
+        if left <= 0 or self.fired:
+            raise TimeoutError("the attempt's time ran out")
+        return left
+
+
+class Watchdog:
+    """One thread that shuts down the sockets of attempts past their deadline."""
+
+    def __init__(self) -> None:
+        self._heap: list[Deadline] = []
+        self._wake = threading.Condition()
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def deadline(self, seconds: float) -> Deadline:
+        deadline = Deadline(time.monotonic() + seconds, next(self._order))
+        with self._wake:
+            heapq.heappush(self._heap, deadline)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="scimflow-webhook-deadlines")
+                self._thread.start()
+            self._wake.notify()
+        return deadline
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._heap:
+                    self._wake.wait()
+                wait = self._heap[0].at - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue
+                deadline = heapq.heappop(self._heap)
+            if not deadline.finished:
+                deadline.fired = True
+                _shut(deadline.sock)
+
+
+def _shut(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
+    # The plain socket's shutdown, also under TLS: the reading thread is woken at once, and no
+    # TLS close_notify is attempted from this thread. Already closed: nothing to do.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 class PinnedConnection(http.client.HTTPConnection):
     """An HTTP(S) connection to `host` that opens its socket to approved addresses only.
 
@@ -86,16 +155,21 @@ class PinnedConnection(http.client.HTTPConnection):
         super().__init__(host, port, timeout=timeout)
         self.addresses = addresses
         self.tls = tls
+        # The attempt under way: what is left of its time bounds connecting.
+        self.deadline: Deadline | None = None
 
     def connect(self) -> None:
         last_error: OSError | None = None
         for address in self.addresses:
+            left = self.deadline.remaining() if self.deadline else self.timeout
             try:
-                sock = socket.create_connection((address, self.port), self.timeout)
+                sock = socket.create_connection((address, self.port), left)
             except OSError as exc:
                 last_error = exc
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.deadline is not None:
+                self.deadline.sock = sock  # the handshake is watched too
             self.sock = self._secured(sock)
             return
         raise last_error or OSError(f"{self.host} has no address to connect to")
@@ -126,17 +200,25 @@ class WebhookTransport:
         self._resolve = resolve
         self._tls = tls_context or ssl.create_default_context()
         self._local = threading.local()
+        self._watchdog = Watchdog()
+        # getaddrinfo has no timeout of its own: it runs here, waited for as long as the
+        # attempt has left (a resolver that never answers keeps one of these threads).
+        self._resolver = ThreadPoolExecutor(4, thread_name_prefix="scimflow-webhook-dns")
         # Weak: a pool goes with its thread; close() reaches the pools of live threads.
         self._pools: weakref.WeakSet[_Pool] = weakref.WeakSet()
         self._pools_lock = threading.Lock()
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult:
         started = time.perf_counter()
+        deadline = self._watchdog.deadline(self.timeout)
         try:
             check_url(url, allow_private=self.allow_private)
-            response_status, response_headers = self._send(url, body, headers, started)
+            response_status, response_headers = self._send(url, body, headers, deadline)
         except Exception as exc:  # every failure is a result, never a raise
-            return AttemptResult(None, _elapsed_ms(started), describe_error(exc), None)
+            error = "timed out" if deadline.fired else describe_error(exc)
+            return AttemptResult(None, _elapsed_ms(started), error, None)
+        finally:
+            deadline.finished = True
         return _result(response_status, response_headers, _elapsed_ms(started))
 
     def close(self) -> None:
@@ -148,7 +230,7 @@ class WebhookTransport:
                 pool.connections.clear()
 
     def _send(
-        self, url: str, body: bytes, headers: Mapping[str, str], started: float
+        self, url: str, body: bytes, headers: Mapping[str, str], deadline: Deadline
     ) -> tuple[int, http.client.HTTPMessage]:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
@@ -162,25 +244,33 @@ class WebhookTransport:
         reusable = pool.connections.get(key)
         if reusable is not None and reusable.sock is not None:
             try:
-                return self._exchange(reusable, target, body, request_headers, started)
+                return self._exchange(reusable, target, body, request_headers, deadline)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                # The server closed the idle connection as it was reused: open a new one, once.
-                pass
+                # The server closed the idle connection as it was reused: open a new one, once
+                # (unless it was the watchdog that closed it).
+                if deadline.fired:
+                    self._drop(pool, key)
+                    raise
             except BaseException:
                 self._drop(pool, key)
                 raise
         # A connection the server closed is not reopened to its old addresses: resolve anew.
         self._drop(pool, key)
-        connection = pool.connections[key] = self._open(key)
+        connection = pool.connections[key] = self._open(key, deadline)
         try:
-            return self._exchange(connection, target, body, request_headers, started)
+            return self._exchange(connection, target, body, request_headers, deadline)
         except BaseException:
             self._drop(pool, key)
             raise
 
-    def _open(self, key: PoolKey) -> PinnedConnection:
+    def _open(self, key: PoolKey, deadline: Deadline) -> PinnedConnection:
         scheme, host, port = key
-        addresses = self._resolve(host, port, allow_private=self.allow_private)
+        resolving = self._resolver.submit(self._resolve, host, port,
+                                          allow_private=self.allow_private)
+        try:
+            addresses = resolving.result(timeout=deadline.remaining())
+        except FutureTimeout:
+            raise TimeoutError(f"resolving {host} took too long") from None
         tls = self._tls if scheme == "https" else None
         return PinnedConnection(host, port, addresses=addresses, timeout=self.timeout, tls=tls)
 
@@ -190,13 +280,15 @@ class WebhookTransport:
         target: str,
         body: bytes,
         headers: Mapping[str, str],
-        started: float,
+        deadline: Deadline,
     ) -> tuple[int, http.client.HTTPMessage]:
+        connection.deadline = deadline
         if connection.sock is None:
             connection.connect()
-        # What is left of the attempt's time bounds the wait for the answer.
-        remaining = max(self.timeout - (time.perf_counter() - started), 0.001)
-        connection.sock.settimeout(remaining)
+        deadline.sock = connection.sock
+        # Each read waits at most what is left; the watchdog ends the attempt at its deadline
+        # however the answer trickles in.
+        connection.sock.settimeout(deadline.remaining())
         connection.request("POST", target, body=body, headers=dict(headers))
         response = connection.getresponse()
         response.read(MAX_RESPONSE_BYTES)

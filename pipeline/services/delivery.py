@@ -113,8 +113,12 @@ class Deliverer:
         self._policy = policy or DeliveryPolicy()
         self._signer = signer
         self._clock = clock
-        self._lanes = ThreadPoolExecutor(self._policy.concurrency,
-                                         thread_name_prefix="scimflow-webhook")
+        # Lanes run on threads of the calling thread's own pool: the endpoints that concurrent
+        # tasks deliver never wait for each other's slow receivers, and each pool's threads
+        # keep their connections alive from one task to the next.
+        self._local = threading.local()
+        self._pools: list[ThreadPoolExecutor] = []
+        self._pools_lock = threading.Lock()
 
     def deliver(self, endpoint_id: str) -> DeliveryReport:
         """Send what is past the endpoint's cursor, for up to the policy's budget."""
@@ -131,7 +135,7 @@ class Deliverer:
             cursor = self._deliver_leased(endpoint, report, started)
         finally:
             if report.disabled is None:
-                self._release(endpoint.id)
+                self._release(endpoint)
         if not report.failed and not report.more:
             # Events committed while the lease was held found it taken and rang nobody.
             report.more = self._waiting_after(endpoint.tenant_id, cursor)
@@ -152,7 +156,7 @@ class Deliverer:
             self._send(endpoint, step)
             reached, failure = _reached(cursor, step, endpoint.event_types)
             report.delivered += sum(r.delivered for r in step.results.values())
-            move = Move(endpoint.id, cursor, reached)
+            move = Move(endpoint.id, endpoint.token, cursor, reached)
             if failure is not None:
                 report.failed += 1
                 self._fail(endpoint, step, move, failure, report)
@@ -177,8 +181,8 @@ class Deliverer:
             return
         # Each lane is one resource's events in order; lanes share the pool's threads, and a
         # thread takes the next whole lane, so a resource's events never run side by side.
-        futures = [self._lanes.submit(self._send_lane, endpoint, step, lane)
-                   for lane in lanes.values()]
+        pool = self._lane_pool()
+        futures = [pool.submit(self._send_lane, endpoint, step, lane) for lane in lanes.values()]
         for future in futures:
             future.result()
 
@@ -224,27 +228,41 @@ class Deliverer:
         # Delivering anything ends the run of failures: the count starts again.
         failures = 1 if delivered_before else endpoint.failures + 1
         failing_since = now if delivered_before else (endpoint.failing_since or now)
-        reason = _disable_reason(failure, failing_since, now, self._policy.disable_after)
+        # Every lane's failure counts: one lane's timeout must not hide another's 410 or 429.
+        failed = [r for r in step.results.values() if not r.delivered]
+        reason = _disable_reason(failed, failure, failing_since, now, self._policy.disable_after)
         with unit_of_work(self._sessions) as session:
             webhook_delivery.record_attempts(session, _attempt_rows(endpoint, step))
             if reason is not None:
-                webhook_delivery.disable(session, move, reason=reason, now=now)
-                report.disabled = reason
+                if webhook_delivery.disable(session, move, reason=reason, now=now):
+                    report.disabled = reason
                 return
-            delay = (failure.retry_after if failure.retry_after is not None
-                     else self._policy.backoff(failures))
+            asked = [r.retry_after for r in failed if r.retry_after is not None]
+            delay = max(asked) if asked else self._policy.backoff(failures)
             webhook_delivery.back_off(
                 session, move, failures=failures,
                 failing_since=failing_since,
                 next_attempt_at=now + timedelta(seconds=min(delay, 86_400.0)),
             )
 
-    def _release(self, endpoint_id: str) -> None:
+    def _release(self, endpoint: LeasedEndpoint) -> None:
         with unit_of_work(self._sessions) as session:
-            webhook_delivery.release(session, endpoint_id)
+            webhook_delivery.release(session, endpoint.id, endpoint.token)
+
+    def _lane_pool(self) -> ThreadPoolExecutor:
+        pool: ThreadPoolExecutor | None = getattr(self._local, "pool", None)
+        if pool is None:
+            pool = self._local.pool = ThreadPoolExecutor(
+                self._policy.concurrency, thread_name_prefix="scimflow-webhook"
+            )
+            with self._pools_lock:
+                self._pools.append(pool)
+        return pool
 
     def close(self) -> None:
-        self._lanes.shutdown(wait=False, cancel_futures=True)
+        with self._pools_lock:
+            for pool in self._pools:
+                pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _reached(cursor: int, step: _Step,
@@ -268,9 +286,10 @@ def _first_failure(step: _Step) -> AttemptResult | None:
     return next((r for _, r in sorted(step.results.items()) if not r.delivered), None)
 
 
-def _disable_reason(failure: AttemptResult, failing_since: datetime, now: datetime,
+def _disable_reason(failed: Sequence[AttemptResult], failure: AttemptResult,
+                    failing_since: datetime, now: datetime,
                     disable_after: timedelta) -> str | None:
-    if failure.status == 410:
+    if any(result.status == 410 for result in failed):
         return "the endpoint answered 410 Gone"
     if now - failing_since >= disable_after:
         hours = disable_after.total_seconds() / 3600

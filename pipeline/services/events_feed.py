@@ -9,6 +9,7 @@ See docs/ARCHITECTURE.md ("Events").
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ DEFAULT_MAX_EVENTS = 100
 MAX_EVENTS = 1000
 LONG_POLL_SECONDS = 10.0
 LONG_POLL_INTERVAL_SECONDS = 0.5
+# Polls that may wait at once in one API process (of its 8 request threads by default).
+MAX_WAITING_POLLS = 2
 
 
 class FeedError(Exception):
@@ -261,6 +264,7 @@ class PollFeed:
         interval_seconds: float = LONG_POLL_INTERVAL_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        max_waiting: int = MAX_WAITING_POLLS,
     ) -> None:
         self._sessions = sessions
         self._signer = signer
@@ -269,6 +273,9 @@ class PollFeed:
         self._interval = interval_seconds
         self._sleep = sleep
         self._monotonic = monotonic
+        # A waiting poll holds one of the API process's request threads, which the IdPs'
+        # writes need: only this many wait at once; the others answer at once.
+        self._waiting = threading.BoundedSemaphore(max_waiting)
 
     def poll(self, grant: AppGrant, request: PollRequest) -> PollResponse:
         """Settle the acknowledgements, then answer the outstanding SETs; with nothing to
@@ -276,17 +283,27 @@ class PollFeed:
         transaction open."""
         with unit_of_work(self._sessions) as session:
             _settle(session, grant, request, now=self._clock())
-        waits = not request.return_immediately and request.max_events > 0
-        deadline = self._monotonic() + (self._long_poll_seconds if waits else 0.0)
-        while True:
-            with unit_of_work(self._sessions) as session:
-                events, more = _outstanding(session, grant, request.max_events)
-            if events or self._monotonic() >= deadline:
-                break
-            self._sleep(self._interval)
+        waits = (not request.return_immediately and request.max_events > 0
+                 and self._waiting.acquire(blocking=False))
+        try:
+            events, more = self._outstanding(grant, request.max_events, wait=waits)
+        finally:
+            if waits:
+                self._waiting.release()
         sets = {event.document["id"]: self._signer.sign(event.document, audience=grant.key_id)
                 for event in events}
         return PollResponse(sets, more)
+
+
+    def _outstanding(self, grant: AppGrant, max_events: int, *,
+                     wait: bool) -> tuple[list[StoredEvent], bool]:
+        deadline = self._monotonic() + (self._long_poll_seconds if wait else 0.0)
+        while True:
+            with unit_of_work(self._sessions) as session:
+                events, more = _outstanding(session, grant, max_events)
+            if events or self._monotonic() >= deadline:
+                return events, more
+            self._sleep(self._interval)
 
 
 def _settle(session: Session, grant: AppGrant, request: PollRequest, *, now: datetime) -> None:

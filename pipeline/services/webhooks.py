@@ -289,8 +289,9 @@ def _since(since: datetime | str) -> datetime | str:
 
 
 def _aware(moment: datetime) -> datetime:
-    """A time without a zone is taken as UTC, the zone of every stored time."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    """The moment in UTC, the zone of every stored time (SQLite compares the text, so a time
+    with another offset would be compared wrongly); one without a zone is taken as UTC."""
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _event_start(session: Session, event_id: str, tenant_id: str) -> int:

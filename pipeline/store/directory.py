@@ -286,12 +286,16 @@ def revoke_sessions(
 def group_identities(
     session: Session, keys: Collection[Key]
 ) -> dict[Key, tuple[int, dict[str, Any]]]:
-    """The applied version and identity (externalId, displayName) of these groups."""
+    """The applied version and identity (externalId, displayName) of these groups, each row
+    locked until the commit: a concurrent change of the group then commits (and takes its
+    event position) wholly before or after this one, so versions follow positions."""
     if not keys:
         return {}
     rows = session.execute(
         select(Group.tenant_id, Group.id, Group.version, Group.external_id, Group.display_name)
         .where(_key_in(session, Group, keys))
+        .order_by(Group.tenant_id, Group.id)  # one locking order for every transaction
+        .with_for_update()
     )
     return {
         (row.tenant_id, row.id): (

@@ -89,6 +89,10 @@ class WebhookEndpoint(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     # A delivery task holds the endpoint until then; a killed worker's lease simply expires.
     lease_until: Mapped[datetime | None]
+    # Whose lease it is: a task whose lease ran out writes nothing over its successor's.
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    # When beat last rang for it: it rings again only once that doorbell had time to work.
+    rung_at: Mapped[datetime | None]
 
 
 class WebhookAttempt(Base):

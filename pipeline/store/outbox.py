@@ -83,7 +83,10 @@ def position_of(session: Session, event_id: str) -> int | None:
 
 
 def position_before(session: Session, moment: datetime) -> int:
-    """The last position of the events written before `moment` (0: none)."""
-    return int(session.scalar(
-        select(func.max(OutboxEvent.id)).where(OutboxEvent.created_at < moment)
-    ) or 0)
+    """The cursor that sends every event written at or after `moment` again: just before the
+    first of them. (Not the last event written before it: `created_at` is stamped before the
+    commit, so an event written later can hold a lower position than one written earlier.)"""
+    first = session.scalar(
+        select(func.min(OutboxEvent.id)).where(OutboxEvent.created_at >= moment)
+    )
+    return int(first) - 1 if first is not None else last_position(session)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -397,3 +399,23 @@ def test_scimflow_serve_delivers_an_applied_write_to_a_waiting_poll(
     claims = verify_set(token, jwks, audience=key.id)
     assert claims["sub_id"] == {"format": "scim", "uri": f"/Users/{created.json['id']}",
                                 "userName": "ann"}
+
+
+def test_only_so_many_polls_wait_at_once_the_others_answer_at_once(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A waiting poll holds a request thread the IdPs' writes need."""
+    keys = AppKeys(sessions)
+    grant = keys.authenticate(keys.create().key)
+    assert grant is not None
+    feed = PollFeed(sessions, SetSigner(sessions, issuer=PUBLIC_URL), long_poll_seconds=2.0,
+                    interval_seconds=0.05, max_waiting=1)
+    waiting = threading.Thread(target=feed.poll, args=(grant, PollRequest.from_json({})))
+    waiting.start()
+    time.sleep(0.2)
+
+    started = time.monotonic()
+    answer = feed.poll(grant, PollRequest.from_json({}))
+
+    assert answer.sets == {} and time.monotonic() - started < 0.5
+    waiting.join()

@@ -9,6 +9,8 @@ instead of waited for (tests/system/test_webhooks.py runs the real events worker
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -298,10 +300,37 @@ def test_a_replay_while_a_task_holds_the_endpoint_is_not_written_over(
         session.get_one(WebhookEndpoint, endpoint_id).cursor = 10
 
     with services.sessions.begin() as session:
-        moved = webhook_delivery.advance(session, Move(endpoint_id, 40, 55),
+        moved = webhook_delivery.advance(session, Move(endpoint_id, held.token, 40, 55),
                                          lease_until=clock())
 
     assert not moved and state_of(services, endpoint_id).cursor == 10
+
+
+def test_a_task_whose_lease_ran_out_writes_nothing_over_its_successor(
+    services: Services, clock: ManualClock
+) -> None:
+    acme = services.tenant("acme")
+    endpoint_id, _ = endpoint(services, acme, "http://127.0.0.1:9/")
+    with services.sessions.begin() as session:
+        first = webhook_delivery.lease(session, endpoint_id, now=clock(),
+                                       until=clock() + timedelta(seconds=30))
+    clock.advance(60)  # the first holder is slow (or gone): its lease runs out
+    with services.sessions.begin() as session:
+        second = webhook_delivery.lease(session, endpoint_id, now=clock(),
+                                        until=clock() + timedelta(seconds=30))
+    assert first is not None and second is not None and first.token != second.token
+
+    with services.sessions.begin() as session:
+        webhook_delivery.release(session, endpoint_id, first.token)
+        late = webhook_delivery.advance(session, Move(endpoint_id, first.token, 0, 7),
+                                        lease_until=clock() + timedelta(minutes=5))
+
+    state = state_of(services, endpoint_id)
+    assert not late and state.cursor == 0
+    assert state.lease_token == second.token and state.lease_until is not None
+    with services.sessions.begin() as session:
+        assert webhook_delivery.lease(session, endpoint_id, now=clock(),
+                                      until=clock()) is None  # still the second's
 
 
 def test_a_set_endpoint_receives_signed_security_event_tokens(
@@ -327,3 +356,29 @@ def test_a_set_endpoint_receives_signed_security_event_tokens(
     assert "urn:ietf:params:scim:event:prov:create:full" in claims[0]["events"]
     assert "urn:ietf:params:scim:event:prov:deactivate" in claims[1]["events"]
     assert [c["jti"] for c in claims] == outbox_ids(services)
+
+
+def test_a_slow_endpoint_does_not_hold_up_another_delivered_at_the_same_time(
+    services: Services, receiver: Receiver
+) -> None:
+    """Two tasks of one events worker (two threads, one Deliverer): the slow receiver's lanes
+    are its own; the other endpoint's events go out at once."""
+    acme, globex = services.tenant("acme"), services.tenant("globex")
+    slow_id, _ = endpoint(services, acme, receiver.url("/slow"))
+    fast_id, _ = endpoint(services, globex, receiver.url("/fast"))
+    for n in range(12):
+        services.user(acme, f"slow{n}")
+    services.user(globex, "ann")
+    services.drain()
+    receiver.behaviour = lambda request: Answer(delay=2.0 if request.path == "/slow" else 0)
+    shared = Deliverer(services.sessions, WebhookTransport(timeout=5.0, allow_private=True),
+                       policy=DeliveryPolicy(concurrency=4))
+    slow = threading.Thread(target=shared.deliver, args=(slow_id,))
+    slow.start()
+    receiver.wait_for(lambda got: any(r.path == "/slow" for r in got), timeout=10)
+
+    started = time.monotonic()
+    report = shared.deliver(fast_id)
+
+    assert report.delivered == 1 and time.monotonic() - started < 1.0
+    slow.join(timeout=30)

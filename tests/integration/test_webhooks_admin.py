@@ -383,3 +383,14 @@ def test_deliveries_are_listed_newest_first_up_to_the_limit(world: World) -> Non
     assert (attempts[1].status_code, attempts[1].error) == (500, "HTTP 500")
     assert [a.event_id for a in hooks.deliveries(endpoint_id, limit=2)] == ["evt_2", "evt_3"]
     assert hooks.deliveries(hooks.add("acme", PUBLIC_URL).endpoint.id) == []
+
+
+def test_replay_from_a_time_with_another_offset_means_that_moment(world: World) -> None:
+    world.events(world.acme, "user.created", "user.updated", at=START - timedelta(hours=2))
+    world.events(world.acme, "user.updated", "group.created", at=START - timedelta(hours=1))
+    hooks = world.webhooks()
+    endpoint_id = hooks.add("acme", PUBLIC_URL, events=["user.*"]).endpoint.id
+
+    # 10:30 UTC, written in UTC+02:00: after the first two events, before the last two.
+    assert hooks.replay(endpoint_id, since="2026-03-01T12:30:00+02:00") == 1
+    assert world.endpoint(endpoint_id).cursor == 2

@@ -35,6 +35,7 @@ REFUSED = [
     ("100.64.0.1", "carrier-grade NAT"),
     ("100.127.255.254", "carrier-grade NAT"),
     ("[::ffff:127.0.0.1]", "loopback"),
+    ("[::127.0.0.1]", "loopback"),  # IPv4-compatible (deprecated), judged by its IPv4
     ("[::ffff:10.0.0.1]", "private"),
     ("[::ffff:169.254.169.254]", "link-local"),
     ("[64:ff9b::a9fe:a9fe]", "link-local"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -292,3 +293,28 @@ def test_close_closes_every_connection(receiver: Receiver) -> None:
 def test_retry_after_parsing(value: str | None, seconds: float | None) -> None:
     now = datetime(2026, 12, 4, 9, 0, tzinfo=UTC).timestamp()
     assert parse_retry_after(value, now=now) == seconds
+
+
+def test_an_answer_trickled_a_byte_at_a_time_is_cut_at_the_timeout() -> None:
+    """The timeout bounds the attempt, not each read: a receiver that sends its answer one
+    byte every 0.3 s (each read well within the timeout) still costs at most the timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        with contextlib.suppress(OSError):
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                conn.send(bytes([byte]))
+                time.sleep(0.3)
+        conn.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    transport = WebhookTransport(timeout=1.0, allow_private=True)
+    started = time.monotonic()
+    result = transport.post(f"http://127.0.0.1:{listener.getsockname()[1]}/", b"{}", {})
+    assert result.status is None and result.error == "timed out"
+    assert time.monotonic() - started < 1.5
+    listener.close()

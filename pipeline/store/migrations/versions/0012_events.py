@@ -80,6 +80,8 @@ def _create_webhooks() -> None:
         sa.Column("failing_since", _WHEN, nullable=True),
         sa.Column("failures", sa.Integer(), nullable=False),
         sa.Column("lease_until", _WHEN, nullable=True),
+        sa.Column("lease_token", sa.String(32), nullable=True),
+        sa.Column("rung_at", _WHEN, nullable=True),
     )
     op.create_index("ix_webhook_endpoints_tenant_id", "webhook_endpoints", ["tenant_id"])
     op.create_table(
