@@ -16,7 +16,8 @@ from scimflow.pipeline.scim.discovery import Capabilities
 from scimflow.pipeline.scim.registry import SchemaRegistry
 from scimflow.pipeline.scim.schema import ResourceType
 from scimflow.pipeline.services.app_keys import AppKeys
-from scimflow.pipeline.services.events_feed import EventsFeed, PollFeed
+from scimflow.pipeline.services.events_feed import EventsFeed
+from scimflow.pipeline.services.poll_feed import PollFeed
 from scimflow.pipeline.services.reads import ReadService
 from scimflow.pipeline.services.set_signing import SetSigner
 from scimflow.pipeline.services.tenancy import Tenancy

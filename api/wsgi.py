@@ -22,8 +22,9 @@ from scimflow.pipeline.scim.discovery import Capabilities, SecurityEvents
 from scimflow.pipeline.scim.registry import default_registry
 from scimflow.pipeline.services.admission import Admission, AdmissionLimits
 from scimflow.pipeline.services.app_keys import AppKeys
-from scimflow.pipeline.services.events_feed import EventsFeed, PollFeed
+from scimflow.pipeline.services.events_feed import EventsFeed
 from scimflow.pipeline.services.liveness import Readiness
+from scimflow.pipeline.services.poll_feed import PollFeed
 from scimflow.pipeline.services.reads import ReadService
 from scimflow.pipeline.services.set_signing import EVENT_URIS, SetSigner
 from scimflow.pipeline.services.tenancy import Tenancy

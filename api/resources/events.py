@@ -18,7 +18,8 @@ from scimflow.api.media import read_json
 from scimflow.api.middleware import app_grant_of
 from scimflow.api.services import EventsApi
 from scimflow.pipeline.errors import InvalidSyntax
-from scimflow.pipeline.services.events_feed import FeedError, PollRequest
+from scimflow.pipeline.services.events_feed import FeedError
+from scimflow.pipeline.services.poll_feed import PollRequest
 
 EVENTS_PATH = "/events"
 POLL_PATH = "/events/poll"

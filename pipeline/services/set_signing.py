@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.pipeline.events.sets import (
@@ -31,8 +30,8 @@ from scimflow.pipeline.events.sets import (
     public_jwks,
 )
 from scimflow.pipeline.ports import Clock, utc_now
+from scimflow.pipeline.store import signing_keys
 from scimflow.pipeline.store.db import unit_of_work
-from scimflow.pipeline.store.event_tables import EventSigningKey
 
 # Every event URI a scimflow SET may carry (RFC 9967 §4 `eventUris`).
 EVENT_URIS = (CREATE_FULL, PUT_FULL, PATCH_FULL, DELETE, ACTIVATE, DEACTIVATE, SESSION_REVOKED)
@@ -69,12 +68,7 @@ class SetSigner:
     def jwks(self) -> dict[str, Any]:
         """The public keys of every unretired key (RFC 7517 JWK Set)."""
         with unit_of_work(self._sessions) as session:
-            rows = session.execute(
-                select(EventSigningKey.kid, EventSigningKey.private_pem)
-                .where(EventSigningKey.retired_at.is_(None))
-                .order_by(EventSigningKey.created_at.desc(), EventSigningKey.kid)
-            ).all()
-        return public_jwks([SigningKey(row.kid, row.private_pem.encode("ascii")) for row in rows])
+            return public_jwks(signing_keys.unretired(session))
 
     def sign(self, document: Mapping[str, object], *, audience: str) -> str:
         """The SET of one event document, issued now, for `audience`."""
@@ -83,19 +77,13 @@ class SetSigner:
 
     def _newest(self) -> SigningKey | None:
         with unit_of_work(self._sessions) as session:
-            row = session.execute(
-                select(EventSigningKey.kid, EventSigningKey.private_pem)
-                .where(EventSigningKey.retired_at.is_(None))
-                .order_by(EventSigningKey.created_at.desc(), EventSigningKey.kid)
-                .limit(1)
-            ).first()
-        return None if row is None else SigningKey(row.kid, row.private_pem.encode("ascii"))
+            newest = signing_keys.unretired(session, limit=1)
+        return newest[0] if newest else None
 
     def _create(self) -> SigningKey:
         key = generate_signing_key()
         with unit_of_work(self._sessions) as session:
-            pem = key.private_key_pem.decode("ascii")
-            session.add(EventSigningKey(kid=key.kid, private_pem=pem, created_at=self._clock()))
+            signing_keys.store(session, key, now=self._clock())
         # Read back rather than use our own: a racing process may have stored a newer one, and
         # every process should settle on one key.
         return self._newest() or key

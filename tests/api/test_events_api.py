@@ -23,7 +23,8 @@ from scimflow.pipeline.events.sets import SetVerificationError, verify_set
 from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.scim.discovery import Capabilities
 from scimflow.pipeline.services.app_keys import AppKeys
-from scimflow.pipeline.services.events_feed import EventsFeed, PollFeed, PollRequest
+from scimflow.pipeline.services.events_feed import EventsFeed
+from scimflow.pipeline.services.poll_feed import PollFeed, PollRequest
 from scimflow.pipeline.services.set_signing import EVENT_URIS, SetSigner
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store import outbox

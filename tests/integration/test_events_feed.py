@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from scimflow.pipeline.events.sets import verify_set
 from scimflow.pipeline.services.app_keys import AppKeys
-from scimflow.pipeline.services.events_feed import EventsFeed, PollFeed, PollRequest
+from scimflow.pipeline.services.events_feed import EventsFeed
+from scimflow.pipeline.services.poll_feed import PollFeed, PollRequest
 from scimflow.pipeline.services.set_signing import SetSigner
 from scimflow.pipeline.store.app_keys import AppGrant
 from scimflow.pipeline.store.feed_tables import EventFeed, EventFeedAck
