@@ -30,6 +30,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     bench.add_argument("--api-server", choices=[s.value for s in ApiServer],
                        help="the API's server (default: SCIMFLOW_API_SERVER)")
     bench.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    bench.add_argument("--no-webhooks", dest="webhooks", action="store_false",
+                       help="no webhook endpoint, receiver or events worker in the sync")
+    bench.add_argument("--events-threads", type=int, default=4,
+                       help="delivery threads of the events worker (its --concurrency)")
     bench.add_argument("--baseline-requests", type=int, default=5000)
     bench.add_argument("--existence-requests", type=int, default=10000,
                        help="GETs of the existence phase (half existing, half missing)")

@@ -47,11 +47,64 @@ def _sync(summary: dict[str, Any]) -> list[str]:
         f"converged in       {summary['converge_seconds']} s",
         f"applied            {apply_['users_per_s']} users/s ({apply_['users']} users)",
         f"deprovision        p50 {deprovision['p50_s']} s, p99 {deprovision['p99_s']} s "
-        f"({deprovision['count']})",
+        f"({deprovision['count']}; PATCH acknowledged -> applied)",
+        *_deprovision_webhook(summary.get("webhooks")),
         f"postgres conns     peak {summary['postgres_connections']['peak']} "
         f"(budget {summary['postgres_connections']['budget']})",
     ]
-    return lines + _rss(summary["rss"])
+    return lines + _webhooks(summary.get("webhooks")) + _rss(summary["rss"]) + _cpu(summary["cpu"])
+
+
+def _deprovision_webhook(webhooks: dict[str, Any] | None) -> list[str]:
+    if webhooks is None:
+        return []
+    latency = webhooks["deprovision_to_webhook"]
+    after = webhooks["deprovision_applied_to_webhook"]
+    return [f"  by webhook       p50 {latency['p50_s']} s, p99 {latency['p99_s']} s, max "
+            f"{latency['max_s']} s ({latency['count']} of {latency['deactivations']}; PATCH "
+            "acknowledged -> user.deprovisioned at the receiver)",
+            f"    of which       p50 {after['p50_s']} s, p99 {after['p99_s']} s, max "
+            f"{after['max_s']} s after the apply (journal applied_at -> arrival)"]
+
+
+def _webhooks(webhooks: dict[str, Any] | None) -> list[str]:
+    if webhooks is None:
+        return ["webhooks           off (--no-webhooks)"]
+    delivery, capacity = webhooks["delivery"], webhooks["receiver_capacity"]
+    return [
+        f"webhooks           {delivery['per_s']} events/s delivered ({delivery['events']} events "
+        f"in {delivery['seconds']} s, first to last arrival; {delivery['repeats']} repeats, "
+        f"{delivery['bad_signatures']} bad signatures)",
+        f"  every event      {delivery['all_arrived']} ({delivery['outbox_events']} in the "
+        f"outbox, {delivery['missing']} missing); last arrival "
+        f"{delivery['lag_after_last_apply_s']} s after the last apply",
+        f"  outbox written   {delivery['outbox_written_per_s']} events/s (first to last event "
+        "written: delivery during the sync can go no faster)",
+        *_replay(webhooks.get("backlog_replay")),
+        f"  receiver         {capacity['per_s']} POST/s alone (one http.client thread, "
+        f"{capacity['event_bytes']}-byte event) -> delivery at "
+        f"{webhooks['throughput_vs_receiver_capacity']}x",
+        f"  knobs            {webhooks['knobs']}",
+    ]
+
+
+def _replay(replay: dict[str, Any] | None) -> list[str]:
+    if replay is None:
+        return []
+    return [f"  backlog replay   {replay['per_s']} events/s ({replay['events']} events in "
+            f"{replay['seconds']} s: the whole outbox sent again, the rest of the stack idle; "
+            f"{replay['vs_receiver_capacity']}x the receiver's capacity; CPU per event: events "
+            f"worker {replay['events_worker_cpu_us_per_event']} us, receiver "
+            f"{replay['receiver_cpu_us_per_event']} us), "
+            f"machine {replay['cpu']['machine_cores_busy']} cores busy, "
+            + ", ".join(f"{role} {f['cores']}" for role, f in replay["cpu"]["roles"].items()
+                        if f["cores"])]
+
+
+def _cpu(cpu: dict[str, Any]) -> list[str]:
+    roles = ", ".join(f"{role} {f['cpu_s']} s ({f['cores']})" for role, f in cpu["roles"].items())
+    return [f"cpu                {cpu['seconds']} s of the sync and its delivery, machine "
+            f"{cpu['machine_cores_busy']} cores busy; per role CPU s (cores): {roles}"]
 
 
 def _rss(rss: dict[str, Any]) -> list[str]:

@@ -59,10 +59,10 @@ class RssSampler:
                 return
 
     def sample(self) -> None:
-        children = _children_by_parent()
+        children = children_by_parent()
         for role, root in self.roots().items():
             total = 0
-            for pid in _tree(root, children):
+            for pid in tree(root, children):
                 rss = vm_rss_kib(pid)
                 if rss is None:
                     continue  # it exited between the listing and the read
@@ -97,7 +97,7 @@ def vm_rss_kib(pid: int) -> int | None:
     return 0  # a zombie has no VmRSS line
 
 
-def _children_by_parent() -> dict[int, list[int]]:
+def children_by_parent() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
@@ -112,7 +112,7 @@ def _children_by_parent() -> dict[int, list[int]]:
     return children
 
 
-def _tree(root: int, children: dict[int, list[int]]) -> list[int]:
+def tree(root: int, children: dict[int, list[int]]) -> list[int]:
     found, pending = [], [root]
     while pending:
         pid = pending.pop()

@@ -5,10 +5,13 @@ the same existence-check URLs at the same concurrency (this also measures the lo
 own cost per request); (2) the acknowledgement phase, POSTs only, on a database of its own;
 (3) the sync (Okta or Entra request shapes) over HTTP against the real API, Celery workers,
 PostgreSQL and Redis, with deactivations sent while it runs, sampling the resident memory of
-the API and worker processes; (4) the existence phase, look-ups of existing and missing
-userNames against the loaded tenant; (5) a raw batched upsert of the same rows. It prints
-throughput, latency, convergence, apply rate, peak connections and memory, 429/5xx counts,
-deprovision latency, and the ratios to the baselines.
+the API and worker processes and the CPU time of every role, with a webhook endpoint of the
+tenant receiving every event on a local receiver (deprovision -> webhook latency, delivery
+throughput against the receiver's own capacity); (4) the existence phase, look-ups of
+existing and missing userNames against the loaded tenant; (5) a raw batched upsert of the
+same rows. It prints throughput, latency, convergence, apply rate, peak connections, memory
+and CPU, 429/5xx counts, deprovision latency (applied, and delivered by webhook), webhook
+throughput, and the ratios to the baselines.
 See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
 """
 
@@ -36,6 +39,7 @@ from scimflow.ops.bench.ack import (
     start_scimflow,
     start_workers,
 )
+from scimflow.ops.bench.cpu import CpuMeter
 from scimflow.ops.bench.entra import Entra
 from scimflow.ops.bench.existence import (
     existence_paths,
@@ -64,6 +68,16 @@ from scimflow.ops.bench.sync import (
     deactivate_during_sync,
     push_groups,
     push_users,
+)
+from scimflow.ops.bench.webhooks import (
+    WebhookTarget,
+    delivery_knobs,
+    receiver_capacity,
+    replay_backlog,
+    start_webhooks,
+    typical_event,
+    wait_delivered,
+    webhook_figures,
 )
 from scimflow.ops.connection_budget import Budget
 from scimflow.pipeline.settings import ApiServer, Settings
@@ -142,6 +156,7 @@ def _plan(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...],
         "idp": idp.name, "passwords": idp.passwords,
         "phases": list(phases), "concurrency": args.concurrency, "workers": args.workers,
         "apply_after_ack": args.apply_after_ack, "api_server": args.api_server,
+        "webhooks": args.webhooks,
         "existence_requests": args.existence_requests if "existence" in phases else 0}
 
 
@@ -174,6 +189,8 @@ def _env(database_url: str, args: argparse.Namespace) -> dict[str, str]:
         "SCIMFLOW_API_PROCESSES": str(args.api_processes),
         "SCIMFLOW_API_SERVER": args.api_server,
         "SCIMFLOW_PASSWORD_KEY": args.password_key,
+        # The webhook receiver is this benchmark's own, on 127.0.0.1.
+        "SCIMFLOW_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
         "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
     })
     return env
@@ -220,18 +237,40 @@ def _sync(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...], args: argpa
           *, processes: Processes, database_url: str) -> dict[str, Any]:
     port, created = start_scimflow(processes, args, with_workers=not args.apply_after_ack)
     target = Target("127.0.0.1", port, created["token"], created["tenant_id"], database_url)
+    hooks = start_webhooks(processes, args) if args.webhooks else None
+    capacity = receiver_capacity(hooks, typical_event(plan, idp)) if hooks else None
 
     def roles() -> dict[str, int]:
         return {name: p.pid for name, p in processes.running.items() if name in SAMPLED_ROLES}
 
-    with RssSampler(roles) as rss, measure.ConnectionPeak(database_url) as peak:
-        tally, started, acked = asyncio.run(
+    def every_role() -> dict[str, int]:
+        return {name: p.pid for name, p in processes.running.items()}
+
+    with (RssSampler(roles) as rss, CpuMeter(every_role) as cpu,
+          measure.ConnectionPeak(database_url) as peak):
+        tally, started, acked, state = asyncio.run(
             _drive(plan, idp, args, target, lambda: start_workers(processes, args)))
         converged = _wait_converged(database_url, started)
+        if hooks is not None:
+            wait_delivered(hooks, database_url, target.tenant_id, _status_printer())
     measured = Measured(tally, acked - started, converged,
                         measure.apply_figures(database_url, target.tenant_id), peak.peak)
     summary = _summary(plan, idp, args, target, measured)
     summary["rss"] = rss.summary()
+    summary["cpu"] = cpu.summary()
+    if hooks is not None and capacity is not None:
+        summary["webhooks"] = _webhooks(hooks, target, state.deprovision_acked, capacity,
+                                        env=processes.env, args=args)
+        with CpuMeter(every_role) as replay_cpu:
+            backlog = replay_backlog(processes, hooks, database_url, target.tenant_id,
+                                     _status_printer())
+        summary["webhooks"]["backlog_replay"] = _replay_figures(backlog, capacity,
+                                                                replay_cpu.summary())
+        delivery = summary["webhooks"]["delivery"]
+        summary["correctness"]["webhooks_all_arrived"] = delivery["all_arrived"]
+        summary["correctness"]["webhook_bad_signatures"] = delivery["bad_signatures"]
+        summary["correctness"]["ok"] &= (delivery["all_arrived"]
+                                         and delivery["bad_signatures"] == 0)
     if "existence" in phases:
         summary["existence"] = existence_phase(plan, idp, connector(port, target.token),
                                                args.concurrency, args.existence_requests)
@@ -243,8 +282,31 @@ def _sync(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...], args: argpa
     return summary
 
 
+def _webhooks(hooks: WebhookTarget, target: Target, deprovision_acks: dict[str, float],
+              capacity: dict[str, Any], *, env: dict[str, str],
+              args: argparse.Namespace) -> dict[str, Any]:
+    figures = webhook_figures(hooks, target.database_url, target.tenant_id, deprovision_acks,
+                              capacity)
+    return figures | {"knobs": delivery_knobs(env, args.events_threads)}
+
+
+def _replay_figures(backlog: dict[str, Any], capacity: dict[str, Any],
+                    cpu: dict[str, Any]) -> dict[str, Any]:
+    """The replay's rate, and the CPU per event of the sender and of the receiver: the
+    receiver's share shows how far it is from bounding delivery."""
+    events = backlog["events"]
+
+    def cpu_us(role: str) -> float | None:
+        seconds = cpu["roles"].get(role, {}).get("cpu_s")
+        return round(seconds / events * 1e6) if events and seconds is not None else None
+
+    return backlog | {"vs_receiver_capacity": _ratio(backlog["per_s"], capacity["per_s"]),
+                      "events_worker_cpu_us_per_event": cpu_us("events"),
+                      "receiver_cpu_us_per_event": cpu_us("receiver"), "cpu": cpu}
+
+
 async def _drive(plan: SyncPlan, idp: IdpRequests, args: argparse.Namespace, target: Target,
-                 start_workers: Callable[[], None]) -> tuple[Tally, float, float]:
+                 start_workers: Callable[[], None]) -> tuple[Tally, float, float, SyncState]:
     tally = Tally()
     driver, connect = Driver(tally), connector(target.port, target.token)
     state = SyncState(progress=_progress_printer())
@@ -265,7 +327,7 @@ async def _drive(plan: SyncPlan, idp: IdpRequests, args: argparse.Namespace, tar
     await push_groups(plan, idp, driver, connect,
                       concurrency=min(args.concurrency, plan.groups), state=state)
     await deactivations
-    return tally, started, users_acked
+    return tally, started, users_acked, state
 
 
 def _progress_printer() -> Callable[[str, int, int], None]:
@@ -276,6 +338,17 @@ def _progress_printer() -> Callable[[str, int, int], None]:
         if now - last[0] >= 1.0 or done == total:
             last[0] = now
             print(f"  {phase}: {done}/{total} acknowledged", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _status_printer() -> Callable[[str], None]:
+    last = [0.0]
+
+    def show(line: str) -> None:
+        if time.monotonic() - last[0] >= 1.0:
+            last[0] = time.monotonic()
+            print(line, file=sys.stderr, flush=True)
 
     return show
 

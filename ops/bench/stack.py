@@ -37,14 +37,24 @@ class Processes:
     env: dict[str, str]
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def spawn(self, name: str, argv: list[str]) -> None:
+    def spawn(self, name: str, argv: list[str], *,
+              extra_env: dict[str, str] | None = None) -> None:
         log = (self.workdir / f"{name}.log").open("ab")
         self.running[name] = subprocess.Popen(
-            argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            argv, env=self.env | (extra_env or {}), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def run(self, argv: list[str]) -> None:
         subprocess.run(argv, env=self.env, check=True, capture_output=True, timeout=300)
+
+    def output(self, argv: list[str]) -> str:
+        """What a short command printed on stdout (its stderr in the error if it failed)."""
+        finished = subprocess.run(argv, env=self.env, capture_output=True, text=True,
+                                  timeout=300, check=False)
+        if finished.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed: {finished.stderr.strip()}")
+        return finished.stdout
 
     def stop(self, name: str) -> None:
         process = self.running.pop(name)

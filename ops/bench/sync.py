@@ -5,6 +5,7 @@ created and filled by member PATCHes."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,9 @@ class SyncState:
     user_ids: dict[int, str] = field(default_factory=dict)
     group_ids: dict[int, str] = field(default_factory=dict)
     created: dict[int, asyncio.Future[str | None]] = field(default_factory=dict)
+    # Per deactivated user id, when its PATCH's 2xx was received (wall clock: compared with
+    # the webhook receiver's arrivals, in another process).
+    deprovision_acked: dict[str, float] = field(default_factory=dict)
     progress: Callable[[str, int, int], None] = lambda phase, done, total: None
 
     def creation(self, index: int) -> asyncio.Future[str | None]:
@@ -67,9 +71,11 @@ async def deactivate_during_sync(
         if user_id is None:
             continue  # its POST failed, and is already counted as a failure
         await asyncio.get_running_loop().run_in_executor(None, before_deactivating, user_id)
-        await driver.send(connection, "deactivate PATCH", "PATCH",
-                          f"{SCIM_BASE}/Users/{user_id}",
-                          body=idp.deactivation_body(plan, index))
+        response = await driver.send(connection, "deactivate PATCH", "PATCH",
+                                     f"{SCIM_BASE}/Users/{user_id}",
+                                     body=idp.deactivation_body(plan, index))
+        if 200 <= response.status < 300:
+            state.deprovision_acked[user_id] = time.time()
     await connection.close()
 
 

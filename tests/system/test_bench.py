@@ -1,7 +1,8 @@
 """`scimflow bench` end to end, small: the whole stack runs and every figure is in the JSON.
 
 Figures themselves are not asserted (the machine is shared); their presence, their internal
-consistency and the correctness checks the benchmark makes of the directory it built are.
+consistency and the correctness checks the benchmark makes of the directory it built and of the
+events its webhook receiver got are.
 """
 
 from __future__ import annotations
@@ -44,6 +45,32 @@ def assert_rss_sampled(rss: dict[str, Any], api_processes: int, workers: int) ->
     assert all(p["peak_mib"] > 0 for p in rss["processes"])
 
 
+def assert_webhooks_delivered(summary: dict[str, Any], deactivations: int) -> None:
+    webhooks = summary["webhooks"]
+    delivery = webhooks["delivery"]
+    # Every event the tenant's outbox holds reached the receiver, signed with the secret.
+    assert delivery["all_arrived"] is True and delivery["missing"] == 0
+    assert delivery["bad_signatures"] == 0 and delivery["unparsable"] == 0
+    assert delivery["events"] == delivery["outbox_events"] > 0
+    assert delivery["received"] == delivery["events"] + delivery["repeats"]
+    assert delivery["per_s"] > 0
+    for section in ("deprovision_to_webhook", "deprovision_applied_to_webhook"):
+        latency = webhooks[section]
+        assert latency["count"] == latency["deactivations"] == deactivations
+        assert latency["p50_s"] <= latency["p99_s"] <= latency["max_s"]
+    # An event is sent once its change is applied, never before.
+    assert webhooks["deprovision_applied_to_webhook"]["p50_s"] > 0
+    capacity = webhooks["receiver_capacity"]
+    assert capacity["per_s"] > 0
+    assert webhooks["throughput_vs_receiver_capacity"] == round(
+        delivery["per_s"] / capacity["per_s"], 3)
+    replay = webhooks["backlog_replay"]
+    assert replay["events"] == delivery["outbox_events"] and replay["per_s"] > 0
+    assert webhooks["knobs"]["events_threads"] == 4
+    assert {"api", "worker", "events", "receiver", "postgres"} <= set(summary["cpu"]["roles"])
+    assert summary["correctness"]["webhooks_all_arrived"] is True
+
+
 def assert_existence_phase(summary: dict[str, Any], requests: int) -> None:
     existence, baselines = summary["existence"], summary["baselines"]
     assert existence["requests"] == requests
@@ -57,7 +84,7 @@ def assert_existence_phase(summary: dict[str, Any], requests: int) -> None:
 
 
 @pytest.mark.timeout(700)
-def test_an_okta_bench_pushes_passwords_and_reports_look_ups_and_memory() -> None:
+def test_an_okta_bench_pushes_passwords_and_reports_look_ups_memory_and_webhooks() -> None:
     summary = run_bench("--users", "200", "--groups", "2", "--members", "5",
                         "--deactivations", "4", "--baseline-requests", "200",
                         "--existence-requests", "400")
@@ -74,14 +101,18 @@ def test_an_okta_bench_pushes_passwords_and_reports_look_ups_and_memory() -> Non
     assert summary["baselines"]["ack_vs_bare_falcon"] is not None
     assert_existence_phase(summary, 400)
     assert_rss_sampled(summary["rss"], api_processes=2, workers=2)
+    assert_webhooks_delivered(summary, deactivations=4)
 
 
 @pytest.mark.timeout(700)
-def test_an_entra_bench_without_groups_or_acknowledgement_phase() -> None:
+def test_an_entra_bench_without_groups_webhooks_or_acknowledgement_phase() -> None:
     summary = run_bench("--idp", "entra", "--phases", "sync,existence", "--users", "150",
-                        "--groups", "0", "--deactivations", "3", "--existence-requests", "200")
+                        "--groups", "0", "--deactivations", "3", "--existence-requests", "200",
+                        "--no-webhooks")
 
     assert summary["plan"]["idp"] == "entra" and summary["plan"]["passwords"] is False
+    assert summary["plan"]["webhooks"] is False and "webhooks" not in summary
+    assert "events" not in summary["cpu"]["roles"]
     assert "ack" not in summary and "bare_falcon_post_per_s" not in summary["baselines"]
     checks = summary["correctness"]
     assert checks["ok"] is True
