@@ -96,9 +96,12 @@ def register_tasks(app: Celery, runtime: WorkerRuntime, dispatcher: CeleryDispat
 
 def drain_for(tenant_id: str, runtime: WorkerRuntime,
               dispatcher: CeleryDispatcher) -> dict[str, int]:
-    report = short_retry(runtime.drainer.drain)(max_batches=BATCHES_PER_TASK)
+    def deliver_events(batch: DrainReport) -> None:
+        ring_deliveries(runtime.sessions, batch.event_tenants, dispatcher)
+
+    report = short_retry(runtime.drainer.drain)(max_batches=BATCHES_PER_TASK,
+                                                after_batch=deliver_events)
     _ring_again(tenant_id, report, dispatcher)
-    ring_deliveries(runtime.sessions, report.event_tenants, dispatcher)
     log.info("drained tenant=%s applied=%d postponed=%d dead=%d", tenant_id,
              report.applied, report.postponed, report.dead)
     return {"applied": report.applied, "postponed": report.postponed, "dead": report.dead}

@@ -124,11 +124,18 @@ class Drainer:
         )
         return report
 
-    def drain(self, tenant_id: str | None = None, *, max_batches: int = 1000) -> DrainReport:
-        """Drain until nothing is ready (or `max_batches`), summing the reports."""
+    def drain(
+        self, tenant_id: str | None = None, *, max_batches: int = 1000,
+        after_batch: Callable[[DrainReport], None] | None = None,
+    ) -> DrainReport:
+        """Drain until nothing is ready (or `max_batches`), summing the reports; `after_batch`
+        hears of each committed batch (its events can be delivered at once, not after the
+        whole drain)."""
         total = report = DrainReport()
         for _ in range(max_batches):
             report = self.drain_once(tenant_id)
+            if after_batch is not None:
+                after_batch(report)
             _add(total, report)
             if report.resources == 0 or (not report.more_waiting and not report.woken_tenants):
                 break

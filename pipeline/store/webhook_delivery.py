@@ -9,11 +9,13 @@ import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import Table, and_, exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from scimflow.pipeline.store.bulk import insert_recordset
+from scimflow.pipeline.store.db import is_postgres
 from scimflow.pipeline.store.event_tables import OutboxEvent, WebhookAttempt, WebhookEndpoint
 
 
@@ -113,8 +115,17 @@ def release(session: Session, endpoint_id: str, token: str) -> None:
     )
 
 
+ATTEMPT_COLUMNS = ("endpoint_id", "event_position", "event_id", "attempted_at", "status_code",
+                   "latency_ms", "error")
+
+
 def record_attempts(session: Session, attempts: Sequence[dict[str, Any]]) -> None:
-    if attempts:
+    if not attempts:
+        return
+    if is_postgres(session):
+        insert_recordset(session, cast(Table, WebhookAttempt.__table__), ATTEMPT_COLUMNS,
+                         attempts)
+    else:
         session.execute(insert(WebhookAttempt), list(attempts))
 
 

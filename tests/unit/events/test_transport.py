@@ -318,3 +318,64 @@ def test_an_answer_trickled_a_byte_at_a_time_is_cut_at_the_timeout() -> None:
     assert result.status is None and result.error == "timed out"
     assert time.monotonic() - started < 1.5
     listener.close()
+
+
+@pytest.mark.parametrize(("answer", "kept"), [
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nabcd\r\n0\r\nT: 1\r\n\r\n",
+     True),
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok",
+     True),
+    (b"HTTP/1.1 204 No Content\r\n\r\n", True),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", False),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", False),
+])
+def test_answers_are_read_whole_and_their_connection_kept_when_it_may_be(
+    answer: bytes, kept: bool
+) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            with contextlib.suppress(OSError):
+                while conn.recv(65536):
+                    conn.sendall(answer)
+                    if not kept:
+                        break
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    transport = WebhookTransport(timeout=2.0, allow_private=True)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    results = [transport.post(url, BODY, HEADERS) for _ in range(3)]
+    listener.close()
+
+    assert all(result.delivered for result in results), results
+    assert len(accepted) == (1 if kept else 3)
+
+
+def test_garbage_instead_of_an_answer_is_an_invalid_response() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    result = WebhookTransport(timeout=2.0, allow_private=True).post(
+        f"http://127.0.0.1:{listener.getsockname()[1]}/", BODY, HEADERS)
+    listener.close()
+
+    assert result.status is None and result.error is not None
+    assert result.error.startswith("invalid HTTP response")
