@@ -66,7 +66,9 @@ class SetSigner:
         return key
 
     def jwks(self) -> dict[str, Any]:
-        """The public keys of every unretired key (RFC 7517 JWK Set)."""
+        """The public keys of every unretired key (RFC 7517 JWK Set); a receiver may fetch it
+        before the first SET is signed, so the first key is made now if there is none."""
+        self.current_key()
         with unit_of_work(self._sessions) as session:
             return public_jwks(signing_keys.unretired(session))
 

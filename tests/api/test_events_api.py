@@ -420,3 +420,10 @@ def test_only_so_many_polls_wait_at_once_the_others_answer_at_once(
 
     assert answer.sets == {} and time.monotonic() - started < 0.5
     waiting.join()
+
+
+def test_the_jwks_has_a_key_before_the_first_set_is_signed(app: testing.TestClient) -> None:
+    """A receiver of pushed SETs fetches the keys when it is set up, before any event."""
+    served = app.simulate_get("/events/jwks.json").json
+    assert len(served["keys"]) == 1 and served["keys"][0]["use"] == "sig"
+    assert app.simulate_get("/events/jwks.json").json == served  # the same key, not a new one
