@@ -8,7 +8,8 @@ resource id from the JSON body, and verifies the signature with the endpoint's s
 (`pipeline/events/signing.py:verify`; an HMAC-SHA256 costs microseconds, so every delivery is
 checked). Requests to `/capacity` are the benchmark's own capacity baseline: answered the
 same way, counted apart. `GET /stats` answers the counts so far; `GET /records` everything
-recorded.
+recorded. Deliveries to `/catch-up` (a second endpoint of the tenant, signed with its own
+secret) are recorded in a log of their own: `GET /catch-up/stats`, `GET /catch-up/records`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from scimflow.pipeline.events.signing import SignatureError, verify
 NO_CONTENT = b"HTTP/1.1 204 No Content\r\n\r\n"
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 CAPACITY_PATH = "/capacity"
+CATCH_UP_PATH = "/catch-up"
 SECRET_VARIABLE = "SCIMFLOW_BENCH_WEBHOOK_SECRET"
+CATCH_UP_SECRET_VARIABLE = "SCIMFLOW_BENCH_CATCH_UP_SECRET"
 HEADER_END = b"\r\n\r\n"
 
 
@@ -82,8 +85,9 @@ class HttpConnection(asyncio.Protocol):
     """One client connection: requests parsed from the buffer as bytes arrive, answered in
     order (HTTP/1.1 pipelining allowed, keep-alive by default)."""
 
-    def __init__(self, log: Log) -> None:
+    def __init__(self, log: Log, catch_up: Log) -> None:
         self._log = log
+        self._catch_up = catch_up
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
 
@@ -115,11 +119,15 @@ class HttpConnection(asyncio.Protocol):
         if method == "POST":
             if path == CAPACITY_PATH:
                 self._log.capacity(headers, body)
+            elif path == CATCH_UP_PATH:
+                self._catch_up.delivery(headers, body)
             else:
                 self._log.delivery(headers, body)
             return NO_CONTENT
-        if method == "GET" and path in ("/stats", "/records"):
-            value: Any = self._log.stats() if path == "/stats" else self._log.arrivals
+        log, _, view = path.rpartition("/")
+        if method == "GET" and log in ("", CATCH_UP_PATH) and view in ("stats", "records"):
+            chosen = self._catch_up if log == CATCH_UP_PATH else self._log
+            value: Any = chosen.stats() if view == "stats" else chosen.arrivals
             payload = json.dumps(value).encode()
             return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                     b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
@@ -137,10 +145,10 @@ def parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
     return method, path, headers
 
 
-async def serve(port: int, log: Log) -> None:
+async def serve(port: int, log: Log, catch_up: Log) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: HttpConnection(log), "127.0.0.1", port,
-                                      backlog=1024)
+    server = await loop.create_server(lambda: HttpConnection(log, catch_up), "127.0.0.1",
+                                      port, backlog=1024)
     stopped = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
@@ -153,7 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     # The secret comes in the environment, not on the command line other users can read.
-    asyncio.run(serve(args.port, Log(os.environ[SECRET_VARIABLE])))
+    secret = os.environ[SECRET_VARIABLE]
+    catch_up = Log(os.environ.get(CATCH_UP_SECRET_VARIABLE, secret))
+    asyncio.run(serve(args.port, Log(secret), catch_up))
 
 
 if __name__ == "__main__":

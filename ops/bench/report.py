@@ -80,12 +80,39 @@ def _webhooks(webhooks: dict[str, Any] | None) -> list[str]:
         f"{delivery['lag_after_last_apply_s']} s after the last apply",
         f"  outbox written   {delivery['outbox_written_per_s']} events/s (first to last event "
         "written: delivery during the sync can go no faster)",
+        *_catch_up(webhooks.get("catch_up_during_sync")),
         *_replay(webhooks.get("backlog_replay")),
         f"  receiver         {capacity['per_s']} POST/s alone (one http.client thread, "
         f"{capacity['event_bytes']}-byte event) -> delivery at "
         f"{webhooks['throughput_vs_receiver_capacity']}x",
         f"  knobs            {webhooks['knobs']}",
     ]
+
+
+def _catch_up(catch_up: dict[str, Any] | None) -> list[str]:
+    if catch_up is None:
+        return []
+    lines = [f"  during the sync  {catch_up['per_s']} events/s ({catch_up['events']} events in "
+             f"{catch_up['seconds']} s: a second endpoint enabled at "
+             f"{catch_up['users_applied_at_enable']} users applied "
+             f"({catch_up['users_acknowledged_at_enable']} acknowledged), catching up on the "
+             f"{catch_up['backlog_events']} events then written; "
+             f"{catch_up['vs_receiver_capacity']}x the receiver's capacity; every event "
+             f"{catch_up['all_arrived']}, {catch_up['missing']} missing, "
+             f"{catch_up['repeats']} repeats, {catch_up['bad_signatures']} bad signatures)"]
+    during = catch_up.get("sync_during")
+    if during is not None:
+        lines.append(f"    meanwhile      {during['users_acked']} users acknowledged, "
+                     f"{during['journal_entries_applied']} journal entries applied, "
+                     f"{during['events_written']} events written; sync requests running "
+                     f"{during['requests_running_share']} of the interval")
+    cpu = catch_up.get("cpu")
+    if cpu is not None:
+        lines.append(f"    cpu            {cpu['seconds']} s from enabling to the backlog's "
+                     f"count received, machine {cpu['machine_cores_busy']} cores busy, "
+                     + ", ".join(f"{role} {f['cores']}" for role, f in cpu["roles"].items()
+                                 if f["cores"]))
+    return lines
 
 
 def _replay(replay: dict[str, Any] | None) -> list[str]:

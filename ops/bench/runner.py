@@ -7,11 +7,13 @@ own cost per request); (2) the acknowledgement phase, POSTs only, on a database 
 PostgreSQL and Redis, with deactivations sent while it runs, sampling the resident memory of
 the API and worker processes and the CPU time of every role, with a webhook endpoint of the
 tenant receiving every event on a local receiver (deprovision -> webhook latency, delivery
-throughput against the receiver's own capacity); (4) the existence phase, look-ups of
-existing and missing userNames against the loaded tenant; (5) a raw batched upsert of the
-same rows. It prints throughput, latency, convergence, apply rate, peak connections, memory
-and CPU, 429/5xx counts, deprovision latency (applied, and delivered by webhook), webhook
-throughput, and the ratios to the baselines.
+throughput against the receiver's own capacity, and a second endpoint catching up on the
+backlog half-way through the sync: delivery's capacity with the sync running); (4) the
+existence phase, look-ups of existing and missing userNames against the loaded tenant; (5) a
+raw batched upsert of the same rows. It prints throughput, latency, convergence, apply rate,
+peak connections, memory and CPU, 429/5xx counts, deprovision latency (applied, and delivered
+by webhook), webhook throughput (during the sync, catching up during it, replaying after
+it), and the ratios to the baselines.
 See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
 """
 
@@ -39,6 +41,7 @@ from scimflow.ops.bench.ack import (
     start_scimflow,
     start_workers,
 )
+from scimflow.ops.bench.catch_up import CatchUp, SyncActivity
 from scimflow.ops.bench.cpu import CpuMeter
 from scimflow.ops.bench.entra import Entra
 from scimflow.ops.bench.existence import (
@@ -51,6 +54,7 @@ from scimflow.ops.bench.idp_requests import IdpRequests
 from scimflow.ops.bench.load import Driver, Tally
 from scimflow.ops.bench.okta import Okta
 from scimflow.ops.bench.plan import SyncPlan
+from scimflow.ops.bench.receiver import CATCH_UP_PATH
 from scimflow.ops.bench.report import report
 from scimflow.ops.bench.rss import RssSampler
 from scimflow.ops.bench.stack import (
@@ -246,31 +250,37 @@ def _sync(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...], args: argpa
     def every_role() -> dict[str, int]:
         return {name: p.pid for name, p in processes.running.items()}
 
+    catch_up = (CatchUp(processes, hooks, database_url, target.tenant_id, every_role)
+                if hooks else None)
     with (RssSampler(roles) as rss, CpuMeter(every_role) as cpu,
           measure.ConnectionPeak(database_url) as peak):
+        if catch_up is not None:
+            catch_up.watch(plan.users)
         tally, started, acked, state = asyncio.run(
             _drive(plan, idp, args, target, lambda: start_workers(processes, args)))
+        activity = SyncActivity(state.users_acked_at, time.time())
         converged = _wait_converged(database_url, started)
-        if hooks is not None:
+        if hooks is not None and catch_up is not None:
+            catch_up.wait_enabled()
             wait_delivered(hooks, database_url, target.tenant_id, _status_printer())
+            wait_delivered(hooks, database_url, target.tenant_id, _status_printer(),
+                           log=CATCH_UP_PATH)
+            catch_up.finish()
     measured = Measured(tally, acked - started, converged,
                         measure.apply_figures(database_url, target.tenant_id), peak.peak)
     summary = _summary(plan, idp, args, target, measured)
     summary["rss"] = rss.summary()
     summary["cpu"] = cpu.summary()
-    if hooks is not None and capacity is not None:
+    if hooks is not None and capacity is not None and catch_up is not None:
         summary["webhooks"] = _webhooks(hooks, target, state.deprovision_acked, capacity,
                                         env=processes.env, args=args)
+        summary["webhooks"]["catch_up_during_sync"] = catch_up.figures(activity, capacity)
         with CpuMeter(every_role) as replay_cpu:
             backlog = replay_backlog(processes, hooks, database_url, target.tenant_id,
                                      _status_printer())
         summary["webhooks"]["backlog_replay"] = _replay_figures(backlog, capacity,
                                                                 replay_cpu.summary())
-        delivery = summary["webhooks"]["delivery"]
-        summary["correctness"]["webhooks_all_arrived"] = delivery["all_arrived"]
-        summary["correctness"]["webhook_bad_signatures"] = delivery["bad_signatures"]
-        summary["correctness"]["ok"] &= (delivery["all_arrived"]
-                                         and delivery["bad_signatures"] == 0)
+        _check_webhooks(summary)
     if "existence" in phases:
         summary["existence"] = existence_phase(plan, idp, connector(port, target.token),
                                                args.concurrency, args.existence_requests)
@@ -280,6 +290,19 @@ def _sync(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...], args: argpa
                                          and existence["server_errors_5xx"] == 0
                                          and not existence["failures"])
     return summary
+
+
+def _check_webhooks(summary: dict[str, Any]) -> None:
+    """Every event arrived at both endpoints, every delivery signed with its secret."""
+    delivery = summary["webhooks"]["delivery"]
+    caught_up = summary["webhooks"]["catch_up_during_sync"]
+    checks = summary["correctness"]
+    checks["webhooks_all_arrived"] = delivery["all_arrived"]
+    checks["webhook_bad_signatures"] = delivery["bad_signatures"]
+    checks["webhooks_catch_up_all_arrived"] = caught_up["all_arrived"]
+    checks["webhook_catch_up_bad_signatures"] = caught_up["bad_signatures"]
+    checks["ok"] &= (delivery["all_arrived"] and delivery["bad_signatures"] == 0
+                     and caught_up["all_arrived"] and caught_up["bad_signatures"] == 0)
 
 
 def _webhooks(hooks: WebhookTarget, target: Target, deprovision_acks: dict[str, float],

@@ -31,6 +31,8 @@ class SyncState:
     # Per deactivated user id, when its PATCH's 2xx was received (wall clock: compared with
     # the webhook receiver's arrivals, in another process).
     deprovision_acked: dict[str, float] = field(default_factory=dict)
+    # When each user's POST was answered 201 (wall clock).
+    users_acked_at: list[float] = field(default_factory=list)
     progress: Callable[[str, int, int], None] = lambda phase, done, total: None
 
     def creation(self, index: int) -> asyncio.Future[str | None]:
@@ -55,6 +57,7 @@ async def push_users(
         user_id = str(response.json()["id"]) if response.status == 201 else None
         if user_id is not None:
             state.user_ids[index] = user_id
+            state.users_acked_at.append(time.time())
         state.creation(index).set_result(user_id)
         state.progress("users", len(state.user_ids), plan.users)
 

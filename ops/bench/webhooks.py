@@ -16,7 +16,10 @@ measures, from what the receiver recorded:
   is what delivery alone can do;
 - the receiver's own capacity, measured in the same run before the sync: one thread posting a
   typical signed event over one keep-alive connection with `http.client` for a few seconds,
-  so that the delivery rate can be read as a fraction of what the receiver could take.
+  so that the delivery rate can be read as a fraction of what the receiver could take;
+- delivery capacity while the sync runs: a second endpoint, registered disabled, catches up
+  on the backlog half-way through the sync (`ops/bench/catch_up.py`); its deliveries are
+  recorded apart and counted in none of the figures above.
 """
 
 from __future__ import annotations
@@ -34,7 +37,12 @@ from typing import Any
 from scimflow.ops.bench import measure
 from scimflow.ops.bench.idp_requests import IdpRequests
 from scimflow.ops.bench.plan import SyncPlan
-from scimflow.ops.bench.receiver import CAPACITY_PATH, SECRET_VARIABLE
+from scimflow.ops.bench.receiver import (
+    CAPACITY_PATH,
+    CATCH_UP_PATH,
+    CATCH_UP_SECRET_VARIABLE,
+    SECRET_VARIABLE,
+)
 from scimflow.ops.bench.stack import BIN, Processes, free_port, wait_http
 from scimflow.pipeline.events.model import EventDraft, Subject, event_document, new_event_id
 from scimflow.pipeline.events.signing import signature_headers
@@ -54,6 +62,8 @@ class WebhookTarget:
     port: int
     secret: str
     endpoint_id: str
+    # The second endpoint (receiver path `/catch-up`), disabled until the catch-up begins.
+    catch_up_id: str
 
     @property
     def url(self) -> str:
@@ -61,14 +71,23 @@ class WebhookTarget:
 
 
 def start_webhooks(processes: Processes, args: argparse.Namespace) -> WebhookTarget:
-    """Register the bench tenant's endpoint, then start its receiver and the events worker."""
+    """Register the bench tenant's endpoints (the catch-up one disabled: its cursor stays
+    before the sync's first event), then start their receiver and the events worker."""
     port = free_port()
-    added = json.loads(processes.output(
-        ["scimflow", "webhook", "add", "bench", f"http://127.0.0.1:{port}/hooks", "--json"]))
-    target = WebhookTarget(port, str(added["secret"]), str(added["id"]))
+
+    def add(path: str) -> dict[str, Any]:
+        return dict(json.loads(processes.output(
+            ["scimflow", "webhook", "add", "bench", f"http://127.0.0.1:{port}{path}",
+             "--json"])))
+
+    added, catch_up = add("/hooks"), add(CATCH_UP_PATH)
+    processes.output(["scimflow", "webhook", "disable", str(catch_up["id"]),
+                      "--reason", "bench: enabled half-way through the sync"])
+    target = WebhookTarget(port, str(added["secret"]), str(added["id"]), str(catch_up["id"]))
     processes.spawn("receiver", [str(BIN / "python"), "-m", "scimflow.ops.bench.receiver",
                                  "--port", str(port)],
-                    extra_env={SECRET_VARIABLE: target.secret})
+                    extra_env={SECRET_VARIABLE: target.secret,
+                               CATCH_UP_SECRET_VARIABLE: str(catch_up["secret"])})
     processes.spawn("events", ["scimflow", "events-worker",
                                "--concurrency", str(args.events_threads)])
     wait_http(f"http://127.0.0.1:{port}/stats")
@@ -123,12 +142,13 @@ def receiver_capacity(target: WebhookTarget, document: dict[str, Any],
 
 
 def wait_delivered(target: WebhookTarget, database_url: str, tenant_id: str,
-                   progress: Progress | None = None) -> None:
-    """Until every outbox event of the tenant arrived, or nothing new came for a minute."""
+                   progress: Progress | None = None, *, log: str = "") -> None:
+    """Until every outbox event of the tenant arrived, or nothing new came for a minute
+    (`log`: the receiver's log of the endpoint, `""` or `CATCH_UP_PATH`)."""
     expected = outbox_count(database_url, tenant_id)
     last_count, last_change = -1, time.monotonic()
     while True:
-        distinct = int(get_json(target, "/stats")["distinct"])
+        distinct = int(get_json(target, f"{log}/stats")["distinct"])
         if distinct >= expected:
             return
         if distinct != last_count:
@@ -136,7 +156,7 @@ def wait_delivered(target: WebhookTarget, database_url: str, tenant_id: str,
         elif time.monotonic() - last_change > STALL_SECONDS:
             return  # reported as not every event arrived
         if progress is not None:
-            progress(f"  delivering: {distinct}/{expected} events received")
+            progress(f"  delivering{log}: {distinct}/{expected} events received")
         time.sleep(0.5)
         expected = outbox_count(database_url, tenant_id)
 

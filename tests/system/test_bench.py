@@ -45,6 +45,26 @@ def assert_rss_sampled(rss: dict[str, Any], api_processes: int, workers: int) ->
     assert all(p["peak_mib"] > 0 for p in rss["processes"])
 
 
+def assert_caught_up_during_sync(webhooks: dict[str, Any], users: int) -> None:
+    caught_up = webhooks["catch_up_during_sync"]
+    outbox_events = webhooks["delivery"]["outbox_events"]
+    # A second endpoint, enabled once half the users were applied: every event reached it
+    # too, signed with its own secret, and none of its deliveries counts for the first one.
+    assert caught_up["endpoint"] != webhooks["endpoint"]
+    assert caught_up["all_arrived"] is True and caught_up["missing"] == 0
+    assert caught_up["bad_signatures"] == 0 and caught_up["unparsable"] == 0
+    assert caught_up["received"] == outbox_events + caught_up["repeats"]
+    assert (caught_up["users_acknowledged_at_enable"] >= caught_up["users_applied_at_enable"]
+            >= users // 2)
+    # Its catch-up covers the backlog it was enabled on, and no more than the outbox.
+    assert 0 < caught_up["backlog_events"] <= caught_up["events"] <= outbox_events
+    assert caught_up["per_s"] > 0 or caught_up["events"] == 1
+    assert caught_up["first_arrival_after_enable_s"] is not None
+    assert set(caught_up["sync_during"]) == {"users_acked", "journal_entries_applied",
+                                             "events_written", "requests_running_share"}
+    assert caught_up["cpu"]["roles"]
+
+
 def assert_webhooks_delivered(summary: dict[str, Any], deactivations: int) -> None:
     webhooks = summary["webhooks"]
     delivery = webhooks["delivery"]
@@ -69,6 +89,7 @@ def assert_webhooks_delivered(summary: dict[str, Any], deactivations: int) -> No
     assert webhooks["knobs"]["events_threads"] == 4
     assert {"api", "worker", "events", "receiver", "postgres"} <= set(summary["cpu"]["roles"])
     assert summary["correctness"]["webhooks_all_arrived"] is True
+    assert summary["correctness"]["webhooks_catch_up_all_arrived"] is True
 
 
 def assert_existence_phase(summary: dict[str, Any], requests: int) -> None:
@@ -102,6 +123,7 @@ def test_an_okta_bench_pushes_passwords_and_reports_look_ups_memory_and_webhooks
     assert_existence_phase(summary, 400)
     assert_rss_sampled(summary["rss"], api_processes=2, workers=2)
     assert_webhooks_delivered(summary, deactivations=4)
+    assert_caught_up_during_sync(summary["webhooks"], users=200)
 
 
 @pytest.mark.timeout(700)
