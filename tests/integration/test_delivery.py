@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,7 +29,13 @@ from scimflow.pipeline.store.models import OutboxEvent, WebhookAttempt, WebhookE
 from scimflow.pipeline.store.tenants import TenantRef
 from scimflow.pipeline.store.webhook_delivery import Move
 from tests.integration.conftest import Services
-from tests.support.receiver import Answer, Received, Receiver, running_receiver
+from tests.support.receiver import (
+    Answer,
+    Receiver,
+    assert_in_order_per_resource,
+    first_arrivals,
+    running_receiver,
+)
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -88,24 +93,6 @@ def outbox_ids(services: Services) -> list[str]:
     with services.sessions() as session:
         return list(session.scalars(select(OutboxEvent.event_id).order_by(OutboxEvent.id)))
 
-
-def first_arrivals(received: list[Received]) -> list[dict[str, Any]]:
-    """Each event once, as it first arrived (a repeat is known by its webhook-id)."""
-    seen: set[str] = set()
-    documents = []
-    for request in received:
-        if request.headers["webhook-id"] not in seen:
-            seen.add(request.headers["webhook-id"])
-            documents.append(request.document)
-    return documents
-
-
-def assert_in_order_per_resource(documents: list[dict[str, Any]]) -> None:
-    versions: dict[str, list[int]] = defaultdict(list)
-    for document in documents:
-        versions[document["resource"]["id"]].append(document["resource"]["version"])
-    for resource_id, seen in versions.items():
-        assert seen == sorted(seen), (resource_id, seen)
 
 
 def sync(services: Services, tenant: TenantRef, users: int) -> list[str]:

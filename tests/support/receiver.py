@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +35,26 @@ class Answer:
 
 
 Behaviour = Callable[[Received], Answer]
+
+
+def first_arrivals(received: list[Received]) -> list[dict[str, Any]]:
+    """Each event once, as it first arrived (a repeat is known by its webhook-id)."""
+    seen: set[str] = set()
+    documents = []
+    for request in received:
+        if request.headers["webhook-id"] not in seen:
+            seen.add(request.headers["webhook-id"])
+            documents.append(request.document)
+    return documents
+
+
+def assert_in_order_per_resource(documents: list[dict[str, Any]]) -> None:
+    """No event of a resource arrived before an earlier one (versions never go down)."""
+    versions: dict[str, list[int]] = defaultdict(list)
+    for document in documents:
+        versions[document["resource"]["id"]].append(document["resource"]["version"])
+    disordered = {rid: seen for rid, seen in versions.items() if seen != sorted(seen)}
+    assert not disordered, list(disordered.items())[:5]
 
 
 def accept(_: Received) -> Answer:

@@ -23,7 +23,14 @@ from typing import Any
 import pytest
 
 from scimflow.pipeline.events.signing import verify
-from tests.support.receiver import Answer, Received, Receiver, running_receiver
+from tests.support.receiver import (
+    Answer,
+    Received,
+    Receiver,
+    assert_in_order_per_resource,
+    first_arrivals,
+    running_receiver,
+)
 from tests.support.services import require_postgres, require_redis
 from tests.system.idp import OktaSimulator, patch_body, plan_directory
 from tests.system.stack import Stack, running_stack
@@ -75,26 +82,12 @@ def wait_for_every_event(stack: Stack, receiver: Receiver, tenant_id: str,
     return receiver.snapshot()
 
 
-def first_arrivals(received: list[Received]) -> list[dict[str, Any]]:
-    seen: set[str] = set()
-    documents = []
-    for request in received:
-        if request.headers["webhook-id"] not in seen:
-            seen.add(request.headers["webhook-id"])
-            documents.append(request.document)
-    return documents
-
-
 def assert_signed_and_in_order(received: list[Received], secret: str) -> list[dict[str, Any]]:
     for request in received:
         # The receiver checks as it receives: the time of arrival, within 5 minutes.
         verify(request.body, request.headers, secret, now=int(time.time()))
     documents = first_arrivals(received)
-    versions: dict[str, list[int]] = defaultdict(list)
-    for document in documents:
-        versions[document["resource"]["id"]].append(document["resource"]["version"])
-    disordered = {rid: seen for rid, seen in versions.items() if seen != sorted(seen)}
-    assert not disordered, list(disordered.items())[:5]
+    assert_in_order_per_resource(documents)
     return documents
 
 
