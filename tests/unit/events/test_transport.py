@@ -59,6 +59,9 @@ class Handler(BaseHTTPRequestHandler):
             # Closes after answering without saying so: the client will find out on reuse.
             self.close_connection = True
         payload = b"x" * 200_000 if self.path == "/huge" else b"{}"
+        if self.path == "/unavailable":
+            in_an_hour = datetime.now(UTC) + timedelta(hours=1)
+            headers = {"Retry-After": format_datetime(in_an_hour, usegmt=True)}
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -76,9 +79,7 @@ ROUTES: dict[str, tuple[int, dict[str, str]]] = {
     "/fail": (500, {}),
     "/gone": (410, {}),
     "/busy": (429, {"Retry-After": "7"}),
-    "/unavailable": (
-        503, {"Retry-After": format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)}
-    ),
+    "/unavailable": (503, {}),  # its Retry-After is an hour from the request: `do_POST`
     "/moved": (302, {"Location": "http://169.254.169.254/latest/meta-data/"}),
     "/slow": (200, {}),
     "/close-quietly": (200, {}),

@@ -3,6 +3,7 @@ drain that left work behind rings again."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,11 +28,16 @@ class FlakyDrainer:
         self.report = report or DrainReport(applied=3)
         self.calls = 0
 
-    def drain(self, max_batches: int | None = None) -> DrainReport:
+    def drain(
+        self, max_batches: int | None = None,
+        after_batch: Callable[[DrainReport], None] | None = None,
+    ) -> DrainReport:
         assert max_batches == BATCHES_PER_TASK
         self.calls += 1
         if self.calls <= self.failures:
             raise Unavailable("database down", retry_after=1)
+        if after_batch is not None:
+            after_batch(self.report)
         return self.report
 
 
