@@ -13,7 +13,7 @@ from typing import Any
 from celery import Celery
 
 from scimflow.pipeline.settings import Settings
-from scimflow.workers.celery_app import make_celery
+from scimflow.workers.celery_app import EVENTS_QUEUE, make_celery, task_queues
 from scimflow.workers.dispatch import CeleryDispatcher
 from scimflow.workers.runtime import WorkerRuntime
 from scimflow.workers.tasks import register_tasks
@@ -21,6 +21,10 @@ from scimflow.workers.tasks import register_tasks
 
 def events_worker_app(runtime: WorkerRuntime) -> Celery:
     app = make_celery(runtime.settings)
+    # Its own queue only: on RabbitMQ, Celery binds every queue it knows to the delayed-delivery
+    # exchanges at start, and the drain queues are declared by the workers that consume them,
+    # which may not have started yet.
+    app.conf.task_queues = [q for q in task_queues(runtime.settings) if q.name == EVENTS_QUEUE]
     register_tasks(app, runtime, CeleryDispatcher(app))
     return app
 

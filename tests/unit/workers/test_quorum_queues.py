@@ -15,6 +15,8 @@ from scimflow.workers.celery_app import (
     task_queues,
 )
 from scimflow.workers.dispatch import CeleryDispatcher
+from scimflow.workers.events_main import events_worker_app
+from scimflow.workers.runtime import WorkerRuntime
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672//"
 
@@ -50,3 +52,11 @@ def test_delayed_doorbells_count_whole_seconds_only_on_quorum_queues(
     app.send_task = lambda name, **options: calls.append(options)
     CeleryDispatcher(app).ring_later("tenant", asked)
     assert calls == [{"args": ["tenant"], "queue": DEFAULT_QUEUE, "countdown": sent}]
+
+
+def test_the_events_worker_knows_only_its_own_queue() -> None:
+    """On RabbitMQ, Celery binds every queue it knows to the delayed-delivery exchanges at
+    start: the events worker must not need the drain queues to exist already."""
+    settings = Settings(broker_url=AMQP, broker_quorum_queues=True)
+    app = events_worker_app(WorkerRuntime(settings, role="events"))
+    assert [q.name for q in app.conf.task_queues] == [EVENTS_QUEUE]
