@@ -90,6 +90,8 @@ class _Step:
     events: list[StoredEvent]
     # No attempt starts after this moment (the task's budget).
     deadline: datetime
+    # The secrets that sign this step's deliveries (parsed once per step, not per event).
+    secrets: list[str] = field(default_factory=list)
     results: dict[int, AttemptResult] = field(default_factory=dict)
     attempted_at: dict[int, datetime] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -152,7 +154,7 @@ class Deliverer:
                                            tenants=[endpoint.tenant_id])
             if not events:
                 return cursor
-            step = _Step(events, deadline)
+            step = _Step(events, deadline, _signing_secrets(endpoint.secrets, self._clock()))
             self._send(endpoint, step)
             reached, failure = _reached(cursor, step, endpoint.event_types)
             report.delivered += sum(r.delivered for r in step.results.values())
@@ -191,7 +193,7 @@ class Deliverer:
         for event in lane:
             if step.stop.is_set() or self._clock() >= step.deadline:
                 return
-            body, headers = self._request(endpoint, event)
+            body, headers = self._request(endpoint, event, step.secrets)
             attempted_at = self._clock()
             result = self._transport.post(endpoint.url, body, headers)
             with step.lock:
@@ -201,15 +203,14 @@ class Deliverer:
                 step.stop.set()
                 return
 
-    def _request(self, endpoint: LeasedEndpoint,
-                 event: StoredEvent) -> tuple[bytes, dict[str, str]]:
+    def _request(self, endpoint: LeasedEndpoint, event: StoredEvent,
+                 secrets: list[str]) -> tuple[bytes, dict[str, str]]:
         if endpoint.format == "set":
             if self._signer is None:
                 raise RuntimeError("a SET endpoint needs a Deliverer built with a signer")
             token = self._signer.sign(event.document, audience=endpoint.url)
             return token.encode(), {"content-type": SET_TYPE, "accept": JSON_TYPE}
         body = json.dumps(event.document, separators=(",", ":")).encode()
-        secrets = _signing_secrets(endpoint.secrets, self._clock())
         headers = signature_headers(event.document["id"], body, secrets,
                                     timestamp=int(self._clock().timestamp()))
         headers["content-type"] = JSON_TYPE
