@@ -15,6 +15,7 @@ from scimflow.api.middleware import (
     ConnectionReuseMiddleware,
     RequestIdMiddleware,
 )
+from scimflow.api.resources.application import add_application_routes
 from scimflow.api.resources.discovery import (
     ResourceTypesEndpoint,
     SchemasEndpoint,
@@ -52,6 +53,8 @@ def create_app(services: ApiServices) -> WsgiApp:
     install_error_handlers(app)
     _add_scim_routes(app, services)
     _add_event_routes(app, services)
+    if services.application is not None:
+        add_application_routes(app, services.application, services.settings.max_body_bytes)
     _route(app, "/healthz", LivenessEndpoint())
     _route(app, "/readyz", ReadinessEndpoint(services.ready))
     return app

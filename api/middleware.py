@@ -1,5 +1,5 @@
 """Request ids, content negotiation, bearer-token authentication (tenants' SCIM tokens under
-the SCIM base, application keys on the events API) and connection reuse.
+the SCIM base, application keys on the events and application APIs) and connection reuse.
 
 Applied to every request before routing. See docs/ARCHITECTURE.md ("The HTTP edge").
 """
@@ -33,6 +33,8 @@ OWN_MEDIA_TYPES = {"/events/jwks.json": ("application/jwk-set+json",)}
 UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz"})
 # The events API answers application keys only; its JWKS (/events/jwks.json) is public.
 APP_KEY_PATHS = frozenset({"/events", "/events/poll"})
+# So does the application API, everything under it.
+APP_KEY_PREFIX = "/app/"
 
 # The request id of the request being served, for log records (see RequestIdLogFilter).
 current_request_id: ContextVar[str | None] = ContextVar("scimflow_request_id", default=None)
@@ -126,7 +128,7 @@ class AppKeyAuthMiddleware:
         self._throttle = throttle or AuthFailureThrottle(limit=0, window_seconds=0)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if req.path not in APP_KEY_PATHS:
+        if req.path not in APP_KEY_PATHS and not req.path.startswith(APP_KEY_PREFIX):
             return
         source = req.remote_addr or "-"
         try:

@@ -16,7 +16,10 @@ from scimflow.pipeline.scim.discovery import Capabilities
 from scimflow.pipeline.scim.registry import SchemaRegistry
 from scimflow.pipeline.scim.schema import ResourceType
 from scimflow.pipeline.services.app_keys import AppKeys
+from scimflow.pipeline.services.app_sessions import SessionService
+from scimflow.pipeline.services.app_users import AppTenants, AppUsers
 from scimflow.pipeline.services.events_feed import EventsFeed
+from scimflow.pipeline.services.logins import LoginService
 from scimflow.pipeline.services.poll_feed import PollFeed
 from scimflow.pipeline.services.reads import ReadService
 from scimflow.pipeline.services.set_signing import SetSigner
@@ -44,6 +47,16 @@ class EventsApi:
 
 
 @dataclass(frozen=True)
+class ApplicationApi:
+    """What the application API (/app/v1) needs: its tenants, users, sessions and logins."""
+
+    tenants: AppTenants
+    users: AppUsers
+    sessions: SessionService
+    logins: LoginService
+
+
+@dataclass(frozen=True)
 class ApiServices:
     settings: Settings
     tenancy: Tenancy
@@ -57,6 +70,8 @@ class ApiServices:
     protocols: ProtocolSource | None = None
     # The events API (/events, /events/poll, /events/jwks.json); absent when not wired.
     events: EventsApi | None = None
+    # The application API (/app/v1); absent when not wired. Its keys are the events API's.
+    application: ApplicationApi | None = None
 
     def registry_for(self, tenant: TenantRef) -> SchemaRegistry:
         """The schemas a tenant sees: validation, rendering and discovery all use these."""

@@ -15,15 +15,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from scimflow.api.app import create_app
 from scimflow.api.middleware import RequestIdLogFilter
 from scimflow.api.resources.events import JWKS_PATH, POLL_PATH
-from scimflow.api.services import ApiServices, EventsApi, WsgiApp
+from scimflow.api.services import ApiServices, ApplicationApi, EventsApi, WsgiApp
 from scimflow.pipeline.passwords.setup import api_protector, require_password_key
 from scimflow.pipeline.ports import Dispatcher, utc_now
 from scimflow.pipeline.scim.discovery import Capabilities, SecurityEvents
 from scimflow.pipeline.scim.registry import default_registry
 from scimflow.pipeline.services.admission import Admission, AdmissionLimits
 from scimflow.pipeline.services.app_keys import AppKeys
+from scimflow.pipeline.services.app_sessions import SessionService
+from scimflow.pipeline.services.app_users import AppTenants, AppUsers
 from scimflow.pipeline.services.events_feed import EventsFeed
 from scimflow.pipeline.services.liveness import Readiness
+from scimflow.pipeline.services.logins import LoginService
 from scimflow.pipeline.services.poll_feed import PollFeed
 from scimflow.pipeline.services.reads import ReadService
 from scimflow.pipeline.services.set_signing import EVENT_URIS, SetSigner
@@ -67,6 +70,21 @@ def events_api(settings: Settings, sessions: sessionmaker[Session]) -> EventsApi
     )
 
 
+def application_api(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    protocols: TenantProtocols,
+    dispatcher: Dispatcher,
+) -> ApplicationApi:
+    """The application API's services; a login's user is journaled and rung like a SCIM write."""
+    return ApplicationApi(
+        tenants=AppTenants(sessions, cache_seconds=settings.token_cache_seconds),
+        users=AppUsers(sessions),
+        sessions=SessionService(sessions),
+        logins=LoginService(sessions, protocols, dispatcher),
+    )
+
+
 def security_events(settings: Settings) -> SecurityEvents:
     """What /ServiceProviderConfig says of the SETs (RFC 9967 §4) and where to get them."""
     public = settings.public_url.rstrip("/")
@@ -90,6 +108,7 @@ def build_app(settings: Settings, dispatcher: Dispatcher) -> WsgiApp:
         ready=Readiness(sessions, stall_seconds=settings.stall_seconds, clock=utc_now),
         protocols=protocols,
         events=events_api(settings, sessions),
+        application=application_api(settings, sessions, protocols, dispatcher),
     )
     return create_app(services)
 

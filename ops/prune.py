@@ -23,6 +23,7 @@ TABLES = (
     ("outbox", "events", "outbox_days"),
     ("webhook_attempts", "webhook attempts", "outbox_days"),
     ("dead_letters", "dead letters", "dead_letter_days"),
+    ("login_decisions", "login decisions", "journal_days"),
 )
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from socketserver import ThreadingMixIn
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from scimflow.api.services import WsgiApp
@@ -27,6 +29,8 @@ from scimflow.workers.runtime import build_deliverer, build_drainer, build_embed
 
 log = logging.getLogger("scimflow")
 
+WsgiCallable = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
@@ -35,6 +39,28 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         log.debug(format, *args)
+
+
+def local_server(host: str, port: int, app: WsgiApp) -> WSGIServer:
+    """The embedded mode's threaded HTTP server (wsgiref) for `app`."""
+    return make_server(host, port, without_connection_header(app),
+                       server_class=_ThreadingServer, handler_class=_QuietHandler)
+
+
+def without_connection_header(app: WsgiApp) -> WsgiCallable:
+    """wsgiref refuses an application's hop-by-hop `Connection` header (an assertion, which
+    would turn an early 401 into a 500); it closes after every answer anyway (HTTP/1.0)."""
+
+    def application(
+        environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            kept = [(name, value) for name, value in headers if name.lower() != "connection"]
+            return start_response(status, kept, *exc_info)
+
+        return app(environ, start)
+
+    return application
 
 
 def invocation() -> str:
@@ -98,8 +124,7 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
     configure_logging(settings)
     app, worker = embedded_process(settings)
     worker.start()
-    server = make_server(host, port, app, server_class=_ThreadingServer,
-                         handler_class=_QuietHandler)
+    server = local_server(host, port, app)
     log.info("scimflow serving %s on http://%s:%d", base_url(settings), host, server.server_port)
     print(f"scimflow is serving {base_url(settings)} on the database {database_name(settings)}\n"
           f"create a tenant, from this directory: {invocation()} tenant create NAME\n"

@@ -21,7 +21,7 @@ from scimflow.pipeline.scim.meta import scim_datetime
 SCHEMA_VERSION = 1
 
 USER_EVENTS = ("user.created", "user.updated", "user.deprovisioned", "user.reactivated",
-               "user.deleted")
+               "user.deleted", "user.roles_changed")
 GROUP_EVENTS = ("group.created", "group.updated", "group.deleted", "group.member_added",
                 "group.member_removed")
 SESSION_EVENTS = ("session.revoked",)
@@ -48,6 +48,8 @@ class EventDraft:
     changed_attributes: tuple[str, ...] = ()
     member: dict[str, Any] | None = None
     session: dict[str, Any] | None = None
+    # user.roles_changed: {"roles": [...], "added": [...], "removed": [...]}.
+    roles: dict[str, Any] | None = None
     # The API request whose change this is (support can follow it from the IdP's log).
     request_id: str | None = None
 
@@ -127,6 +129,8 @@ def event_document(
         document["member"] = draft.member
     if draft.session is not None:
         document["session"] = draft.session
+    if draft.roles is not None:
+        document["roles"] = draft.roles
     return document
 
 

@@ -34,7 +34,9 @@ ETag, as the RFC's examples show; `changed_attributes` has no place, the RFC for
   (`op: remove`, `path: members[value eq "<id>"]`);
 - `session.revoked`: `urn:scimflow:event:session:revoked` with `{"session": {...}}`, its
   subject the user. Neither RFC 9967 nor RFC 8417 defines a session event, so the URI is
-  scimflow's own.
+  scimflow's own;
+- `user.roles_changed`: `urn:scimflow:event:user:roles_changed` with the version and
+  `{"roles": [...], "added": [...], "removed": [...]}`, scimflow's own as well.
 
 Two event URIs in one SET are allowed by RFC 9967 §2.1: they arise from one state change of one
 resource. RFC 9967's `feed:add` / `feed:remove` are not used for memberships: they mean a
@@ -77,6 +79,7 @@ DELETE = f"{PROV}:delete"
 ACTIVATE = f"{PROV}:activate"
 DEACTIVATE = f"{PROV}:deactivate"
 SESSION_REVOKED = "urn:scimflow:event:session:revoked"
+ROLES_CHANGED = "urn:scimflow:event:user:roles_changed"
 
 ENDPOINTS = {"User": "/Users", "Group": "/Groups"}
 ES256_COORDINATE_BYTES = 32
@@ -193,6 +196,8 @@ def scim_events(event: Mapping[str, Any]) -> dict[str, Any]:
         return {PATCH_FULL: {"version": version, "data": _membership_patch(kind, event["member"])}}
     if event_type == "session.revoked":
         return {SESSION_REVOKED: {"session": event["session"]}}
+    if event_type == "user.roles_changed":
+        return {ROLES_CHANGED: {"version": version, "roles": event["roles"]}}
     raise ValueError(f"no Security Event Token is defined for event type {event_type!r}")
 
 

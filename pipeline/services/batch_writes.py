@@ -16,8 +16,13 @@ from sqlalchemy.orm import Session
 
 from scimflow.pipeline.apply import Outcome
 from scimflow.pipeline.events.model import Subject
-from scimflow.pipeline.services.change_events import PendingEvent, member_events, session_events
-from scimflow.pipeline.store import directory
+from scimflow.pipeline.services.change_events import (
+    PendingEvent,
+    member_events,
+    role_events,
+    session_events,
+)
+from scimflow.pipeline.store import directory, roles, user_sessions
 from scimflow.pipeline.store.directory import (
     APPLIED_TABLES,
     AppliedTable,
@@ -25,6 +30,11 @@ from scimflow.pipeline.store.directory import (
     MemberChange,
     MemberRow,
 )
+from scimflow.pipeline.store.roles import RoleChange
+from scimflow.pipeline.store.user_sessions import DELETED, DEPROVISIONED, RevokedSession
+
+# A change of these attributes can change which role mappings name a group.
+RENAMING = frozenset({"displayName", "externalId"})
 
 # How a referenced member that was deleted since is known (see `Drainer._learn_references`).
 GONE = "gone"
@@ -43,12 +53,48 @@ def write_outcomes(
     added, removed = _write_members(session, outcomes, known)
     for table in APPLIED_TABLES:
         removed.extend(directory.delete_resources(session, table, _deleted(table, outcomes)))
-    deprovisioned = [key for key, o in outcomes.items() if o.deprovisioned]
-    revoked = directory.revoke_sessions(session, deprovisioned, now=now)
+    revoked = _revoke_sessions(session, outcomes, now)
+    role_changes = _refresh_roles(session, outcomes, [*added, *removed])
     return [
         *_entry_events(outcomes),
         *member_events(session, outcomes, added, removed),
         *session_events(outcomes, revoked, now),
+        *role_events(session, outcomes, role_changes),
+    ]
+
+
+def _refresh_roles(
+    session: Session, outcomes: Mapping[Key, Outcome], member_changes: list[MemberChange]
+) -> list[RoleChange]:
+    """Recompute the roles of the users whose memberships changed, and of the members of
+    the groups renamed (a mapping may name a group by its displayName or externalId)."""
+    users = {(t, member_id) for t, _, member_id, member_type in member_changes
+             if member_type == "User"}
+    users.update(roles.members_of_groups(session, _renamed_groups(outcomes)))
+    deleted = [key for key, o in outcomes.items()
+               if o.resource_type == "User" and o.state is None]
+    roles.forget(session, deleted)
+    return roles.refresh_from_groups(session, users - set(deleted))
+
+
+def _renamed_groups(outcomes: Mapping[Key, Outcome]) -> list[Key]:
+    return [
+        key for key, o in outcomes.items()
+        if o.resource_type == "Group" and any(
+            RENAMING & set(event.changed_attributes) for event in o.events
+        )
+    ]
+
+
+def _revoke_sessions(
+    session: Session, outcomes: Mapping[Key, Outcome], now: datetime
+) -> list[RevokedSession]:
+    """End the live sessions of the users the batch deprovisioned, each with its reason."""
+    deleted = [key for key, o in outcomes.items() if o.deprovisioned and o.state is None]
+    deactivated = [key for key, o in outcomes.items() if o.deprovisioned and o.state is not None]
+    return [
+        *user_sessions.revoke(session, deleted, reason=DELETED, now=now),
+        *user_sessions.revoke(session, deactivated, reason=DEPROVISIONED, now=now),
     ]
 
 

@@ -23,7 +23,9 @@ from scimflow.pipeline.events.model import (
 )
 from scimflow.pipeline.scim.meta import scim_datetime
 from scimflow.pipeline.store import directory
-from scimflow.pipeline.store.directory import Key, MemberChange, RevokedSession
+from scimflow.pipeline.store.directory import Key, MemberChange
+from scimflow.pipeline.store.roles import RoleChange
+from scimflow.pipeline.store.user_sessions import DELETED, DEPROVISIONED, RevokedSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,23 +108,77 @@ def session_events(
 ) -> Iterator[PendingEvent]:
     """`session.revoked` for each session a deprovisioning ended."""
     for item in revoked:
-        key = (item.tenant_id, item.user_id)
-        outcome = outcomes[key]
+        outcome = outcomes[(item.tenant_id, item.user_id)]
         last = outcome.events[-1] if outcome.events else None
-        draft = EventDraft(
-            type="session.revoked",
+        yield session_revoked(
+            item,
+            reason=DELETED if outcome.state is None else DEPROVISIONED,
+            at=now,
             version=outcome.version,
-            seq=_last_seq(outcome),
-            data=None,
             identity=last.identity if last else identity_of("User", outcome.state),
-            session={
-                "id": item.session_id,
-                "revoked_at": scim_datetime(now),
-                "reason": "deleted" if outcome.state is None else "deprovisioned",
-            },
+            seq=_last_seq(outcome),
             request_id=outcome.request_id or None,
         )
-        yield PendingEvent(draft, Subject(item.tenant_id, "User", item.user_id))
+
+
+def session_revoked(
+    item: RevokedSession,
+    *,
+    reason: str,
+    at: datetime,
+    version: int,
+    identity: dict[str, Any],
+    seq: int = 0,
+    request_id: str | None = None,
+) -> PendingEvent:
+    """The `session.revoked` event of one session."""
+    draft = EventDraft(
+        type="session.revoked", version=version, seq=seq, data=None, identity=identity,
+        session={"id": item.session_id, "revoked_at": scim_datetime(at), "reason": reason},
+        request_id=request_id,
+    )
+    return PendingEvent(draft, Subject(item.tenant_id, "User", item.user_id))
+
+
+def roles_changed(
+    change: RoleChange,
+    *,
+    version: int,
+    identity: dict[str, Any],
+    seq: int = 0,
+    request_id: str | None = None,
+) -> PendingEvent:
+    """The `user.roles_changed` event of a user whose roles changed."""
+    before, after = set(change.before), set(change.after)
+    roles = {"roles": list(change.after), "added": sorted(after - before),
+             "removed": sorted(before - after)}
+    draft = EventDraft(type="user.roles_changed", version=version, seq=seq, data=None,
+                       identity=identity, roles=roles, request_id=request_id)
+    return PendingEvent(draft, Subject(change.tenant_id, "User", change.user_id))
+
+
+def role_events(
+    session: Session, outcomes: Mapping[Key, Outcome], changes: Sequence[RoleChange]
+) -> list[PendingEvent]:
+    """`user.roles_changed` for the roles a batch's memberships changed, each reported with
+    its user's version and identity (from its outcome, else as applied)."""
+    unknown = [(c.tenant_id, c.user_id) for c in changes
+               if (c.tenant_id, c.user_id) not in outcomes]
+    applied = directory.user_identities(session, unknown)
+    events = []
+    for change in changes:
+        key = (change.tenant_id, change.user_id)
+        outcome = outcomes.get(key)
+        if outcome is not None and outcome.state is not None:
+            facts = (outcome.version, identity_of("User", outcome.state))
+        elif key in applied:
+            facts = applied[key]
+        else:
+            continue  # deleted by this batch: its user.deleted says it all
+        events.append(roles_changed(change, version=facts[0], identity=facts[1],
+                                    seq=_last_seq(outcome) if outcome else 0,
+                                    request_id=(outcome.request_id or None) if outcome else None))
+    return events
 
 
 def outbox_rows(events: Iterable[PendingEvent], now: datetime) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from scimflow.pipeline.events.sets import (
     DELETE,
     PATCH_FULL,
     PUT_FULL,
+    ROLES_CHANGED,
     SESSION_REVOKED,
     SigningKey,
     event_set,
@@ -34,7 +35,8 @@ from scimflow.pipeline.store import signing_keys
 from scimflow.pipeline.store.db import unit_of_work
 
 # Every event URI a scimflow SET may carry (RFC 9967 §4 `eventUris`).
-EVENT_URIS = (CREATE_FULL, PUT_FULL, PATCH_FULL, DELETE, ACTIVATE, DEACTIVATE, SESSION_REVOKED)
+EVENT_URIS = (CREATE_FULL, PUT_FULL, PATCH_FULL, DELETE, ACTIVATE, DEACTIVATE, SESSION_REVOKED,
+              ROLES_CHANGED)
 # A key is read from the database at most this often per process (a rotation, seen by then).
 KEY_CACHE_SECONDS = 60.0
 

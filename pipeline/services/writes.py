@@ -23,9 +23,10 @@ from scimflow.pipeline.ports import Clock, Dispatcher, utc_now
 from scimflow.pipeline.scim.meta import names_version, weak_etag
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.services.admission import Admission
+from scimflow.pipeline.services.claims import claimed
 from scimflow.pipeline.services.tenant_protocols import ProtocolSource, as_protocol_source
 from scimflow.pipeline.store import acknowledged, batched_creates, journal
-from scimflow.pipeline.store.acknowledged import AcknowledgedResource
+from scimflow.pipeline.store.acknowledged import JIT, AcknowledgedResource
 from scimflow.pipeline.store.batched_creates import BatchedCreates
 from scimflow.pipeline.store.db import unit_of_work
 from scimflow.pipeline.store.tenants import TenantRef
@@ -89,11 +90,30 @@ class WriteService:
         )
         inserted, members = self._insert_created(tenant, new, resource.get(MEMBERS))
         if not inserted:
-            with self._transaction(tenant) as session:
-                return _replayed(session, tenant, type_name, resource, digest)
+            return self._create_over(tenant, type_name, payload, resource=resource,
+                                     digest=digest, request_id=request_id)
         self._ring(tenant, command)
         ack = AcknowledgedResource(command.resource_id, type_name, 1, head, now, now, digest)
         return WriteReceipt(ack, members)
+
+    def _create_over(
+        self, tenant: TenantRef, type_name: str, payload: Any, *, resource: dict[str, Any],
+        digest: str, request_id: str,
+    ) -> WriteReceipt:
+        """A POST whose keys are taken: the retried POST gets its resource back; a user a JIT
+        login created is claimed (same id, SCIM's attributes, 201); anything else is a 409."""
+        protocol = self._protocols.for_tenant(tenant.id)
+        with self._transaction(tenant) as session:
+            taken = acknowledged.find_conflict(session, tenant.id, type_name, resource)
+            if taken is None or taken.source != JIT:
+                return _replayed(session, tenant, type_name, resource, digest, existing=taken)
+            current = self._current(session, tenant, type_name, taken.id, None)
+            command = protocol.validate_replace(type_name, current.id, payload, current.data)
+            state = command.resource or {}
+            saved, _ = self._save(session, tenant, current, command=command, state=state,
+                                  members=None, request_id=request_id)
+        self._ring(tenant, command)
+        return WriteReceipt(saved)
 
     def _insert_created(
         self, tenant: TenantRef, new: batched_creates.NewResource, members: list[Any] | None
@@ -150,7 +170,7 @@ class WriteService:
                 type_name, resource_id, payload, current.data
             )
             member_values = _patched_member_values(command, new)
-            if not changed and member_values is None:
+            if not changed and member_values is None and current.source != JIT:
                 return WriteReceipt(current)
             saved, _ = self._save(
                 session, tenant, current, command=command, state=new, members=member_values,
@@ -194,6 +214,8 @@ class WriteService:
         now = self._clock()
         saved = acknowledged.save(session, tenant.id, current, _without_members(state), now=now)
         journal.append(session, tenant.id, command, now=now, request_id=request_id)
+        if current.source == JIT:
+            claimed(session, tenant.id, saved, now=now, request_id=request_id)
         return saved, typed
 
     def _current(
@@ -246,8 +268,9 @@ def _replayed(
     type_name: str,
     resource: Mapping[str, Any],
     digest: str,
+    *,
+    existing: AcknowledgedResource | None,
 ) -> WriteReceipt:
-    existing = acknowledged.find_conflict(session, tenant.id, type_name, resource)
     if existing is not None and existing.create_digest == digest:
         members = _typed_members(session, tenant, resource.get(MEMBERS))
         return WriteReceipt(existing, members, created=False)

@@ -20,6 +20,9 @@ from scimflow.pipeline.store.db import is_postgres
 from scimflow.pipeline.store.models import AcknowledgedRow as Row
 
 PASSWORD = "password"
+# Who wrote a resource (`resources.source`): SCIM, or a JIT login until SCIM claims it.
+SCIM = "scim"
+JIT = "jit"
 # Hot-path statements use the Core table: the ORM layer adds CPU and nothing else to them.
 TABLE: Table = cast(Table, Row.__table__)
 
@@ -35,6 +38,7 @@ class AcknowledgedResource:
     created_at: datetime
     updated_at: datetime
     create_digest: str | None = None
+    source: str = SCIM
 
 
 def key_columns(resource_type: str, data: Mapping[str, Any]) -> dict[str, str | None]:
@@ -75,6 +79,7 @@ def new_row(
     *,
     now: datetime,
     create_digest: str,
+    source: str = SCIM,
 ) -> dict[str, Any]:
     """The `resources` row of a resource at its creation (version 1)."""
     data = without_password(data)
@@ -85,6 +90,7 @@ def new_row(
         "version": 1,
         "data": data,
         "create_digest": create_digest,
+        "source": source,
         "created_at": now,
         "updated_at": now,
         **key_columns(resource_type, data),
@@ -143,8 +149,10 @@ def save(
     data: dict[str, Any],
     *,
     now: datetime,
+    source: str = SCIM,
 ) -> AcknowledgedResource:
-    """Store a new version; a unique key taken by another resource is a 409."""
+    """Store a new version written by `source` (a SCIM write claims a JIT user); a unique key
+    taken by another resource is a 409."""
     taken = find_conflict(session, tenant_id, current.resource_type, data, excluding=current.id)
     if taken is not None:
         raise Uniqueness(conflict_detail(current.resource_type, data, taken))
@@ -154,7 +162,8 @@ def save(
         update(Row)
         .where(Row.tenant_id == tenant_id, Row.id == current.id)
         .values(
-            data=data, version=version, updated_at=now, **key_columns(current.resource_type, data)
+            data=data, version=version, updated_at=now, source=source,
+            **key_columns(current.resource_type, data),
         )
     )
     return AcknowledgedResource(
@@ -165,7 +174,25 @@ def save(
         current.created_at,
         now,
         current.create_digest,
+        source,
     )
+
+
+def find_user(
+    session: Session, tenant_id: str, *, external_id: str | None = None,
+    user_names: Collection[str] = (),
+) -> AcknowledgedResource | None:
+    """The user holding this externalId, else one of these userNames (folded), if any."""
+    clauses = [Row.user_name_key == fold_key(name) for name in user_names]
+    if external_id is not None:
+        clauses.append(Row.external_id == external_id)
+    if not clauses:
+        return None
+    rows = session.execute(select(Row).where(Row.tenant_id == tenant_id, or_(*clauses))).scalars()
+    users = [row for row in rows if row.resource_type == "User"]
+    by_external_id = [row for row in users if external_id and row.external_id == external_id]
+    found = by_external_id or users
+    return from_row(found[0]) if found else None
 
 
 def remove(session: Session, tenant_id: str, resource_id: str) -> None:
@@ -214,4 +241,5 @@ def from_row(row: Any) -> AcknowledgedResource:
         row.created_at,
         row.updated_at,
         row.create_digest,
+        row.source,
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -19,7 +18,6 @@ from sqlalchemy import (
     delete,
     select,
     tuple_,
-    update,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
@@ -27,7 +25,7 @@ from sqlalchemy.orm import Session
 from scimflow.pipeline.scim.unicode import fold_key
 from scimflow.pipeline.store.bulk import insert_recordset, pairs_in
 from scimflow.pipeline.store.db import is_postgres
-from scimflow.pipeline.store.models import Group, Membership, User, UserSession
+from scimflow.pipeline.store.models import Group, Membership, User
 
 Key = tuple[str, str]  # (tenant_id, resource_id)
 
@@ -258,31 +256,6 @@ def groups_of_users(
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class RevokedSession:
-    tenant_id: str
-    user_id: str
-    session_id: str
-
-
-def revoke_sessions(
-    session: Session, users: Collection[Key], *, now: datetime
-) -> list[RevokedSession]:
-    """Revoke every live session of these users; return the sessions revoked."""
-    if not users:
-        return []
-    rows = session.execute(
-        update(UserSession)
-        .where(
-            tuple_(UserSession.tenant_id, UserSession.user_id).in_(list(users)),
-            UserSession.revoked_at.is_(None),
-        )
-        .values(revoked_at=now)
-        .returning(UserSession.tenant_id, UserSession.user_id, UserSession.id)
-    )
-    return [RevokedSession(*row) for row in rows]
-
-
 def group_identities(
     session: Session, keys: Collection[Key]
 ) -> dict[Key, tuple[int, dict[str, Any]]]:
@@ -300,6 +273,24 @@ def group_identities(
     return {
         (row.tenant_id, row.id): (
             row.version, {"externalId": row.external_id, "displayName": row.display_name}
+        )
+        for row in rows
+    }
+
+
+def user_identities(
+    session: Session, keys: Collection[Key]
+) -> dict[Key, tuple[int, dict[str, Any]]]:
+    """The applied version and identity (externalId, userName) of these users."""
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(User.tenant_id, User.id, User.version, User.external_id, User.user_name)
+        .where(_key_in(session, User, keys))
+    )
+    return {
+        (row.tenant_id, row.id): (
+            row.version, {"externalId": row.external_id, "userName": row.user_name}
         )
         for row in rows
     }

@@ -250,3 +250,30 @@ def replace_commands(session: Session, commands: Mapping[int, Command]) -> None:
             update(TABLE).where(TABLE.c.seq == bindparam("entry_seq")),
             [{"entry_seq": seq, "command": command.to_json()} for seq, command in commands.items()],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One accepted command of a resource, for its history."""
+
+    seq: int
+    kind: str
+    status: str
+    attempts: int
+    request_id: str
+    acknowledged_at: datetime
+    applied_at: datetime | None
+    last_error: str | None
+
+
+def history(
+    session: Session, tenant_id: str, resource_id: str, *, limit: int
+) -> list[HistoryEntry]:
+    """A resource's commands, oldest first (its last `limit`)."""
+    rows = session.execute(
+        select(Row.seq, Row.kind, Row.status, Row.attempts, Row.request_id, Row.created_at,
+               Row.applied_at, Row.last_error)
+        .where(Row.tenant_id == tenant_id, Row.resource_id == resource_id)
+        .order_by(Row.seq.desc()).limit(limit)
+    )
+    return [HistoryEntry(*row) for row in reversed(list(rows))]

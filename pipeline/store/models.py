@@ -23,6 +23,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from scimflow.pipeline.store.app_tables import (
+    LoginDecision,
+    LoginIdentity,
+    LoginPolicy,
+    RoleMapping,
+    UserRole,
+)
 from scimflow.pipeline.store.base import Base, BigId, Id, UtcDateTime
 
 # The event tables live in their own module; importing them here puts them in Base.metadata
@@ -39,9 +46,10 @@ from scimflow.pipeline.store.feed_tables import EventFeed, EventFeedAck  # noqa:
 
 __all__ = [
     "AcknowledgedRow", "ApiToken", "AppKey", "Base", "BigId", "DeadLetter", "EventPosition",
-    "EventSigningKey", "Group", "Id", "JournalEntry", "JournalWait", "Membership",
-    "OutboxEvent", "PipelineHeartbeat", "Tenant", "TenantSchema", "User", "UserSession",
-    "UtcDateTime", "WebhookAttempt", "WebhookEndpoint",
+    "EventSigningKey", "Group", "Id", "JournalEntry", "JournalWait", "LoginDecision",
+    "LoginIdentity", "LoginPolicy", "Membership", "OutboxEvent", "PipelineHeartbeat",
+    "RoleMapping", "Tenant", "TenantSchema", "User", "UserRole", "UserSession", "UtcDateTime",
+    "WebhookAttempt", "WebhookEndpoint",
 ]
 
 
@@ -103,6 +111,9 @@ class AcknowledgedRow(Base):
     # The payload digest of the POST that created it: a retried POST with the same
     # externalId and the same payload gets the original resource back.
     create_digest: Mapped[str | None] = mapped_column(String(64))
+    # Who wrote it: "scim", or "jit" for a user a login created, until SCIM's first write to
+    # it claims it (docs/APPLICATIONS.md).
+    source: Mapped[str] = mapped_column(String(8), default="scim", server_default="scim")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -267,6 +278,8 @@ class UserSession(Base):
     user_id: Mapped[str] = mapped_column(Id)
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # "deprovisioned", "deleted" or "application" (revoked through the application API).
+    revoked_reason: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (Index("ix_user_sessions_user", "tenant_id", "user_id"),)
 

@@ -22,6 +22,7 @@ from scimflow.pipeline.store.models import (
     DeadLetter,
     JournalEntry,
     JournalWait,
+    LoginDecision,
     OutboxEvent,
     WebhookAttempt,
     WebhookEndpoint,
@@ -71,6 +72,7 @@ class PruneReport:
     outbox: int = 0
     webhook_attempts: int = 0
     dead_letters: int = 0
+    login_decisions: int = 0
     dry_run: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -84,7 +86,8 @@ Predicate = Callable[[datetime], ColumnElement[bool]]
 class _Table:
     """A prunable table: its key, the moment its retention counts from, what may go."""
 
-    model: type[JournalEntry] | type[OutboxEvent] | type[WebhookAttempt] | type[DeadLetter]
+    model: (type[JournalEntry] | type[OutboxEvent] | type[WebhookAttempt] | type[DeadLetter]
+            | type[LoginDecision])
     key: InstrumentedAttribute[int]
     age: InstrumentedAttribute[Any]
     prunable: Predicate
@@ -119,6 +122,10 @@ def _attempted(cutoff: datetime) -> ColumnElement[bool]:
     return WebhookAttempt.attempted_at < cutoff
 
 
+def _decided(cutoff: datetime) -> ColumnElement[bool]:
+    return LoginDecision.created_at < cutoff
+
+
 JOURNAL = _Table(JournalEntry, JournalEntry.seq, JournalEntry.applied_at,
                  _applied_and_unreferenced)
 OUTBOX = _Table(OutboxEvent, OutboxEvent.id, OutboxEvent.created_at, _past_and_delivered)
@@ -126,6 +133,8 @@ DEAD_LETTERS = _Table(DeadLetter, DeadLetter.id, DeadLetter.created_at, _recorde
 # Attempts are kept as long as the events they tried to deliver.
 WEBHOOK_ATTEMPTS = _Table(WebhookAttempt, WebhookAttempt.id, WebhookAttempt.attempted_at,
                           _attempted)
+# A user's history is its journal entries and its login decisions: both kept as long.
+LOGIN_DECISIONS = _Table(LoginDecision, LoginDecision.id, LoginDecision.created_at, _decided)
 
 
 def prune(
@@ -158,6 +167,7 @@ def prune(
         outbox=one(OUTBOX, policy.outbox_days),
         webhook_attempts=one(WEBHOOK_ATTEMPTS, policy.outbox_days),
         dead_letters=one(DEAD_LETTERS, policy.dead_letter_days),
+        login_decisions=one(LOGIN_DECISIONS, policy.journal_days),
         dry_run=dry_run,
     )
 

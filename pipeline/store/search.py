@@ -390,6 +390,7 @@ RESOURCE_COLUMNS: Final = (
     _TABLE.c.created_at,
     _TABLE.c.updated_at,
     _TABLE.c.create_digest,
+    _TABLE.c.source,
 )
 
 

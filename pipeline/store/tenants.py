@@ -23,11 +23,16 @@ from scimflow.pipeline.store.models import (
     Group,
     JournalEntry,
     JournalWait,
+    LoginDecision,
+    LoginIdentity,
+    LoginPolicy,
     Membership,
     OutboxEvent,
+    RoleMapping,
     Tenant,
     TenantSchema,
     User,
+    UserRole,
     UserSession,
     WebhookAttempt,
     WebhookEndpoint,
@@ -71,7 +76,8 @@ class TokenListing:
 
 # Every table holding a tenant's rows, children before parents.
 TENANT_TABLES = (JournalWait, UserSession, OutboxEvent, DeadLetter, Membership, Group, User,
-                 AcknowledgedRow, JournalEntry, TenantSchema, ApiToken, WebhookEndpoint)
+                 AcknowledgedRow, JournalEntry, TenantSchema, ApiToken, WebhookEndpoint,
+                 UserRole, RoleMapping, LoginIdentity, LoginDecision, LoginPolicy)
 
 
 def token_digest(secret: str) -> str:

@@ -17,6 +17,7 @@ from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.store.models import (
     DeadLetter,
     JournalEntry,
+    LoginDecision,
     OutboxEvent,
     Tenant,
     WebhookAttempt,
@@ -35,9 +36,9 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 
 
 def _write_history(database: Path) -> None:
-    """3 applied entries, 2 events, 2 webhook attempts and 2 dead letters, all weeks old, plus
-    what stays: a pending entry (the newest), a recent event and attempt, the newest dead
-    letter."""
+    """3 applied entries, 2 events, 2 webhook attempts, 2 dead letters and 2 login decisions,
+    all weeks old, plus what stays: a pending entry (the newest), a recent event, attempt and
+    login decision, the newest dead letter."""
     long_ago = utc_now() - timedelta(days=60)
     entry = {"tenant_id": "t", "resource_type": "User", "kind": "create", "command": {},
              "lane": 1, "attempts": 0, "request_id": "", "created_at": long_ago}
@@ -62,14 +63,19 @@ def _write_history(database: Path) -> None:
             attempt, attempt, {**attempt, "attempted_at": utc_now()},
         ])
         connection.execute(insert(DeadLetter), [letter, letter])
+        decision = {"tenant_id": "t", "user_id": "r", "issuer": "https://idp", "subject": "s",
+                    "policy": "jit-then-scim", "decision": "allow", "reason": "allowed",
+                    "action": "none", "request_id": "", "created_at": long_ago}
+        connection.execute(insert(LoginDecision), [
+            decision, decision, {**decision, "created_at": utc_now()}])
     engine.dispose()
 
 
-def _row_counts() -> tuple[int, int, int]:
+def _row_counts() -> tuple[int, int, int, int]:
     engine = create_engine("sqlite:///scimflow.sqlite3")
     with engine.connect() as connection:
         found = tuple(connection.scalar(select(func.count()).select_from(model)) or 0
-                      for model in (JournalEntry, OutboxEvent, DeadLetter))
+                      for model in (JournalEntry, OutboxEvent, DeadLetter, LoginDecision))
     engine.dispose()
     return found  # type: ignore[return-value]
 
@@ -83,8 +89,9 @@ def test_a_dry_run_prints_one_line_per_table_and_deletes_nothing(cli: Cli) -> No
         "outbox           would delete 2 events older than 7 days",
         "webhook_attempts would delete 2 webhook attempts older than 7 days",
         "dead_letters     would delete 1 dead letters older than 30 days",
+        "login_decisions  would delete 2 login decisions older than 7 days",
     ]
-    assert _row_counts() == (4, 3, 2)
+    assert _row_counts() == (4, 3, 2, 3)
 
 
 def test_prune_deletes_and_prints_json_then_finds_nothing_more(cli: Cli) -> None:
@@ -92,10 +99,11 @@ def test_prune_deletes_and_prints_json_then_finds_nothing_more(cli: Cli) -> None
 
     assert code == 0
     assert json.loads(out) == {"journal": 3, "outbox": 2, "webhook_attempts": 2,
-                               "dead_letters": 1, "dry_run": False}
-    assert _row_counts() == (1, 1, 1)
+                               "dead_letters": 1, "login_decisions": 2, "dry_run": False}
+    assert _row_counts() == (1, 1, 1, 1)
     assert json.loads(cli("prune", "--json")[1]) == {
-        "journal": 0, "outbox": 0, "webhook_attempts": 0, "dead_letters": 0, "dry_run": False}
+        "journal": 0, "outbox": 0, "webhook_attempts": 0, "dead_letters": 0,
+        "login_decisions": 0, "dry_run": False}
 
 
 def test_zero_days_is_printed_as_kept_forever(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,7 +113,7 @@ def test_zero_days_is_printed_as_kept_forever(cli: Cli, monkeypatch: pytest.Monk
 
     assert out[1] == "outbox           kept forever (SCIMFLOW_RETENTION_OUTBOX_DAYS=0)"
     assert out[0] == "journal          deleted 3 applied entries older than 7 days"
-    assert _row_counts() == (1, 3, 1)
+    assert _row_counts() == (1, 3, 1, 1)
 
 
 def test_an_unusable_retention_setting_is_one_line_and_exit_2(
@@ -114,4 +122,4 @@ def test_an_unusable_retention_setting_is_one_line_and_exit_2(
     monkeypatch.setenv("SCIMFLOW_RETENTION_BATCH_SIZE", "0")
 
     assert cli("prune") == (2, "", "error: SCIMFLOW_RETENTION_BATCH_SIZE must be 1 or more\n")
-    assert _row_counts() == (4, 3, 2)
+    assert _row_counts() == (4, 3, 2, 3)

@@ -24,6 +24,7 @@ BENCH_BASELINE = "ops/bench/baseline_app.py"
 # The protocol, the commands, the apply and the event model are pure: standard library and
 # each other only, no database, no store, no services, however deep the imports go.
 PURE_MODULES = ("pipeline/scim", "pipeline/commands.py", "pipeline/apply.py", "pipeline/errors.py",
+                "pipeline/login_rules.py",
                 "pipeline/ports.py", "pipeline/events/model.py")
 
 PACKAGES = ("pipeline", "api", "workers", "ops")

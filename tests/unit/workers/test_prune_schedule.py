@@ -28,12 +28,13 @@ def test_the_prune_task_runs_the_workers_pruner_and_returns_its_counts() -> None
 
     def pruner() -> PruneReport:
         runs.append(None)
-        return PruneReport(journal=5, outbox=2, webhook_attempts=3, dead_letters=1)
+        return PruneReport(journal=5, outbox=2, webhook_attempts=3, dead_letters=1,
+                           login_decisions=4)
 
     runtime = WorkerRuntime(Settings(broker_url=REDIS))
     runtime.pruner = pruner
     prune = worker_app(runtime).tasks[PRUNE_TASK]
 
     assert prune() == {"journal": 5, "outbox": 2, "webhook_attempts": 3, "dead_letters": 1,
-                       "dry_run": False}
+                       "login_decisions": 4, "dry_run": False}
     assert len(runs) == 1

@@ -1,0 +1,146 @@
+"""Applications' sessions: registered for a user, checked on every request of the application,
+listed and revoked. See docs/APPLICATIONS.md ("Sessions").
+
+A check answers from the acknowledged state: a session whose user the IdP has deprovisioned
+(or deleted) is `revoked` as soon as that change is acknowledged, before the workers apply it
+(which then revoke the session for good and emit `session.revoked`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from scimflow.pipeline.errors import Forbidden, InvalidValue, NotFound
+from scimflow.pipeline.events.model import identity_of
+from scimflow.pipeline.ports import Clock, utc_now
+from scimflow.pipeline.scim.unicode import is_storable_text
+from scimflow.pipeline.services.app_users import USER, AppUser, app_user, find_user
+from scimflow.pipeline.services.change_events import PendingEvent, outbox_rows, session_revoked
+from scimflow.pipeline.store import acknowledged, journal, outbox, user_sessions
+from scimflow.pipeline.store.acknowledged import SCIM
+from scimflow.pipeline.store.db import autocommit_sessions, unit_of_work
+from scimflow.pipeline.store.tenants import TenantRef
+from scimflow.pipeline.store.user_sessions import (
+    BY_APPLICATION,
+    DELETED,
+    DEPROVISIONED,
+    RevokedSession,
+    SessionRow,
+)
+
+ACTIVE, REVOKED = "active", "revoked"
+MAX_SESSION_ID = 64
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatus:
+    id: str
+    user_id: str
+    created_at: datetime
+    status: str  # "active" or "revoked"
+    reason: str | None  # why it was revoked: deprovisioned, deleted, application
+    revoked_at: datetime | None
+    user: AppUser | None  # None: the user is deleted
+
+
+class SessionService:
+    def __init__(self, sessions: sessionmaker[Session], *, clock: Clock = utc_now) -> None:
+        self._sessions = sessions
+        self._reads = autocommit_sessions(sessions)
+        self._clock = clock
+
+    def register(
+        self, tenant: TenantRef, user: Mapping[str, Any], session_id: str | None = None
+    ) -> SessionStatus:
+        """A new session of an active user; `session_id` is the application's own, or one is
+        made (unguessable: a session id is all a check needs)."""
+        session_id = _checked_id(session_id)
+        with unit_of_work(self._sessions) as session:
+            found = find_user(session, tenant.id, user)
+            if not app_user(found, ()).active:
+                raise Forbidden(f"User {found.id} is deprovisioned: it cannot have sessions.")
+            user_sessions.register(session, tenant.id, found.id, session_id, now=self._clock())
+        return self.check(tenant, session_id)
+
+    def check(self, tenant: TenantRef, session_id: str) -> SessionStatus:
+        """Whether the session is active: two indexed reads, no transaction."""
+        with unit_of_work(self._reads) as session:
+            row = user_sessions.find(session, tenant.id, session_id) if is_storable_text(
+                session_id) else None
+            if row is None:
+                raise NotFound(f"No session {session_id!r} in this tenant.")
+            return self._status(session, tenant, row)
+
+    def of_user(self, tenant: TenantRef, user: Mapping[str, Any]) -> list[SessionStatus]:
+        with unit_of_work(self._reads) as session:
+            found = find_user(session, tenant.id, user)
+            rows = user_sessions.of_user(session, tenant.id, found.id)
+            return [self._status(session, tenant, row) for row in rows]
+
+    def revoke(self, tenant: TenantRef, session_id: str) -> SessionStatus:
+        """Revoke one session (again: no change); emits `session.revoked`."""
+        current = self.check(tenant, session_id)
+        self._revoke(tenant, current.user_id, [session_id])
+        return self.check(tenant, session_id)
+
+    def revoke_all(self, tenant: TenantRef, user: Mapping[str, Any]) -> list[SessionStatus]:
+        """Revoke every live session of a user; emits `session.revoked` for each."""
+        with unit_of_work(self._reads) as session:
+            user_id = find_user(session, tenant.id, user).id
+        self._revoke(tenant, user_id, None)
+        return self.of_user(tenant, {"id": user_id})
+
+    def _revoke(self, tenant: TenantRef, user_id: str, session_ids: list[str] | None) -> None:
+        now = self._clock()
+        with unit_of_work(self._sessions) as session:
+            revoked = user_sessions.revoke(session, [(tenant.id, user_id)], reason=BY_APPLICATION,
+                                           now=now, session_ids=session_ids)
+            current = acknowledged.get(session, tenant.id, USER, user_id)
+            events = [_revoked_event(item, current, now) for item in revoked]
+            outbox.append(session, outbox_rows(events, now))
+
+    def _status(self, session: Session, tenant: TenantRef, row: SessionRow) -> SessionStatus:
+        user = None
+        if row.user is not None:
+            user = AppUser(row.user_id, row.user.get("userName"), row.user.get("externalId"),
+                           row.user.get("active", True) is not False, row.roles,
+                           row.user_source or SCIM)
+        if row.revoked_at is not None:
+            return _revoked(row, user, row.revoked_reason, row.revoked_at)
+        if user is None:
+            # Deleted, acknowledged but not applied yet: revoked as of the DELETE.
+            last = journal.history(session, tenant.id, row.user_id, limit=1)
+            return _revoked(row, None, DELETED, last[0].acknowledged_at if last else None)
+        if not user.active:
+            return _revoked(row, user, DEPROVISIONED, row.user_changed_at)
+        return SessionStatus(row.id, row.user_id, row.created_at, ACTIVE, None, None, user)
+
+
+def _revoked(
+    row: SessionRow, user: AppUser | None, reason: str | None, at: datetime | None
+) -> SessionStatus:
+    return SessionStatus(row.id, row.user_id, row.created_at, REVOKED, reason, at, user)
+
+
+def _revoked_event(
+    item: RevokedSession, user: acknowledged.AcknowledgedResource | None, now: datetime
+) -> PendingEvent:
+    data = user.data if user is not None else None
+    return session_revoked(item, reason=BY_APPLICATION, at=now,
+                           version=user.version if user is not None else 0,
+                           identity=identity_of(USER, data))
+
+
+def _checked_id(session_id: str | None) -> str:
+    if session_id is None:
+        return "ses_" + secrets.token_hex(16)
+    if not (isinstance(session_id, str) and 0 < len(session_id) <= MAX_SESSION_ID
+            and session_id.isprintable() and is_storable_text(session_id)):
+        raise InvalidValue(f"A session id is 1 to {MAX_SESSION_ID} printable characters.")
+    return session_id
