@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from scimflow import __version__
-from scimflow.ops import admin, app_keys, processes, prune, tenants, validate, webhooks
+from scimflow.ops import admin, app_keys, processes, prune, roles, tenants, validate, webhooks
 from scimflow.ops import status as operator_status
 from scimflow.ops.bench import command as bench
 from scimflow.ops.documents import UnreadableDocument
@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     tenants.add_parsers(commands)
     webhooks.add_parsers(commands)
     app_keys.add_parsers(commands)
+    roles.add_parsers(commands)
     _add_schemas(commands)
     _add_operations(commands)
     validate.add_parser(commands)

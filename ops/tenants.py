@@ -1,22 +1,33 @@
-"""`scimflow tenant …` and `scimflow token …`: tenants, their state and their bearer tokens.
+"""`scimflow tenant …` and `scimflow token …`: tenants, their state, their login policy and their
+bearer tokens.
 See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from scimflow.ops.output import base_url, emit, moment
 from scimflow.ops.table import render
+from scimflow.pipeline.errors import InvalidValue, NotFound
+from scimflow.pipeline.login_rules import LoginPolicy
+from scimflow.pipeline.services.login_policies import LoginPolicies
 from scimflow.pipeline.services.tenancy import Tenancy
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store.db import make_engine, make_sessions
-from scimflow.pipeline.store.tenants import IssuedToken
+from scimflow.pipeline.store.tenants import IssuedToken, TenantRef
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Handler = Callable[[Settings, argparse.Namespace], int]
+
+# What an operator got wrong in the application-side commands (an unknown tenant, a value the
+# service refuses): said on stderr with exit code 2, like a usage error (as `scimflow webhook`).
+OPERATOR_ERRORS = (InvalidValue, NotFound)
 
 
 def add_parsers(commands: Commands) -> None:
@@ -47,6 +58,23 @@ def _add_tenant(commands: Commands) -> None:
     delete.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
     delete.add_argument("--json", action="store_true")
     delete.set_defaults(handler=tenant_delete)
+    _add_policy(actions)
+
+
+def _add_policy(actions: Commands) -> None:
+    policy = actions.add_parser("policy", help="show or change a tenant's login policy")
+    policy.add_argument("tenant", help="tenant name or id")
+    # No `choices`: the service names the modes it knows when it refuses one.
+    policy.add_argument("--mode", help="scim-authoritative, jit-then-scim or jit-only")
+    policy.add_argument("--issuer", action="append", dest="issuers", metavar="URL",
+                        help="an identity provider logins may come from; repeat for several; "
+                             "replaces the list")
+    policy.add_argument("--match-verified-email", action=argparse.BooleanOptionalAction,
+                        help="whether a verified email may link a login to a user")
+    policy.add_argument("--sync-attributes", action=argparse.BooleanOptionalAction,
+                        help="whether a login updates a user SCIM does not own")
+    policy.add_argument("--json", action="store_true")
+    policy.set_defaults(handler=tenant_policy)
 
 
 def _add_token(commands: Commands) -> None:
@@ -67,6 +95,20 @@ def _add_token(commands: Commands) -> None:
     revoke.add_argument("--token-id", help="revoke only this token")
     revoke.add_argument("--json", action="store_true")
     revoke.set_defaults(handler=token_revoke)
+
+
+def operator_errors(handler: Handler) -> Handler:
+    """The handler, with an operator's mistake printed on stderr as exit code 2."""
+
+    @functools.wraps(handler)
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        try:
+            return handler(settings, args)
+        except OPERATOR_ERRORS as error:
+            print(f"error: {error.detail}", file=sys.stderr)
+            return 2
+
+    return run
 
 
 def _tenancy(settings: Settings) -> Tenancy:
@@ -140,3 +182,40 @@ def token_revoke(settings: Settings, args: argparse.Namespace) -> int:
     count = _tenancy(settings).revoke(args.tenant, args.token_id)
     emit({"revoked": count}, args.json, f"revoked {count} token(s)")
     return 0
+
+
+@operator_errors
+def tenant_policy(settings: Settings, args: argparse.Namespace) -> int:
+    policies = LoginPolicies(make_sessions(make_engine(settings, "tool")))
+    changes = _policy_changes(args)
+    tenant, policy = (policies.update(args.tenant, **changes) if changes
+                      else policies.get(args.tenant))
+    emit(_policy_value(tenant, policy), args.json, _policy_text(tenant, policy))
+    return 0
+
+
+def _policy_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given on the command line; the rest of the policy stays as it is."""
+    given = {"mode": args.mode, "issuers": args.issuers,
+             "match_verified_email": args.match_verified_email,
+             "sync_attributes": args.sync_attributes}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _policy_value(tenant: TenantRef, policy: LoginPolicy) -> dict[str, Any]:
+    return {"tenant": tenant.name, "tenant_id": tenant.id, "mode": policy.mode.value,
+            "issuers": list(policy.issuers), "match_verified_email": policy.match_verified_email,
+            "sync_attributes": policy.sync_attributes}
+
+
+def _policy_text(tenant: TenantRef, policy: LoginPolicy) -> str:
+    issuers = ", ".join(policy.issuers) or "(none: every login is refused)"
+    return (f"tenant:               {tenant.name} ({tenant.id})\n"
+            f"mode:                 {policy.mode.value}\n"
+            f"issuers:              {issuers}\n"
+            f"match verified email: {_yes_no(policy.match_verified_email)}\n"
+            f"sync attributes:      {_yes_no(policy.sync_attributes)}")
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"

@@ -36,7 +36,8 @@ class SchemaState:
 def alembic_config(database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", "scimflow.pipeline.store:migrations")
-    config.set_main_option("sqlalchemy.url", database_url)
+    # Alembic's config interpolates `%`; an escaped password (`p%40ss`) must reach it doubled.
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
 
 

@@ -56,9 +56,11 @@ def add_mapping(
 
 
 def remove_mapping(session: Session, tenant_id: str, group_ref: str, role: str | None) -> int:
-    """Remove a group's mapping to `role` (every role of the group if None); how many."""
-    statement = delete(RoleMapping).where(RoleMapping.tenant_id == tenant_id,
-                                          RoleMapping.group_ref == group_ref)
+    """Remove a group's mapping to `role` (every role of the group if None); how many. The
+    group is named as it was mapped, or by another case of that name."""
+    statement = delete(RoleMapping).where(
+        RoleMapping.tenant_id == tenant_id,
+        or_(RoleMapping.group_ref == group_ref, RoleMapping.group_ref_key == fold_key(group_ref)))
     if role is not None:
         statement = statement.where(RoleMapping.role == role)
     return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
