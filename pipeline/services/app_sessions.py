@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.pipeline.errors import Forbidden, InvalidValue, NotFound
@@ -24,7 +25,7 @@ from scimflow.pipeline.services.app_users import USER, AppUser, app_user, find_u
 from scimflow.pipeline.services.change_events import PendingEvent, outbox_rows, session_revoked
 from scimflow.pipeline.store import acknowledged, journal, outbox, user_sessions
 from scimflow.pipeline.store.acknowledged import SCIM
-from scimflow.pipeline.store.db import autocommit_sessions, unit_of_work
+from scimflow.pipeline.store.db import autocommit_sessions, database_errors, unit_of_work
 from scimflow.pipeline.store.tenants import TenantRef
 from scimflow.pipeline.store.user_sessions import (
     BY_APPLICATION,
@@ -53,6 +54,7 @@ class SessionService:
     def __init__(self, sessions: sessionmaker[Session], *, clock: Clock = utc_now) -> None:
         self._sessions = sessions
         self._reads = autocommit_sessions(sessions)
+        self._engine = self._reads.kw["bind"]
         self._clock = clock
 
     def register(
@@ -69,19 +71,21 @@ class SessionService:
         return self.check(tenant, session_id)
 
     def check(self, tenant: TenantRef, session_id: str) -> SessionStatus:
-        """Whether the session is active: two indexed reads, no transaction."""
-        with unit_of_work(self._reads) as session:
-            row = user_sessions.find(session, tenant.id, session_id) if is_storable_text(
-                session_id) else None
+        """Whether the session is active: one indexed read, no transaction."""
+        if not is_storable_text(session_id):
+            raise NotFound(f"No session {session_id!r} in this tenant.")
+        # A bare connection: no ORM session to begin and close, a statement compiled once.
+        with database_errors(), self._engine.connect() as connection:
+            row = user_sessions.find(connection, tenant.id, session_id)
             if row is None:
                 raise NotFound(f"No session {session_id!r} in this tenant.")
-            return self._status(session, tenant, row)
+            return _status(row, _deleted_at(connection, tenant, row))
 
     def of_user(self, tenant: TenantRef, user: Mapping[str, Any]) -> list[SessionStatus]:
         with unit_of_work(self._reads) as session:
             found = find_user(session, tenant.id, user)
             rows = user_sessions.of_user(session, tenant.id, found.id)
-            return [self._status(session, tenant, row) for row in rows]
+            return [_status(row, _deleted_at(session.connection(), tenant, row)) for row in rows]
 
     def revoke(self, tenant: TenantRef, session_id: str) -> SessionStatus:
         """Revoke one session (again: no change); emits `session.revoked`."""
@@ -105,21 +109,30 @@ class SessionService:
             events = [_revoked_event(item, current, now) for item in revoked]
             outbox.append(session, outbox_rows(events, now))
 
-    def _status(self, session: Session, tenant: TenantRef, row: SessionRow) -> SessionStatus:
-        user = None
-        if row.user is not None:
-            user = AppUser(row.user_id, row.user.get("userName"), row.user.get("externalId"),
-                           row.user.get("active", True) is not False, row.roles,
-                           row.user_source or SCIM)
-        if row.revoked_at is not None:
-            return _revoked(row, user, row.revoked_reason, row.revoked_at)
-        if user is None:
-            # Deleted, acknowledged but not applied yet: revoked as of the DELETE.
-            last = journal.history(session, tenant.id, row.user_id, limit=1)
-            return _revoked(row, None, DELETED, last[0].acknowledged_at if last else None)
-        if not user.active:
-            return _revoked(row, user, DEPROVISIONED, row.user_changed_at)
-        return SessionStatus(row.id, row.user_id, row.created_at, ACTIVE, None, None, user)
+
+
+def _deleted_at(connection: Connection, tenant: TenantRef, row: SessionRow) -> datetime | None:
+    """When the session's user was deleted, if that deletion is acknowledged but not applied
+    yet (the session is then revoked as of the DELETE): its last journal entry."""
+    if row.revoked_at is not None or row.user is not None:
+        return None
+    last = journal.last_entry_at(connection, tenant.id, row.user_id)
+    return last or row.created_at
+
+
+def _status(row: SessionRow, deleted_at: datetime | None) -> SessionStatus:
+    user = None
+    if row.user is not None:
+        user = AppUser(row.user_id, row.user.get("userName"), row.user.get("externalId"),
+                       row.user.get("active", True) is not False, row.roles,
+                       row.user_source or SCIM)
+    if row.revoked_at is not None:
+        return _revoked(row, user, row.revoked_reason, row.revoked_at)
+    if user is None:
+        return _revoked(row, None, DELETED, deleted_at)
+    if not user.active:
+        return _revoked(row, user, DEPROVISIONED, row.user_changed_at)
+    return SessionStatus(row.id, row.user_id, row.created_at, ACTIVE, None, None, user)
 
 
 def _revoked(

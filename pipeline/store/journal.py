@@ -21,6 +21,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from scimflow.pipeline.commands import Command, Entry
@@ -277,3 +278,11 @@ def history(
         .order_by(Row.seq.desc()).limit(limit)
     )
     return [HistoryEntry(*row) for row in reversed(list(rows))]
+
+
+def last_entry_at(connection: Connection, tenant_id: str, resource_id: str) -> datetime | None:
+    """When the resource's last command was acknowledged."""
+    return connection.execute(
+        select(func.max(Row.created_at))
+        .where(Row.tenant_id == tenant_id, Row.resource_id == resource_id)
+    ).scalar()
