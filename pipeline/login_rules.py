@@ -72,6 +72,9 @@ class Reason(StrEnum):
     DEPROVISIONED = "deprovisioned"
     DELETED = "deleted"
     NOT_PROVISIONED = "not_provisioned"
+    # The user the login would create cannot take its keys: another user, which the login
+    # does not lead to, holds its userName.
+    CONFLICT = "conflict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,10 @@ def may_update(policy: LoginPolicy, *, scim_owned: bool) -> bool:
     if not policy.sync_attributes or policy.mode is Mode.SCIM_AUTHORITATIVE:
         return False
     return policy.mode is Mode.JIT_ONLY or not scim_owned
+
+
+def conflict() -> Decision:
+    return _deny(Reason.CONFLICT)
 
 
 def _deny(reason: Reason) -> Decision:

@@ -76,8 +76,9 @@ class SessionsEndpoint(_AppEndpoint):
     def on_delete_item(
         self, req: falcon.Request, resp: falcon.Response, tenant: str, session_id: str
     ) -> None:
-        _send(resp, session_json(self._app.sessions.revoke(self._tenant(req, tenant),
-                                                            session_id)))
+        revoked = self._app.sessions.revoke(self._tenant(req, tenant), session_id,
+                                            request_id=request_id_of(req))
+        _send(resp, session_json(revoked))
 
 
 class UsersEndpoint(_AppEndpoint):
@@ -102,7 +103,8 @@ class UsersEndpoint(_AppEndpoint):
         self, req: falcon.Request, resp: falcon.Response, tenant: str, user_id: str
     ) -> None:
         """Revoke every session of the user."""
-        found = self._app.sessions.revoke_all(self._tenant(req, tenant), {"id": user_id})
+        found = self._app.sessions.revoke_all(self._tenant(req, tenant), {"id": user_id},
+                                              request_id=request_id_of(req))
         _send(resp, {"sessions": sessions_json(found)})
 
     def on_get_history(

@@ -1,5 +1,5 @@
 """Applications' sessions: registered for a user, checked on every request of the application,
-listed and revoked. See docs/APPLICATIONS.md ("Sessions").
+listed and revoked. See docs/APPLICATIONS.md ("Checking sessions").
 
 A check answers from the acknowledged state: a session whose user the IdP has deprovisioned
 (or deleted) is `revoked` as soon as that change is acknowledged, before the workers apply it
@@ -87,26 +87,36 @@ class SessionService:
             rows = user_sessions.of_user(session, tenant.id, found.id)
             return [_status(row, _deleted_at(session.connection(), tenant, row)) for row in rows]
 
-    def revoke(self, tenant: TenantRef, session_id: str) -> SessionStatus:
-        """Revoke one session (again: no change); emits `session.revoked`."""
+    def revoke(self, tenant: TenantRef, session_id: str, *, request_id: str = "") -> SessionStatus:
+        """Revoke one session; emits `session.revoked`. A session revoked already (also by a
+        deprovisioning the workers have not applied yet, which keeps its reason) is left as
+        it is."""
         current = self.check(tenant, session_id)
-        self._revoke(tenant, current.user_id, [session_id])
+        if current.status == REVOKED:
+            return current
+        self._revoke(tenant, current.user_id, [session_id], request_id)
         return self.check(tenant, session_id)
 
-    def revoke_all(self, tenant: TenantRef, user: Mapping[str, Any]) -> list[SessionStatus]:
+    def revoke_all(
+        self, tenant: TenantRef, user: Mapping[str, Any], *, request_id: str = ""
+    ) -> list[SessionStatus]:
         """Revoke every live session of a user; emits `session.revoked` for each."""
-        with unit_of_work(self._reads) as session:
-            user_id = find_user(session, tenant.id, user).id
-        self._revoke(tenant, user_id, None)
-        return self.of_user(tenant, {"id": user_id})
+        statuses = self.of_user(tenant, user)
+        live = [status.id for status in statuses if status.status == ACTIVE]
+        if not live:
+            return statuses
+        self._revoke(tenant, statuses[0].user_id, live, request_id)
+        return self.of_user(tenant, user)
 
-    def _revoke(self, tenant: TenantRef, user_id: str, session_ids: list[str] | None) -> None:
+    def _revoke(
+        self, tenant: TenantRef, user_id: str, session_ids: list[str], request_id: str
+    ) -> None:
         now = self._clock()
         with unit_of_work(self._sessions) as session:
             revoked = user_sessions.revoke(session, [(tenant.id, user_id)], reason=BY_APPLICATION,
                                            now=now, session_ids=session_ids)
             current = acknowledged.get(session, tenant.id, USER, user_id)
-            events = [_revoked_event(item, current, now) for item in revoked]
+            events = [_revoked_event(item, current, now, request_id) for item in revoked]
             outbox.append(session, outbox_rows(events, now))
 
 
@@ -142,12 +152,13 @@ def _revoked(
 
 
 def _revoked_event(
-    item: RevokedSession, user: acknowledged.AcknowledgedResource | None, now: datetime
+    item: RevokedSession, user: acknowledged.AcknowledgedResource | None, now: datetime,
+    request_id: str,
 ) -> PendingEvent:
     data = user.data if user is not None else None
     return session_revoked(item, reason=BY_APPLICATION, at=now,
                            version=user.version if user is not None else 0,
-                           identity=identity_of(USER, data))
+                           identity=identity_of(USER, data), request_id=request_id or None)
 
 
 def _checked_id(session_id: str | None) -> str:

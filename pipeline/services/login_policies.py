@@ -1,5 +1,5 @@
 """Tenants' login policies as a service (`scimflow tenant policy`).
-See docs/APPLICATIONS.md ("Choosing a policy").
+See docs/APPLICATIONS.md ("Choosing a login policy").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """JIT logins: the application passes on the identity of a verified SAML assertion or OIDC ID
 token, and is told whether it may sign in, who the user is (with roles), and what the login
 wrote. The tenant's policy decides (`pipeline/login_rules.py`); every decision is recorded.
-See docs/APPLICATIONS.md ("Logins").
+See docs/APPLICATIONS.md ("Where to call the login hook", "Login decisions").
 
 A login and a SCIM write for the same person meet at the acknowledged state's unique keys: a
 user a login creates holds the subject as its externalId (and the login's user name, or the
@@ -30,6 +30,7 @@ from scimflow.pipeline.login_rules import (
     LoginIdentity,
     LoginPolicy,
     check_issuer,
+    conflict,
     decide,
     provisional_user,
     updated_user,
@@ -89,10 +90,23 @@ class LoginService:
         except Uniqueness:
             # A SCIM write (or another login) took the user's keys meanwhile: the user now
             # exists, and looking again finds it.
-            result, journaled = self._login(tenant, identity, request_id)
+            try:
+                result, journaled = self._login(tenant, identity, request_id)
+            except Uniqueness:
+                # Not a race: another user holds the userName the login would create.
+                return self._conflict(tenant, identity, request_id)
         if journaled:
             self._dispatcher.ring(tenant.id, urgent=False)
         return result
+
+    def _conflict(
+        self, tenant: TenantRef, identity: LoginIdentity, request_id: str
+    ) -> LoginResult:
+        with unit_of_work(self._sessions) as session:
+            policy = logins.policy_of(session, tenant.id)
+            logins.record(session, tenant.id, None, identity, policy=policy, decision=conflict(),
+                          request_id=request_id, now=self._clock())
+        return LoginResult(conflict(), policy, None)
 
     def _login(
         self, tenant: TenantRef, identity: LoginIdentity, request_id: str

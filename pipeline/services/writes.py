@@ -112,6 +112,8 @@ class WriteService:
             state = command.resource or {}
             saved, _ = self._save(session, tenant, current, command=command, state=state,
                                   members=None, request_id=request_id)
+            # The IdP retrying this POST (its 201 lost) is then recognised as a repeat.
+            saved = acknowledged.set_create_digest(session, tenant.id, saved, digest)
         self._ring(tenant, command)
         return WriteReceipt(saved)
 

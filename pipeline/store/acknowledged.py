@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -176,6 +176,15 @@ def save(
         current.create_digest,
         source,
     )
+
+
+def set_create_digest(
+    session: Session, tenant_id: str, resource: AcknowledgedResource, digest: str
+) -> AcknowledgedResource:
+    """Record the POST a resource now answers to (a SCIM POST claiming a JIT user)."""
+    session.execute(update(Row).where(Row.tenant_id == tenant_id, Row.id == resource.id)
+                    .values(create_digest=digest))
+    return replace(resource, create_digest=digest)
 
 
 def find_user(

@@ -193,6 +193,31 @@ def test_okta_post_of_the_jit_users_user_name_claims_it(tenant: Tenant) -> None:
     assert tenant.scim("GET", f"/Users/{user_id}").body["name"]["givenName"] == "Robert"
 
 
+def test_okta_retrying_its_claiming_post_gets_the_same_user(tenant: Tenant) -> None:
+    email = f"{unique('cy')}@acme.com"
+    user_id = jit_login(tenant, OKTA_ISSUER, email, given_name="Cy")
+    body = okta_create_body(email, "Cyrus")
+
+    first, retried = tenant.scim("POST", "/Users", body), tenant.scim("POST", "/Users", body)
+
+    assert (first.status, retried.status) == (201, 201), (first, retried)
+    assert first.body["id"] == retried.body["id"] == user_id
+
+
+def test_a_login_whose_user_name_another_user_holds_is_denied_as_a_conflict(
+    tenant: Tenant,
+) -> None:
+    email = f"{unique('dee')}@acme.com"
+    held = tenant.scim("POST", "/Users", okta_create_body(email, "Dee"))
+    assert held.status == 201, held
+
+    # Neither the subject nor a verified email leads to that user; the user name is its.
+    answer = tenant.login(OKTA_ISSUER, unique("oid"), user_name=email)
+
+    assert (answer["decision"], answer["reason"], answer["user"]) == ("deny", "conflict", None)
+    assert tenant.user_ids()[1] == [held.body["id"]]
+
+
 # --- Entra -----------------------------------------------------------------------------------
 
 
