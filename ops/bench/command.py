@@ -34,6 +34,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        help="no webhook endpoint, receiver or events worker in the sync")
     bench.add_argument("--events-threads", type=int, default=4,
                        help="delivery threads of the events worker (its --concurrency)")
+    bench.add_argument("--no-sessions", dest="sessions", action="store_false",
+                       help="no application sessions: neither deprovision -> session check "
+                            "revoked in the sync nor the session-check phase after it")
+    bench.add_argument("--session-checks", type=int, default=20000,
+                       help="session checks (GET /app/v1/tenants/{t}/sessions/{sid}) after the "
+                            "sync, and as many GETs against the bare Falcon baseline")
     bench.add_argument("--baseline-requests", type=int, default=5000)
     bench.add_argument("--existence-requests", type=int, default=10000,
                        help="GETs of the existence phase (half existing, half missing)")

@@ -17,6 +17,8 @@ def report(summary: dict[str, Any], as_json: bool) -> None:
         lines += _sync(summary)
     if "existence" in summary:
         lines += _existence(summary["existence"])
+    if "sessions" in summary:
+        lines += _sessions(summary["sessions"], summary["baselines"])
     lines += _baselines(summary["baselines"])
     lines += [f"load generator     {summary['load_generator']}",
               f"correctness        {summary['correctness']}"]
@@ -153,6 +155,32 @@ def _existence(existence: dict[str, Any]) -> list[str]:
         f"{existence['server_errors_5xx']} 5xx)"]
 
 
+def _sessions(sessions: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    revoked, check = sessions["deprovision_to_revoked"], sessions["check"]
+    one = check["one_at_a_time"]
+    cpu = ", ".join(f"{role} {us}" for role, us in check["cpu_us_per_check"].items())
+    return [
+        f"sessions           p50 {revoked['p50_s']} s, p99 {revoked['p99_s']} s (target <= "
+        f"{revoked['target_p99_s']} s), max {revoked['max_s']} s ({revoked['count']} of "
+        f"{revoked['deactivations']}; deprovision acknowledged -> session check revoked, "
+        f"polled every 20 ms during the sync; {revoked['failure_count']} failures)",
+        f"  session check    {check['per_s']} checks/s (target >= {check['targets']['per_s']}), "
+        f"p50 {check['p50_ms']} ms, p99 {check['p99_ms']} ms (target <= "
+        f"{check['targets']['p99_ms']} ms) ({check['requests']} checks of {check['sessions']} "
+        f"sessions, {check['wrong_answers']} wrong, {check['server_errors_5xx']} 5xx, "
+        f"{check['throttled_429_503']} throttled) -> "
+        f"{base.get('session_check_vs_bare_falcon_get')}x the bare Falcon GET (p99 "
+        f"{base.get('session_check_p99_vs_bare_falcon_get_p99')}x)",
+        f"  one at a time    p50 {one['p50_ms']} ms, p99 {one['p99_ms']} ms (target <= "
+        f"{check['targets']['p99_ms']} ms; {one['requests']} checks on one connection, "
+        f"{one['per_s']}/s) -> p99 "
+        f"{base.get('session_check_one_at_a_time_p99_vs_bare_falcon')}x the bare Falcon GET's "
+        f"(p50 {base.get('bare_falcon_session_get_one_at_a_time_p50_ms')} ms, p99 "
+        f"{base.get('bare_falcon_session_get_one_at_a_time_p99_ms')} ms)",
+        f"    cpu            machine {check['cpu']['machine_cores_busy']} cores busy over "
+        f"{check['cpu']['seconds']} s; per check us: {cpu}"]
+
+
 def _baselines(base: dict[str, Any]) -> list[str]:
     lines = []
     if "bare_falcon_post_per_s" in base:
@@ -164,6 +192,11 @@ def _baselines(base: dict[str, Any]) -> list[str]:
                      f"{base['bare_falcon_get_p50_ms']} ms, p99 {base['bare_falcon_get_p99_ms']} "
                      f"ms) -> scimflow looks up at {base['existence_vs_bare_falcon_get']}x "
                      f"(p99 {base['existence_p99_vs_bare_falcon_get_p99']}x)")
+    if "bare_falcon_session_get_per_s" in base:
+        lines.append(f"baseline falcon    {base['bare_falcon_session_get_per_s']} session-shaped "
+                     f"GET/s (p50 {base['bare_falcon_session_get_p50_ms']} ms, p99 "
+                     f"{base['bare_falcon_session_get_p99_ms']} ms) -> scimflow checks sessions "
+                     f"at {base['session_check_vs_bare_falcon_get']}x")
     if "raw_batched_upsert_rows_per_s" in base:
         lines.append(f"baseline upsert    {base['raw_batched_upsert_rows_per_s']} rows/s -> "
                      f"scimflow applies at {base['apply_vs_raw_upsert']}x")

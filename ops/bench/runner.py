@@ -9,9 +9,11 @@ the API and worker processes and the CPU time of every role, with a webhook endp
 tenant receiving every event on a local receiver (deprovision -> webhook latency, delivery
 throughput against the receiver's own capacity, and a second endpoint catching up on the
 backlog half-way through the sync: delivery's capacity with the sync running); (4) the
-existence phase, look-ups of existing and missing userNames against the loaded tenant; (5) a
-raw batched upsert of the same rows. It prints throughput, latency, convergence, apply rate,
-peak connections, memory and CPU, 429/5xx counts, deprovision latency (applied, and delivered
+existence phase, look-ups of existing and missing userNames against the loaded tenant; (5) the
+application API's session check: deprovision -> session check revoked during the sync, then
+its throughput against the bare Falcon GET (`ops/bench/sessions.py`); (6) a raw batched upsert
+of the same rows. It prints throughput, latency, convergence, apply rate, peak connections,
+memory and CPU, 429/5xx counts, deprovision latency (applied, and delivered
 by webhook), webhook throughput (during the sync, catching up during it, replaying after
 it), and the ratios to the baselines.
 See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
@@ -57,6 +59,16 @@ from scimflow.ops.bench.plan import SyncPlan
 from scimflow.ops.bench.receiver import CATCH_UP_PATH
 from scimflow.ops.bench.report import report
 from scimflow.ops.bench.rss import RssSampler
+from scimflow.ops.bench.sessions import (
+    CHECK,
+    SERIAL_CHECKS,
+    RevocationWatch,
+    app_connector,
+    baseline_checks,
+    check_phase,
+    create_app_key,
+    fine_latency,
+)
 from scimflow.ops.bench.stack import (
     BIN,
     Processes,
@@ -160,7 +172,8 @@ def _plan(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...],
         "idp": idp.name, "passwords": idp.passwords,
         "phases": list(phases), "concurrency": args.concurrency, "workers": args.workers,
         "apply_after_ack": args.apply_after_ack, "api_server": args.api_server,
-        "webhooks": args.webhooks,
+        "webhooks": args.webhooks, "sessions": args.sessions,
+        "session_checks": args.session_checks if args.sessions and "sync" in phases else 0,
         "existence_requests": args.existence_requests if "existence" in phases else 0}
 
 
@@ -179,6 +192,19 @@ def _baselines(summary: dict[str, Any], baseline: dict[str, Any],
                 "existence_vs_bare_falcon_get": _ratio(existence["per_s"], get["per_s"]),
                 "existence_p99_vs_bare_falcon_get_p99": _ratio(existence["p99_ms"] or 0,
                                                                get["p99_ms"] or 0)}
+    if "session_get" in baseline and "sessions" in summary:
+        get, check = baseline["session_get"], summary["sessions"]["check"]
+        out |= {"bare_falcon_session_get_per_s": get["per_s"],
+                "bare_falcon_session_get_p50_ms": get["p50_ms"],
+                "bare_falcon_session_get_p99_ms": get["p99_ms"],
+                "session_check_vs_bare_falcon_get": _ratio(check["per_s"], get["per_s"]),
+                "session_check_p99_vs_bare_falcon_get_p99": _ratio(check["p99_ms"] or 0,
+                                                                   get["p99_ms"] or 0)}
+        serial, one = baseline["session_get_serial"], check["one_at_a_time"]
+        out |= {"bare_falcon_session_get_one_at_a_time_p50_ms": serial["p50_ms"],
+                "bare_falcon_session_get_one_at_a_time_p99_ms": serial["p99_ms"],
+                "session_check_one_at_a_time_p99_vs_bare_falcon": _ratio(one["p99_ms"] or 0,
+                                                                         serial["p99_ms"] or 0)}
     if raw_rate is not None:
         out |= {"raw_batched_upsert_rows_per_s": round(raw_rate),
                 "apply_vs_raw_upsert": _ratio(summary["apply"]["users_per_s"], raw_rate)}
@@ -220,20 +246,28 @@ def _bare_falcon_baseline(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, .
             paths = existence_paths(plan, idp, args.existence_requests)
             out["get"] = _timed(lambda: get_paths(connector(port, ""), args.concurrency, paths,
                                                   check=False)[0], kind="GET")
+        if "sync" in phases and args.sessions:
+            out["session_get"] = _timed(lambda: baseline_checks(port, args.concurrency,
+                                                                args.session_checks), kind=CHECK)
+            out["session_get_serial"] = _timed(lambda: baseline_checks(
+                port, 1, min(SERIAL_CHECKS, args.session_checks)), kind=CHECK,
+                summarize=fine_latency)
     finally:
         processes.stop_all()
     out["generator"] = {f"{method}_cpu_us_per_request": out[method].pop("cpu_us")
-                        for method in ("post", "get") if method in out}
+                        for method in ("post", "get", "session_get", "session_get_serial")
+                        if method in out}
     return out
 
 
-def _timed(load: Callable[[], Tally], kind: str = "POST") -> dict[str, Any]:
+def _timed(load: Callable[[], Tally], kind: str = "POST",
+           summarize: Callable[[Tally], dict[str, Any]] | None = None) -> dict[str, Any]:
     cpu_started = time.process_time()
     tally = load()
     cpu = time.process_time() - cpu_started
     if tally.failures:
         raise RuntimeError(f"the bare Falcon baseline failed: {tally.failures[:3]}")
-    figures = rate_and_latency(tally, kind)
+    figures = summarize(tally) if summarize else rate_and_latency(tally, kind)
     return figures | {"cpu_us": round(cpu / max(1, figures["requests"]) * 1e6, 1)}
 
 
@@ -242,6 +276,8 @@ def _sync(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...], args: argpa
     port, created = start_scimflow(processes, args, with_workers=not args.apply_after_ack)
     target = Target("127.0.0.1", port, created["token"], created["tenant_id"], database_url)
     hooks = start_webhooks(processes, args) if args.webhooks else None
+    watch = (RevocationWatch(port, create_app_key(processes, target.tenant_id), target.tenant_id)
+             if args.sessions else None)
     capacity = receiver_capacity(hooks, typical_event(plan, idp)) if hooks else None
 
     def roles() -> dict[str, int]:
@@ -257,7 +293,8 @@ def _sync(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...], args: argpa
         if catch_up is not None:
             catch_up.watch(plan.users)
         tally, started, acked, state = asyncio.run(
-            _drive(plan, idp, args, target, lambda: start_workers(processes, args)))
+            _drive(plan, idp, args, target, lambda: start_workers(processes, args),
+                   watch=watch))
         activity = SyncActivity(state.users_acked_at, time.time())
         converged = _wait_converged(database_url, started)
         if hooks is not None and catch_up is not None:
@@ -289,7 +326,36 @@ def _sync(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...], args: argpa
         summary["correctness"]["ok"] &= (existence["wrong_answers"] == 0
                                          and existence["server_errors_5xx"] == 0
                                          and not existence["failures"])
+    if watch is not None:
+        summary["sessions"] = _sessions(plan, args, watch, state, every_role)
+        _check_sessions(summary)
     return summary
+
+
+def _sessions(plan: SyncPlan, args: argparse.Namespace, watch: RevocationWatch,
+              state: SyncState, every_role: Callable[[], dict[str, int]]) -> dict[str, Any]:
+    """Deprovision -> session check revoked (during the sync), then the session check's
+    capacity on the converged tenant."""
+    deactivated = set(plan.deactivated())
+    active = [user_id for index, user_id in sorted(state.user_ids.items())
+              if index not in deactivated]
+    return {"deprovision_to_revoked": watch.figures(len(state.deprovision_acked)),
+            "check": check_phase(app_connector(watch.port, watch.key), watch.tenant_id, active,
+                                 concurrency=args.concurrency, checks=args.session_checks,
+                                 roots=every_role)}
+
+
+def _check_sessions(summary: dict[str, Any]) -> None:
+    """Every deprovisioned user's session read revoked; every check answered 200 active."""
+    revoked, check = summary["sessions"]["deprovision_to_revoked"], summary["sessions"]["check"]
+    checks = summary["correctness"]
+    checks["session_revocations_missed"] = revoked["deactivations"] - revoked["count"]
+    checks["session_check_wrong_answers"] = check["wrong_answers"]
+    checks["ok"] &= (revoked["failure_count"] == 0
+                     and revoked["registered"] >= revoked["deactivations"]
+                     and checks["session_revocations_missed"] == 0
+                     and check["wrong_answers"] == 0 and check["server_errors_5xx"] == 0
+                     and check["register_failures"] == 0 and not check["failures"])
 
 
 def _check_webhooks(summary: dict[str, Any]) -> None:
@@ -329,7 +395,8 @@ def _replay_figures(backlog: dict[str, Any], capacity: dict[str, Any],
 
 
 async def _drive(plan: SyncPlan, idp: IdpRequests, args: argparse.Namespace, target: Target,
-                 start_workers: Callable[[], None]) -> tuple[Tally, float, float, SyncState]:
+                 start_workers: Callable[[], None], *,
+                 watch: RevocationWatch | None) -> tuple[Tally, float, float, SyncState]:
     tally = Tally()
     driver, connect = Driver(tally), connector(target.port, target.token)
     state = SyncState(progress=_progress_printer())
@@ -339,9 +406,13 @@ async def _drive(plan: SyncPlan, idp: IdpRequests, args: argparse.Namespace, tar
     def add_sessions(user_id: str) -> None:
         measure.insert_sessions(target.database_url, target.tenant_id, user_id)
 
+    # With sessions measured, each is registered through the application API and followed
+    # until it reads revoked; without, rows are inserted so the workers still revoke some.
     deactivations = asyncio.create_task(
         deactivate_during_sync(plan, idp, driver, connect(), state=state,
-                               before_deactivating=add_sessions))
+                               before_deactivating=watch.register if watch else add_sessions))
+    revocations = (asyncio.create_task(watch.follow(state.deprovision_acked, deactivations))
+                   if watch else None)
     await push_users(plan, idp, driver, connect, concurrency=args.concurrency, state=state)
     users_acked = time.perf_counter()
     tally.finished = users_acked
@@ -350,6 +421,8 @@ async def _drive(plan: SyncPlan, idp: IdpRequests, args: argparse.Namespace, tar
     await push_groups(plan, idp, driver, connect,
                       concurrency=min(args.concurrency, plan.groups), state=state)
     await deactivations
+    if revocations is not None:
+        await revocations
     return tally, started, users_acked, state
 
 

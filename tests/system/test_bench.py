@@ -104,11 +104,30 @@ def assert_existence_phase(summary: dict[str, Any], requests: int) -> None:
         existence["per_s"] / baselines["bare_falcon_get_per_s"], 3)
 
 
+def assert_sessions_checked(summary: dict[str, Any], deactivations: int, checks: int) -> None:
+    revoked, check = summary["sessions"]["deprovision_to_revoked"], summary["sessions"]["check"]
+    # Every deactivated user's session, registered through the application API, read revoked.
+    assert revoked["registered"] == revoked["count"] == revoked["deactivations"] == deactivations
+    assert revoked["failure_count"] == 0
+    assert 0 <= revoked["p50_s"] <= revoked["p99_s"] <= revoked["max_s"]
+    # Every check of an active user's session answered 200 active.
+    assert check["requests"] == checks and check["wrong_answers"] == 0
+    assert check["per_s"] > 0 and check["p50_ms"] <= check["p99_ms"]
+    assert check["register_failures"] == 0 and check["sessions"] > 0
+    one_at_a_time = check["one_at_a_time"]  # the first checks again, on one connection
+    assert one_at_a_time["requests"] == checks and one_at_a_time["per_s"] > 0
+    baselines = summary["baselines"]
+    assert baselines["session_check_vs_bare_falcon_get"] == round(
+        check["per_s"] / baselines["bare_falcon_session_get_per_s"], 3)
+    assert summary["correctness"]["session_revocations_missed"] == 0
+    assert summary["correctness"]["session_check_wrong_answers"] == 0
+
+
 @pytest.mark.timeout(700)
 def test_an_okta_bench_pushes_passwords_and_reports_look_ups_memory_and_webhooks() -> None:
     summary = run_bench("--users", "200", "--groups", "2", "--members", "5",
                         "--deactivations", "4", "--baseline-requests", "200",
-                        "--existence-requests", "400")
+                        "--existence-requests", "400", "--session-checks", "600")
 
     assert summary["plan"]["idp"] == "okta" and summary["plan"]["passwords"] is True
     checks = summary["correctness"]
@@ -124,16 +143,19 @@ def test_an_okta_bench_pushes_passwords_and_reports_look_ups_memory_and_webhooks
     assert_rss_sampled(summary["rss"], api_processes=2, workers=2)
     assert_webhooks_delivered(summary, deactivations=4)
     assert_caught_up_during_sync(summary["webhooks"], users=200)
+    assert_sessions_checked(summary, deactivations=4, checks=600)
 
 
 @pytest.mark.timeout(700)
-def test_an_entra_bench_without_groups_webhooks_or_acknowledgement_phase() -> None:
+def test_an_entra_bench_without_groups_webhooks_sessions_or_acknowledgement_phase() -> None:
     summary = run_bench("--idp", "entra", "--phases", "sync,existence", "--users", "150",
                         "--groups", "0", "--deactivations", "3", "--existence-requests", "200",
-                        "--no-webhooks")
+                        "--no-webhooks", "--no-sessions")
 
     assert summary["plan"]["idp"] == "entra" and summary["plan"]["passwords"] is False
     assert summary["plan"]["webhooks"] is False and "webhooks" not in summary
+    assert summary["plan"]["sessions"] is False and "sessions" not in summary
+    assert "bare_falcon_session_get_per_s" not in summary["baselines"]
     assert "events" not in summary["cpu"]["roles"]
     assert "ack" not in summary and "bare_falcon_post_per_s" not in summary["baselines"]
     checks = summary["correctness"]
