@@ -8,6 +8,7 @@ A check answers from the acknowledged state: a session whose user the IdP has de
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from scimflow.pipeline.store.user_sessions import (
 
 ACTIVE, REVOKED = "active", "revoked"
 MAX_SESSION_ID = 64
+# What an application's own session id may hold: one URL path segment, never decoded into two.
+SESSION_ID = re.compile(rf"[A-Za-z0-9._~:@+=-]{{1,{MAX_SESSION_ID}}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +167,7 @@ def _revoked_event(
 def _checked_id(session_id: str | None) -> str:
     if session_id is None:
         return "ses_" + secrets.token_hex(16)
-    if not (isinstance(session_id, str) and 0 < len(session_id) <= MAX_SESSION_ID
-            and session_id.isprintable() and is_storable_text(session_id)):
-        raise InvalidValue(f"A session id is 1 to {MAX_SESSION_ID} printable characters.")
+    if not (isinstance(session_id, str) and SESSION_ID.fullmatch(session_id)):
+        raise InvalidValue(f"A session id is 1 to {MAX_SESSION_ID} of the characters "
+                           "A-Z a-z 0-9 . _ ~ : @ + = - (it goes in a URL path).")
     return session_id

@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from scimflow.pipeline.errors import InvalidValue, NotFound
+from scimflow.pipeline.errors import Forbidden, InvalidValue, NotFound
+from scimflow.pipeline.scim.unicode import is_storable_text
 from scimflow.pipeline.services.credential_cache import CredentialCache
 from scimflow.pipeline.store import acknowledged, journal, logins, roles, tenants
 from scimflow.pipeline.store.acknowledged import SCIM, AcknowledgedResource
@@ -60,6 +61,8 @@ def find_user(
     if len(named) != 1 or not isinstance(next(iter(named.values())), str):
         raise InvalidValue("Name the user by exactly one of id, externalId or userName (strings).")
     (kind, value), = named.items()
+    if not is_storable_text(value):
+        raise NotFound(f"No user with {kind} {value!r} in this tenant.")
     if kind == "id":
         found = acknowledged.get(session, tenant_id, USER, value)
     elif kind == "externalId":
@@ -89,8 +92,14 @@ class AppTenants:
         cached = self._cache.get(name_or_id)
         if cached is not None:
             return cached
+        if not is_storable_text(name_or_id):
+            raise NotFound(f"No tenant {name_or_id!r}.")
         with unit_of_work(self._sessions) as session:
             tenant = tenants.find_tenant(session, name_or_id)
+            # A disabled tenant is on its way out (`tenant delete` wants it disabled first):
+            # its application may no longer write through it, as its IdP may not.
+            if tenants.is_disabled(session, tenant):
+                raise Forbidden(f"Tenant {tenant.name!r} is disabled.")
         self._cache.put(name_or_id, tenant)
         return tenant
 
@@ -107,9 +116,12 @@ class AppUsers:
 
     def history(self, tenant: TenantRef, user_id: str) -> UserHistory:
         """A user's SCIM commands and login decisions (also of a user deleted since)."""
+        if not is_storable_text(user_id):
+            raise NotFound(f"No user {user_id!r} in this tenant.")
         with unit_of_work(self._sessions) as session:
             found = acknowledged.get(session, tenant.id, USER, user_id)
-            commands = journal.history(session, tenant.id, user_id, limit=HISTORY_LIMIT)
+            commands = journal.history(session, tenant.id, user_id, resource_type=USER,
+                                       limit=HISTORY_LIMIT)
             decisions = logins.decisions_of(session, tenant.id, user_id)
             held = roles.roles_of(session, [(tenant.id, user_id)])
         if found is None and not commands and not decisions:

@@ -51,10 +51,13 @@ def write_outcomes(
     for table in APPLIED_TABLES:
         directory.upsert(session, table, _rows(table, outcomes, now))
     added, removed = _write_members(session, outcomes, known)
+    # The members of groups about to be deleted lose those groups' roles (their memberships
+    # go with the group, unreported: `group.deleted` says it all).
+    losing = roles.members_of_groups(session, _deleted_groups(outcomes))
     for table in APPLIED_TABLES:
         removed.extend(directory.delete_resources(session, table, _deleted(table, outcomes)))
     revoked = _revoke_sessions(session, outcomes, now)
-    role_changes = _refresh_roles(session, outcomes, [*added, *removed])
+    role_changes = _refresh_roles(session, outcomes, [*added, *removed], losing)
     return [
         *_entry_events(outcomes),
         *member_events(session, outcomes, added, removed),
@@ -64,17 +67,25 @@ def write_outcomes(
 
 
 def _refresh_roles(
-    session: Session, outcomes: Mapping[Key, Outcome], member_changes: list[MemberChange]
+    session: Session, outcomes: Mapping[Key, Outcome], member_changes: list[MemberChange],
+    of_deleted_groups: list[Key],
 ) -> list[RoleChange]:
-    """Recompute the roles of the users whose memberships changed, and of the members of
-    the groups renamed (a mapping may name a group by its displayName or externalId)."""
+    """Recompute the roles of the users whose memberships changed, of the members of the
+    groups renamed (a mapping may name a group by its displayName or externalId) and of the
+    members of the groups deleted."""
     users = {(t, member_id) for t, _, member_id, member_type in member_changes
              if member_type == "User"}
     users.update(roles.members_of_groups(session, _renamed_groups(outcomes)))
+    users.update(of_deleted_groups)
     deleted = [key for key, o in outcomes.items()
                if o.resource_type == "User" and o.state is None]
     roles.forget(session, deleted)
     return roles.refresh_from_groups(session, users - set(deleted))
+
+
+def _deleted_groups(outcomes: Mapping[Key, Outcome]) -> list[Key]:
+    return [key for key, o in outcomes.items()
+            if o.resource_type == "Group" and o.existed and o.state is None]
 
 
 def _renamed_groups(outcomes: Mapping[Key, Outcome]) -> list[Key]:

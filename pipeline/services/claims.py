@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from scimflow.pipeline.events.model import identity_of
 from scimflow.pipeline.services.change_events import outbox_rows, roles_changed
-from scimflow.pipeline.store import outbox, roles
+from scimflow.pipeline.store import logins, outbox, roles
 from scimflow.pipeline.store.acknowledged import AcknowledgedResource
 
 
@@ -20,8 +20,12 @@ def claimed(
     session: Session, tenant_id: str, user: AcknowledgedResource, *, now: datetime,
     request_id: str,
 ) -> None:
-    """In the claiming write's transaction: the roles of its logins' group claims go (and
-    `user.roles_changed` says so); its group roles follow its SCIM memberships as they apply."""
+    """In the claiming write's transaction: the login identities SCIM's keys do not name are
+    unlinked; the roles of its logins' group claims go (and `user.roles_changed` says so); its
+    group roles follow its SCIM memberships as they apply."""
+    logins.unlink_unmatched(session, tenant_id, user.id,
+                            external_id=user.data.get("externalId"),
+                            user_name=user.data.get("userName"))
     change = roles.drop_claim_roles(session, tenant_id, user.id)
     if change is None:
         return

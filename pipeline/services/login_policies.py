@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from scimflow.pipeline.errors import InvalidValue
 from scimflow.pipeline.login_rules import LoginPolicy, Mode
 from scimflow.pipeline.ports import Clock, utc_now
+from scimflow.pipeline.scim.unicode import is_storable_text
 from scimflow.pipeline.store import logins, tenants
 from scimflow.pipeline.store.db import unit_of_work
 from scimflow.pipeline.store.tenants import TenantRef
@@ -64,6 +65,7 @@ def _mode(name: str) -> Mode:
 
 def _issuers(issuers: Sequence[str]) -> tuple[str, ...]:
     cleaned = tuple(dict.fromkeys(issuer.strip() for issuer in issuers))
-    if any(not issuer or len(issuer) > MAX_ISSUER for issuer in cleaned):
+    if any(not issuer or len(issuer) > MAX_ISSUER or not is_storable_text(issuer)
+           for issuer in cleaned):
         raise InvalidValue(f"An issuer is 1 to {MAX_ISSUER} characters.")
     return cleaned

@@ -37,6 +37,7 @@ from scimflow.pipeline.login_rules import (
 )
 from scimflow.pipeline.ports import Clock, Dispatcher, utc_now
 from scimflow.pipeline.scim.protocol import ScimProtocol
+from scimflow.pipeline.scim.unicode import is_storable_text
 from scimflow.pipeline.services.app_users import USER, AppUser, app_user
 from scimflow.pipeline.services.change_events import outbox_rows, roles_changed
 from scimflow.pipeline.services.tenant_protocols import ProtocolSource
@@ -229,7 +230,8 @@ def identity_from(body: Any) -> LoginIdentity:
     issuer, subject = _claim(body, "issuer", required=True), _claim(body, "subject", required=True)
     groups = body.get("groups", [])
     if not isinstance(groups, list) or len(groups) > MAX_GROUP_CLAIMS or not all(
-            isinstance(g, str) and 0 < len(g) <= MAX_CLAIM for g in groups):
+            isinstance(g, str) and 0 < len(g) <= MAX_CLAIM and is_storable_text(g)
+            for g in groups):
         raise InvalidValue(f"'groups' is a list of at most {MAX_GROUP_CLAIMS} group names or ids.")
     verified = body.get("email_verified", False)
     if not isinstance(verified, bool):
@@ -246,7 +248,8 @@ def _claim(body: Mapping[str, Any], name: str, *, required: bool = False) -> str
     value = body.get(name)
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_CLAIM:
+    if (not isinstance(value, str) or not value.strip() or len(value) > MAX_CLAIM
+            or not is_storable_text(value)):
         raise InvalidValue(f"'{name}' must be a non-empty string of at most {MAX_CLAIM} "
                            "characters." if required or value is not None else "")
     return value

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.pipeline.errors import InvalidValue
 from scimflow.pipeline.ports import Clock, utc_now
-from scimflow.pipeline.scim.unicode import fold_key
+from scimflow.pipeline.scim.unicode import fold_key, is_storable_text
 from scimflow.pipeline.services.change_events import PendingEvent, outbox_rows, roles_changed
 from scimflow.pipeline.store import directory, logins, outbox, roles, tenants
 from scimflow.pipeline.store.db import unit_of_work
@@ -83,7 +83,7 @@ class RoleMappings:
 
 
 def _check(group: str, role: str) -> None:
-    if not group.strip() or len(group) > MAX_GROUP_REF:
+    if not group.strip() or len(group) > MAX_GROUP_REF or not is_storable_text(group):
         raise InvalidValue(f"A group is named by 1 to {MAX_GROUP_REF} characters.")
     if not role.strip() or len(role) > MAX_ROLE or not role.isprintable():
         raise InvalidValue(f"A role is 1 to {MAX_ROLE} printable characters.")

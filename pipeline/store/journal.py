@@ -268,13 +268,14 @@ class HistoryEntry:
 
 
 def history(
-    session: Session, tenant_id: str, resource_id: str, *, limit: int
+    session: Session, tenant_id: str, resource_id: str, *, resource_type: str, limit: int
 ) -> list[HistoryEntry]:
     """A resource's commands, oldest first (its last `limit`)."""
     rows = session.execute(
         select(Row.seq, Row.kind, Row.status, Row.attempts, Row.request_id, Row.created_at,
                Row.applied_at, Row.last_error)
-        .where(Row.tenant_id == tenant_id, Row.resource_id == resource_id)
+        .where(Row.tenant_id == tenant_id, Row.resource_id == resource_id,
+               Row.resource_type == resource_type)
         .order_by(Row.seq.desc()).limit(limit)
     )
     return [HistoryEntry(*row) for row in reversed(list(rows))]

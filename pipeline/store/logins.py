@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from scimflow.pipeline.login_rules import (
@@ -65,6 +65,25 @@ def link(
         session.execute(insert(IdentityRow).values(
             tenant_id=tenant_id, issuer=identity.issuer, subject=identity.subject,
             created_at=now, **values))
+
+
+def unlink_unmatched(
+    session: Session, tenant_id: str, user_id: str, *, external_id: str | None,
+    user_name: str | None,
+) -> int:
+    """Unlink the identities of a user SCIM just claimed whose subject is neither its
+    externalId nor its userName: a login may have given the JIT user a userName that was not
+    its subject, and SCIM claiming that user must not hand it to that login. How many."""
+    keys = {fold_key(user_name)} if user_name else set()
+    rows = session.execute(select(IdentityRow.issuer, IdentityRow.subject).where(
+        IdentityRow.tenant_id == tenant_id, IdentityRow.user_id == user_id)).all()
+    stale = [(issuer, subject) for issuer, subject in rows
+             if subject != external_id and fold_key(subject) not in keys]
+    for issuer, subject in stale:
+        session.execute(delete(IdentityRow).where(
+            IdentityRow.tenant_id == tenant_id, IdentityRow.issuer == issuer,
+            IdentityRow.subject == subject))
+    return len(stale)
 
 
 def jit_user_with_email(session: Session, tenant_id: str, email: str) -> str | None:

@@ -273,8 +273,9 @@ class UserSession(Base):
 
     __tablename__ = "user_sessions"
 
+    # The application's own id, unique within its tenant (another tenant may use it too).
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(Id)
+    tenant_id: Mapped[str] = mapped_column(Id, primary_key=True)
     user_id: Mapped[str] = mapped_column(Id)
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]

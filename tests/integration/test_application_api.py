@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select
 from scimflow.client import AppApiError, AppClient
 from scimflow.pipeline.services.login_policies import LoginPolicies
 from scimflow.pipeline.services.role_mappings import RoleMappings
+from scimflow.pipeline.services.tenancy import Tenancy
 from scimflow.pipeline.store.app_tables import LoginDecision, LoginIdentity
 from scimflow.pipeline.store.event_tables import OutboxEvent
 from scimflow.pipeline.store.models import AcknowledgedRow, JournalEntry, UserSession
@@ -261,6 +262,56 @@ def test_renaming_a_group_mapped_by_display_name_drops_its_role(world: World) ->
     assert role_changes(world)[-1] == ([], ["developer"])
 
 
+def test_deleting_a_mapped_group_takes_its_role_away(world: World) -> None:
+    RoleMappings(world.stack.sessions).map(ACME, "Engineering", "developer")
+    alice = world.scim_user("alice@acme.com")
+    engineering = world.scim_group("Engineering", [alice])
+    world.stack.drain()
+    session_id = world.client.register_session(ACME, user_id=alice)["id"]
+    assert roles_of(world, session_id) == ["developer"]
+
+    deleted = world.stack.scim(world.scim_token, "DELETE", f"/Groups/{engineering}")
+    assert deleted.status == 204, deleted
+    world.stack.drain()
+
+    assert roles_of(world, session_id) == []
+    assert role_changes(world)[-1] == ([], ["developer"])
+
+
+def test_session_ids_are_the_tenants_own(world: World) -> None:
+    globex, globex_token = world.stack.tenant("globex")
+    world.scim_user("alice@acme.com")
+    acme_session = world.client.register_session(ACME, user_name="alice@acme.com",
+                                                 session_id="shared-1")
+    bob = world.stack.scim(globex_token, "POST", "/Users",
+                           {"schemas": [USER_SCHEMA], "userName": "bob@globex.com"})
+    assert bob.status == 201, bob
+    globex_client = AppClient(world.stack.url, world.stack.app_key(globex.id))
+    globex_session = globex_client.register_session("globex", user_id=bob.body["id"],
+                                                    session_id="shared-1")
+
+    assert (acme_session["user"]["userName"], globex_session["user"]["userName"]) == (
+        "alice@acme.com", "bob@globex.com")
+    assert world.client.check_session(ACME, "shared-1")["user_id"] == acme_session["user_id"]
+
+
+def test_a_disabled_tenants_application_api_is_refused(world: World) -> None:
+    world.scim_user("alice@acme.com")
+    Tenancy(world.stack.sessions).disable(ACME)
+    before = row_counts(world)
+
+    refused = refusal(lambda: world.client.login(ACME, issuer=ISSUER, subject="00u-new"))
+
+    assert refused.status == 403, refused
+    assert row_counts(world) == before
+
+
+def test_a_groups_id_has_no_user_history(world: World) -> None:
+    alice = world.scim_user("alice@acme.com")
+    engineering = world.scim_group("Engineering", [alice])
+    assert refusal(lambda: world.client.history(ACME, engineering)).status == 404
+
+
 # --- Bad input: a clear 4xx, nothing written -------------------------------------------------
 
 WRITTEN_TABLES = (AcknowledgedRow, JournalEntry, UserSession, LoginDecision, LoginIdentity,
@@ -353,7 +404,34 @@ def application_key_on_scim(world: World) -> AppApiError:
     return raw_request(world, "POST", "/scim/v2/Users", world.key, body)
 
 
+def nul_in_subject(world: World) -> AppApiError:
+    return refusal(lambda: world.client.login(ACME, issuer=ISSUER, subject="00u\x00eve"))
+
+
+def lone_surrogate_in_group_claim(world: World) -> AppApiError:
+    body = b'{"issuer": "%s", "subject": "00u-eve", "groups": ["\\ud800"]}' % ISSUER.encode()
+    return raw_request(world, "POST", f"/app/v1/tenants/{ACME}/logins", world.key, body)
+
+
+def nul_in_user_name(world: World) -> AppApiError:
+    return refusal(lambda: world.client.register_session(ACME, user_name="alice\x00@acme.com"))
+
+
+def nul_in_tenant(world: World) -> AppApiError:
+    return refusal(lambda: world.client.user("ac\x00me", user_name="alice@acme.com"))
+
+
+def slash_in_session_id(world: World) -> AppApiError:
+    return refusal(lambda: world.client.register_session(ACME, user_name="alice@acme.com",
+                                                         session_id="a/b"))
+
+
 BAD_CALLS: list[tuple[BadCall, int]] = [
+    (nul_in_subject, 400),
+    (lone_surrogate_in_group_claim, 400),
+    (nul_in_user_name, 404),
+    (nul_in_tenant, 404),
+    (slash_in_session_id, 400),
     (unknown_tenant, 404),
     (unknown_user_on_register, 404),
     (unknown_user_on_get, 404),

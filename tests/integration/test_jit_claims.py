@@ -218,6 +218,24 @@ def test_a_login_whose_user_name_another_user_holds_is_denied_as_a_conflict(
     assert tenant.user_ids()[1] == [held.body["id"]]
 
 
+def test_scim_claiming_by_a_user_name_the_login_chose_does_not_hand_it_that_user(
+    tenant: Tenant,
+) -> None:
+    """A login may name itself (`user_name`) as anyone; only its subject is the shared key.
+    SCIM claiming the user by that name unlinks the login, whose next attempt is refused."""
+    ceo = f"{unique('ceo')}@acme.com"
+    mallory = tenant.login(OKTA_ISSUER, "m-sub", user_name=ceo)
+    assert mallory["action"] == "created", mallory
+
+    claimed = tenant.scim("POST", "/Users", okta_create_body(ceo, "Cee"))
+    assert claimed.status == 201, claimed
+
+    again = tenant.login(OKTA_ISSUER, "m-sub", user_name=ceo)
+    assert (again["decision"], again["reason"]) == ("deny", "conflict"), again
+    ceo_login = tenant.login(OKTA_ISSUER, claimed.body["externalId"])
+    assert (ceo_login["decision"], ceo_login["user"]["id"]) == ("allow", claimed.body["id"])
+
+
 # --- Entra -----------------------------------------------------------------------------------
 
 

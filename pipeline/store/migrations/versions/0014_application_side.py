@@ -1,6 +1,6 @@
 """The application side: who wrote a resource (SCIM or a JIT login), why a session was
-revoked, tenants' login policies, login identities and decisions, group-to-role mappings and
-the roles they give.
+revoked (and session ids unique per tenant), tenants' login policies, login identities and
+decisions, group-to-role mappings and the roles they give.
 
 Revision ID: 0014
 Revises: 0013
@@ -32,12 +32,35 @@ def _when(name: str, *, nullable: bool = False) -> sa.Column[object]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
+SESSION_COLUMNS = ("id", "tenant_id", "user_id", "created_at", "revoked_at")
+
+
+def _move_sessions(*, primary_key: tuple[str, ...], with_reason: bool) -> None:
+    """`user_sessions` again with another primary key (a session id is unique per tenant,
+    not across tenants) and with or without `revoked_reason`: a new table, the rows copied."""
+    reason = [sa.Column("revoked_reason", sa.String(32))] if with_reason else []
+    op.create_table(
+        "user_sessions_moved",
+        sa.Column("id", sa.String(64), nullable=False),
+        sa.Column("tenant_id", ID, nullable=False),
+        sa.Column("user_id", ID, nullable=False),
+        _when("created_at"), _when("revoked_at", nullable=True),
+        *reason,
+        sa.PrimaryKeyConstraint(*primary_key),
+    )
+    columns = ", ".join(SESSION_COLUMNS)
+    op.execute(f"INSERT INTO user_sessions_moved ({columns}) SELECT {columns} FROM user_sessions")
+    op.drop_index("ix_user_sessions_user", table_name="user_sessions")
+    op.drop_table("user_sessions")
+    op.rename_table("user_sessions_moved", "user_sessions")
+    op.create_index("ix_user_sessions_user", "user_sessions", ["tenant_id", "user_id"])
+
+
 def upgrade() -> None:
     with op.batch_alter_table("resources") as resources:
         resources.add_column(sa.Column("source", sa.String(8), nullable=False,
                                        server_default="scim"))
-    with op.batch_alter_table("user_sessions") as sessions:
-        sessions.add_column(sa.Column("revoked_reason", sa.String(32)))
+    _move_sessions(primary_key=("id", "tenant_id"), with_reason=True)
     op.create_table(
         "tenant_login_policies", _tenant(),
         sa.Column("mode", sa.String(24), nullable=False),
@@ -98,7 +121,6 @@ def downgrade() -> None:
     for table in ("user_roles", "role_mappings", "login_decisions", "login_identities",
                   "tenant_login_policies"):
         op.drop_table(table)
-    with op.batch_alter_table("user_sessions") as sessions:
-        sessions.drop_column("revoked_reason")
+    _move_sessions(primary_key=("id",), with_reason=False)
     with op.batch_alter_table("resources") as resources:
         resources.drop_column("source")
