@@ -4,11 +4,36 @@ See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
 
 from __future__ import annotations
 
+import argparse
+import functools
 import json
+import sys
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from scimflow.pipeline.errors import InvalidValue, NotFound
 from scimflow.pipeline.settings import Settings
+
+Handler = Callable[[Settings, argparse.Namespace], int]
+
+# What a command's services raise for an operator's mistake (a typo, a value refused).
+OPERATOR_ERRORS = (LookupError, ValueError, NotFound, InvalidValue)
+
+
+def operator_errors(handler: Handler) -> Handler:
+    """The handler, with an operator's mistake printed on stderr as exit code 2."""
+
+    @functools.wraps(handler)
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        try:
+            return handler(settings, args)
+        except OPERATOR_ERRORS as error:
+            detail = error.detail if isinstance(error, (NotFound, InvalidValue)) else str(error)
+            print(f"error: {detail}", file=sys.stderr)
+            return 2
+
+    return run
 
 
 def emit(value: Any, as_json: bool, text: str) -> None:

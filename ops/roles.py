@@ -9,9 +9,8 @@ import argparse
 from dataclasses import asdict
 from typing import Any, TypeAlias
 
-from scimflow.ops.output import emit, moment
+from scimflow.ops.output import emit, moment, operator_errors
 from scimflow.ops.table import render
-from scimflow.ops.tenants import operator_errors
 from scimflow.pipeline.services.role_mappings import MappingChange, RoleMappings
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store.db import make_engine, make_sessions

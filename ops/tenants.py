@@ -6,15 +6,12 @@ See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, TypeAlias
 
-from scimflow.ops.output import base_url, emit, moment
+from scimflow.ops.output import base_url, emit, moment, operator_errors
 from scimflow.ops.table import render
-from scimflow.pipeline.errors import InvalidValue, NotFound
 from scimflow.pipeline.login_rules import LoginPolicy
 from scimflow.pipeline.services.login_policies import LoginPolicies
 from scimflow.pipeline.services.tenancy import Tenancy
@@ -23,12 +20,6 @@ from scimflow.pipeline.store.db import make_engine, make_sessions
 from scimflow.pipeline.store.tenants import IssuedToken, TenantRef
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-Handler = Callable[[Settings, argparse.Namespace], int]
-
-# What an operator got wrong in the application-side commands (an unknown tenant, a value the
-# service refuses): said on stderr with exit code 2, like a usage error (as `scimflow webhook`).
-OPERATOR_ERRORS = (InvalidValue, NotFound)
-
 
 def add_parsers(commands: Commands) -> None:
     _add_tenant(commands)
@@ -95,20 +86,6 @@ def _add_token(commands: Commands) -> None:
     revoke.add_argument("--token-id", help="revoke only this token")
     revoke.add_argument("--json", action="store_true")
     revoke.set_defaults(handler=token_revoke)
-
-
-def operator_errors(handler: Handler) -> Handler:
-    """The handler, with an operator's mistake printed on stderr as exit code 2."""
-
-    @functools.wraps(handler)
-    def run(settings: Settings, args: argparse.Namespace) -> int:
-        try:
-            return handler(settings, args)
-        except OPERATOR_ERRORS as error:
-            print(f"error: {error.detail}", file=sys.stderr)
-            return 2
-
-    return run
 
 
 def _tenancy(settings: Settings) -> Tenancy:

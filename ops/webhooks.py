@@ -5,26 +5,16 @@ See docs/EVENTS.md and docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
 from __future__ import annotations
 
 import argparse
-import functools
-import sys
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import TypeAlias
 
-from scimflow.ops.output import emit, moment
+from scimflow.ops.output import emit, moment, operator_errors
 from scimflow.ops.table import render
-from scimflow.pipeline.errors import NotFound
 from scimflow.pipeline.services.webhooks import FORMATS, EndpointView, Webhooks
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store.db import make_engine, make_sessions
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-Handler = Callable[[Settings, argparse.Namespace], int]
-
-# What an operator got wrong (an unknown tenant, endpoint or event; a refused destination; a
-# pattern naming no event type): said on stderr, exit code 2, like a usage error.
-OPERATOR_ERRORS = (LookupError, ValueError, NotFound)
-
 
 def add_parsers(commands: Commands) -> None:
     webhook = commands.add_parser("webhook", help="a tenant's webhook endpoints")
@@ -88,23 +78,6 @@ def _add_history(actions: Commands) -> None:
     deliveries.add_argument("--json", action="store_true")
     deliveries.set_defaults(handler=webhook_deliveries)
 
-
-def operator_errors(handler: Handler) -> Handler:
-    """The handler, with an operator's mistake printed on stderr as exit code 2."""
-
-    @functools.wraps(handler)
-    def run(settings: Settings, args: argparse.Namespace) -> int:
-        try:
-            return handler(settings, args)
-        except OPERATOR_ERRORS as error:
-            print(f"error: {_message(error)}", file=sys.stderr)
-            return 2
-
-    return run
-
-
-def _message(error: Exception) -> str:
-    return error.detail if isinstance(error, NotFound) else str(error)
 
 
 def _webhooks(settings: Settings) -> Webhooks:
