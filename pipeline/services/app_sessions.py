@@ -22,7 +22,7 @@ from scimflow.pipeline.errors import Forbidden, InvalidValue, NotFound
 from scimflow.pipeline.events.model import identity_of
 from scimflow.pipeline.ports import Clock, utc_now
 from scimflow.pipeline.scim.unicode import is_storable_text
-from scimflow.pipeline.services.app_users import USER, AppUser, app_user, find_user
+from scimflow.pipeline.services.app_users import USER, AppUser, find_user, is_active, user_from
 from scimflow.pipeline.services.change_events import PendingEvent, outbox_rows, session_revoked
 from scimflow.pipeline.store import acknowledged, journal, outbox, user_sessions
 from scimflow.pipeline.store.acknowledged import SCIM
@@ -68,7 +68,7 @@ class SessionService:
         session_id = _checked_id(session_id)
         with unit_of_work(self._sessions) as session:
             found = find_user(session, tenant.id, user)
-            if not app_user(found, ()).active:
+            if not is_active(found.data):
                 raise Forbidden(f"User {found.id} is deprovisioned: it cannot have sessions.")
             user_sessions.register(session, tenant.id, found.id, session_id, now=self._clock())
         return self.check(tenant, session_id)
@@ -136,9 +136,7 @@ def _deleted_at(connection: Connection, tenant: TenantRef, row: SessionRow) -> d
 def _status(row: SessionRow, deleted_at: datetime | None) -> SessionStatus:
     user = None
     if row.user is not None:
-        user = AppUser(row.user_id, row.user.get("userName"), row.user.get("externalId"),
-                       row.user.get("active", True) is not False, row.roles,
-                       row.user_source or SCIM)
+        user = user_from(row.user_id, row.user, row.roles, row.user_source or SCIM)
     if row.revoked_at is not None:
         return _revoked(row, user, row.revoked_reason, row.revoked_at)
     if user is None:

@@ -48,9 +48,20 @@ class UserHistory:
 
 
 def app_user(resource: AcknowledgedResource, held: tuple[str, ...]) -> AppUser:
-    data = resource.data
-    return AppUser(resource.id, data.get("userName"), data.get("externalId"),
-                   data.get("active", True) is not False, held, resource.source)
+    return user_from(resource.id, resource.data, held, resource.source)
+
+
+def user_from(
+    user_id: str, data: Mapping[str, Any], held: tuple[str, ...], source: str
+) -> AppUser:
+    """A user as the application sees it, from its acknowledged representation."""
+    return AppUser(user_id, data.get("userName"), data.get("externalId"), is_active(data),
+                   held, source)
+
+
+def is_active(data: Mapping[str, Any]) -> bool:
+    """RFC 7643 `active`: a user is active unless it says otherwise."""
+    return data.get("active", True) is not False
 
 
 def find_user(

@@ -38,7 +38,7 @@ from scimflow.pipeline.login_rules import (
 from scimflow.pipeline.ports import Clock, Dispatcher, utc_now
 from scimflow.pipeline.scim.protocol import ScimProtocol
 from scimflow.pipeline.scim.unicode import is_storable_text
-from scimflow.pipeline.services.app_users import USER, AppUser, app_user
+from scimflow.pipeline.services.app_users import USER, AppUser, app_user, is_active
 from scimflow.pipeline.services.change_events import outbox_rows, roles_changed
 from scimflow.pipeline.services.tenant_protocols import ProtocolSource
 from scimflow.pipeline.services.writes import create_digest
@@ -219,7 +219,7 @@ def _find(
 def _known(user: AcknowledgedResource | None, linked_id: str | None) -> KnownUser | None:
     if user is None:
         return None
-    return KnownUser(user.id, user.source == SCIM, user.data.get("active", True) is not False,
+    return KnownUser(user.id, user.source == SCIM, is_active(user.data),
                      linked=user.id == linked_id)
 
 
