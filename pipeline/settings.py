@@ -24,6 +24,13 @@ DEFAULT_DATABASE_URL = "sqlite:///scimflow.sqlite3"
 AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
 
 
+class LogFormat(StrEnum):
+    """How every process writes its log lines (pipeline/logs.py)."""
+
+    TEXT = "text"  # for people at a terminal
+    JSON = "json"  # one object per line, for log shippers
+
+
 class ApiServer(StrEnum):
     """The HTTP server `scimflow api` runs (ops/processes.py)."""
 
@@ -148,6 +155,18 @@ class Settings:
     # worker, a backoff that ended).
     webhook_sweep_seconds: float = 5.0
     log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.TEXT
+    # Prometheus: the directory the processes of one host share their figures through
+    # (prometheus-client's multiprocess mode); empty means a private one per process tree.
+    metrics_dir: str = ""
+    # Where `scimflow worker` and `scimflow events-worker` serve /metrics (0: not at all).
+    worker_metrics_port: int = 9808
+    # The operator console (`scimflow console`): how long a login lasts, and whether its
+    # cookie is sent only over HTTPS (turn off only for a console on loopback without TLS).
+    console_session_hours: float = 12.0
+    console_secure_cookie: bool = True
+    # `user:password` Flower requires (`scimflow flower` refuses to start without one).
+    flower_basic_auth: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
