@@ -8,6 +8,7 @@ in-process worker). See docs/ARCHITECTURE.md ("Layers").
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -91,7 +92,8 @@ def security_events(settings: Settings) -> SecurityEvents:
     return SecurityEvents(EVENT_URIS, poll_url=public + POLL_PATH, jwks_url=public + JWKS_PATH)
 
 
-def build_app(settings: Settings, dispatcher: Dispatcher) -> WsgiApp:
+def build_app(settings: Settings, dispatcher: Dispatcher,
+              broker_check: Callable[[], None] | None = None) -> WsgiApp:
     sessions = make_sessions(make_engine(settings, "api"))
     protocols = tenant_protocols(settings, sessions)
 
@@ -105,7 +107,8 @@ def build_app(settings: Settings, dispatcher: Dispatcher) -> WsgiApp:
         registry=default_registry(),
         capabilities=Capabilities(filter_max_results=settings.filter_max_results, bulk=False,
                                   security_events=security_events(settings)),
-        ready=Readiness(sessions, stall_seconds=settings.stall_seconds, clock=utc_now),
+        ready=Readiness(sessions, stall_seconds=settings.stall_seconds, clock=utc_now,
+                        broker_check=broker_check),
         protocols=protocols,
         events=events_api(settings, sessions),
         application=application_api(settings, sessions, protocols, dispatcher),
@@ -125,14 +128,18 @@ def configure_logging(settings: Settings) -> None:
 
 
 def production_app() -> WsgiApp:
-    from scimflow.workers.dispatch import broker_dispatcher  # noqa: PLC0415 - production only
+    from scimflow.workers.dispatch import (  # noqa: PLC0415 - production only
+        broker_check,
+        broker_dispatcher,
+    )
 
     settings = Settings.from_env()
     require_password_key(settings, "the API")
     configure_logging(settings)
     # One drain message per tenant per window instead of one per request. A server process
     # lives far longer than a window; a ring still waiting when it stops, the sweeper re-rings.
-    return build_app(settings, broker_dispatcher(settings, coalesce=True))
+    return build_app(settings, broker_dispatcher(settings, coalesce=True),
+                     broker_check(settings))
 
 
 def __getattr__(name: str) -> Any:

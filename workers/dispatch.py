@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 from celery import Celery
 
+from scimflow.pipeline.errors import Unavailable
 from scimflow.pipeline.ports import Dispatcher
 from scimflow.pipeline.settings import Settings
 from scimflow.workers.celery_app import (
@@ -63,6 +65,21 @@ class CeleryDispatcher:
         except Exception as ex:  # the broker is best-effort here, the journal is the truth
             log.warning("doorbell for tenant %s not sent (%s); the sweeper will ring", tenant_id,
                         ex)
+
+
+def broker_check(settings: Settings) -> Callable[[], None]:
+    """Readiness's broker probe: one connection attempt, bounded, raising Unavailable."""
+    app = make_celery(settings)
+
+    def check() -> None:
+        try:
+            with app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+        except Exception as ex:  # any transport's failure means the same: not ready
+            raise Unavailable(f"the broker does not answer ({type(ex).__name__})",
+                              retry_after=10) from ex
+
+    return check
 
 
 def broker_dispatcher(settings: Settings, *, coalesce: bool) -> Dispatcher:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from scimflow.pipeline.errors import Unavailable
 from scimflow.pipeline.store import heartbeats
 from scimflow.pipeline.store.db import unit_of_work
+from scimflow.pipeline.store.migrate import current_revision, head_revision
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,8 @@ def _age(now: datetime, at: datetime | None) -> float | None:
 
 
 class Readiness:
-    """`/readyz`: the database answers and the pipeline is not stalled."""
+    """`/readyz`: the database answers at the schema this scimflow needs, the pipeline is not
+    stalled, and (for processes that ring through one) the broker answers."""
 
     def __init__(
         self,
@@ -81,16 +83,28 @@ class Readiness:
         *,
         stall_seconds: float,
         clock: Callable[[], datetime],
+        broker_check: Callable[[], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._stall_seconds = stall_seconds
         self._clock = clock
+        self._broker_check = broker_check
+        self._head = head_revision()
 
     def __call__(self) -> None:
         with unit_of_work(self._sessions) as session:
+            revision = current_revision(session.connection())
             liveness = assess(session, now=self._clock(), stall_seconds=self._stall_seconds)
+        if revision != self._head:
+            # A rolling deploy's new processes wait for `scimflow migrate`; old ones for their
+            # replacement: neither serves a schema it was not written for.
+            raise Unavailable(f"the database schema is at {revision or 'nothing'}, this"
+                              f" scimflow needs {self._head}: run `scimflow migrate`",
+                              retry_after=30)
         if liveness.stalled:
             raise Unavailable(liveness.describe(), retry_after=30)
+        if self._broker_check is not None:
+            self._broker_check()
 
 
 class Pulse:

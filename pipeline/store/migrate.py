@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
 
 from scimflow.pipeline.store.db import masked_url, sqlite_file
@@ -63,6 +63,18 @@ def schema_state(database_url: str) -> SchemaState:
     finally:
         engine.dispose()
     return SchemaState(current, head)
+
+
+def head_revision() -> str:
+    """The revision this scimflow's schema is at when current (read from its own scripts)."""
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None  # the package ships its migrations
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The database's schema revision (None: no scimflow schema)."""
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 def revisions_between(database_url: str, older: str | None, newer: str | None) -> list[str]:

@@ -5,13 +5,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import update
 
 from scimflow.pipeline.errors import Unavailable
 from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.services.liveness import BEAT_EVERY_SECONDS, Pulse, Readiness, assess
 from scimflow.pipeline.store import heartbeats
+from scimflow.pipeline.settings import Settings
+from scimflow.pipeline.store.migrate import alembic_config, head_revision
 from scimflow.pipeline.store.models import JournalEntry
+from scimflow.workers.dispatch import broker_check
 from tests.integration.conftest import Services
 
 STALL = 120.0
@@ -65,7 +70,16 @@ def test_an_empty_pipeline_is_not_stalled(services: Services) -> None:
     assert liveness_at(services, utc_now() + timedelta(days=1)) == (False, None)
 
 
+def stamp(services: Services, revision: str) -> None:
+    """Record `revision` as the schema's, as `scimflow migrate` would have (the fixtures build
+    the schema from the models)."""
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    with services.sessions.begin() as session:
+        MigrationContext.configure(session.connection()).stamp(scripts, revision)
+
+
 def test_readiness_refuses_with_503_while_stalled(services: Services) -> None:
+    stamp(services, "head")
     services.user(services.tenant("acme"), "ann")
     ready = Readiness(services.sessions, stall_seconds=STALL, clock=utc_now)
     age_journal(services, 0)
@@ -76,6 +90,29 @@ def test_readiness_refuses_with_503_while_stalled(services: Services) -> None:
     assert refused.value.status == 503
     services.drainer.drain()
     ready()
+
+
+def test_readiness_refuses_a_schema_behind_this_version(services: Services) -> None:
+    ready = Readiness(services.sessions, stall_seconds=STALL, clock=utc_now)
+    stamp(services, "base")
+    with pytest.raises(Unavailable, match="schema is at nothing.*run `scimflow migrate`"):
+        ready()
+    stamp(services, "0013")
+    with pytest.raises(Unavailable, match=f"at 0013, this scimflow needs {head_revision()}"):
+        ready()
+    stamp(services, "head")
+    ready()
+
+
+def test_readiness_refuses_while_the_broker_does_not_answer(services: Services) -> None:
+    stamp(services, "head")
+    # Nothing listens on port 1 of loopback: the connection is refused at once.
+    unreachable = broker_check(Settings(broker_url="redis://127.0.0.1:1/0"))
+    ready = Readiness(services.sessions, stall_seconds=STALL, clock=utc_now,
+                      broker_check=unreachable)
+    with pytest.raises(Unavailable, match="the broker does not answer") as refused:
+        ready()
+    assert refused.value.status == 503
 
 
 def test_a_pulse_writes_at_most_every_few_seconds(services: Services) -> None:
