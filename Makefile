@@ -3,14 +3,27 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-runtime test test-quick lint run bench clean
+.PHONY: install install-runtime chromium test test-quick lint run bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-install: $(BIN)/python
+install: $(BIN)/python chromium
 	$(BIN)/pip install --quiet -e '.[test,postgres,production,uwsgi]'
+
+# The console's browser tests (tests/browser) drive Debian's chromium, never a downloaded
+# browser: installed when missing if we are root, else said how (the tests then skip, or fail
+# under CI=true).
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; \
+	  else \
+	    echo "$(CHROMIUM) is missing: run 'sudo apt-get install -y chromium' for the console's browser tests (tests/browser)" >&2; \
+	  fi; \
+	fi
 
 # The embedded default needs no test or production extras.
 install-runtime: $(BIN)/python

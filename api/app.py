@@ -6,8 +6,11 @@ See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
 
 from __future__ import annotations
 
+from prometheus_client import CollectorRegistry
+
 from scimflow.api.errors import install_error_handlers
 from scimflow.api.media import RESPONSE_CONTENT_TYPE, install_media
+from scimflow.api.metrics import METRICS_PATH, MetricsEndpoint, MetricsMiddleware, scrape_registry
 from scimflow.api.middleware import (
     AcceptMiddleware,
     AppKeyAuthMiddleware,
@@ -15,6 +18,7 @@ from scimflow.api.middleware import (
     ConnectionReuseMiddleware,
     RequestIdMiddleware,
 )
+from scimflow.api.observation import TrafficObservationMiddleware
 from scimflow.api.resources.application import add_application_routes
 from scimflow.api.resources.discovery import (
     ResourceTypesEndpoint,
@@ -40,12 +44,14 @@ from scimflow.pipeline.services.auth_throttle import AuthFailureThrottle
 from scimflow.pipeline.services.events_feed import FeedError
 
 Middleware = (
-    RequestIdMiddleware | AcceptMiddleware | BearerAuthMiddleware | AppKeyAuthMiddleware
-    | ConnectionReuseMiddleware
+    MetricsMiddleware | RequestIdMiddleware | AcceptMiddleware | BearerAuthMiddleware
+    | AppKeyAuthMiddleware | ConnectionReuseMiddleware | TrafficObservationMiddleware
 )
 
 
-def create_app(services: ApiServices) -> WsgiApp:
+def create_app(services: ApiServices, metrics: CollectorRegistry | None = None) -> WsgiApp:
+    """The app; `metrics` is what /metrics serves (default: the processes' request figures,
+    without the database's backlog)."""
     app = WsgiApp(media_type=RESPONSE_CONTENT_TYPE, middleware=_middleware(services))
     # `/Users/` and `/Users` are one endpoint; a trailing slash is not worth a 404.
     app.req_options.strip_url_path_trailing_slash = True
@@ -57,6 +63,7 @@ def create_app(services: ApiServices) -> WsgiApp:
         add_application_routes(app, services.application, services.settings.max_body_bytes)
     _route(app, "/healthz", LivenessEndpoint())
     _route(app, "/readyz", ReadinessEndpoint(services.ready))
+    _route(app, METRICS_PATH, MetricsEndpoint(metrics or scrape_registry()))
     return app
 
 
@@ -64,8 +71,10 @@ def _middleware(services: ApiServices) -> list[Middleware]:
     settings = services.settings
     throttle = AuthFailureThrottle(settings.auth_failure_limit,
                                    settings.auth_failure_window_seconds)
-    # Request ids come first so that even a 401 carries one; a 406 costs no token check.
+    # Metrics first: its response hook runs last, with the final status. Request ids next so
+    # that even a 401 carries one; a 406 costs no token check.
     middleware: list[Middleware] = [
+        MetricsMiddleware(),
         RequestIdMiddleware(),
         ConnectionReuseMiddleware(),
         AcceptMiddleware(),
@@ -73,6 +82,8 @@ def _middleware(services: ApiServices) -> list[Middleware]:
     ]
     if services.events is not None:
         middleware.append(AppKeyAuthMiddleware(services.events.app_keys, throttle))
+    if services.traffic is not None:
+        middleware.append(TrafficObservationMiddleware(services.traffic))
     return middleware
 
 

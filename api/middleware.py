@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from contextvars import ContextVar
 from typing import Any
 
 import falcon
 
 from scimflow.api.services import API_PREFIX
+from scimflow.pipeline import logs
 from scimflow.pipeline.errors import NotAcceptable, Unauthorized
 from scimflow.pipeline.services.app_keys import AppKeys
 from scimflow.pipeline.services.auth_throttle import AuthenticationThrottled, AuthFailureThrottle
@@ -28,16 +28,15 @@ REQUEST_ID_HEADER = "X-Request-Id"
 # Every response is SCIM JSON; a client must accept one of these (RFC 7644 §3.1, §3.8).
 RESPONSE_MEDIA_TYPES = ("application/scim+json", "application/json")
 # A resource answering in a type of its own, which its clients ask for by name.
-OWN_MEDIA_TYPES = {"/events/jwks.json": ("application/jwk-set+json",)}
-# Health probes come from the orchestrator, which holds no tenant token.
-UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz"})
+OWN_MEDIA_TYPES = {"/events/jwks.json": ("application/jwk-set+json",),
+                   "/metrics": ("text/plain", "application/openmetrics-text")}
+# Health probes come from the orchestrator, which holds no tenant token; so does Prometheus,
+# scraping /metrics (operators keep it off the public network: docs/OPERATIONS.md).
+UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # The events API answers application keys only; its JWKS (/events/jwks.json) is public.
 APP_KEY_PATHS = frozenset({"/events", "/events/poll"})
 # So does the application API, everything under it.
 APP_KEY_PREFIX = "/app/"
-
-# The request id of the request being served, for log records (see RequestIdLogFilter).
-current_request_id: ContextVar[str | None] = ContextVar("scimflow_request_id", default=None)
 
 # A client-supplied id is kept only if it is short and plain: it is echoed in a header, written
 # to logs and stored in the journal's 64-character `request_id` column.
@@ -52,7 +51,8 @@ class RequestIdMiddleware:
         else:
             request_id = uuid.uuid4().hex
         req.context.request_id = request_id
-        req.context.request_id_token = current_request_id.set(request_id)
+        # Every line logged while the request is served names it (pipeline/logs.py).
+        req.context.request_id_token = logs.bind(request_id=request_id)
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
@@ -60,15 +60,8 @@ class RequestIdMiddleware:
         resp.set_header(REQUEST_ID_HEADER, request_id_of(req))
         token = getattr(req.context, "request_id_token", None)
         if token is not None:
-            current_request_id.reset(token)
-
-
-class RequestIdLogFilter(logging.Filter):
-    """Adds `request_id` to every log record (install it on the handlers of the process)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id.get() or "-"
-        return True
+            # Also forgets what was bound after it (the tenant: api/metrics.py).
+            logs.unbind(token)
 
 
 class AcceptMiddleware:

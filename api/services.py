@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import falcon
 
+from scimflow.api.observation import TrafficObserver
 from scimflow.pipeline.scim.discovery import Capabilities
 from scimflow.pipeline.scim.registry import SchemaRegistry
 from scimflow.pipeline.scim.schema import ResourceType
@@ -72,6 +73,8 @@ class ApiServices:
     events: EventsApi | None = None
     # The application API (/app/v1); absent when not wired. Its keys are the events API's.
     application: ApplicationApi | None = None
+    # Told of each tenant's requests (IdP, 429s) for the operator view; absent when not wired.
+    traffic: TrafficObserver | None = None
 
     def registry_for(self, tenant: TenantRef) -> SchemaRegistry:
         """The schemas a tenant sees: validation, rendering and discovery all use these."""

@@ -7,16 +7,17 @@ in-process worker). See docs/ARCHITECTURE.md ("Layers").
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.api.app import create_app
-from scimflow.api.middleware import RequestIdLogFilter
+from scimflow.api.metrics import BacklogCollector, TenantBacklog, scrape_registry
 from scimflow.api.resources.events import JWKS_PATH, POLL_PATH
 from scimflow.api.services import ApiServices, ApplicationApi, EventsApi, WsgiApp
+from scimflow.pipeline import logs
 from scimflow.pipeline.passwords.setup import api_protector, require_password_key
 from scimflow.pipeline.ports import Dispatcher, utc_now
 from scimflow.pipeline.scim.discovery import Capabilities, SecurityEvents
@@ -33,9 +34,11 @@ from scimflow.pipeline.services.reads import ReadService
 from scimflow.pipeline.services.set_signing import EVENT_URIS, SetSigner
 from scimflow.pipeline.services.tenancy import Tenancy
 from scimflow.pipeline.services.tenant_protocols import TenantProtocols
+from scimflow.pipeline.services.traffic import TrafficRecorder
 from scimflow.pipeline.services.writes import WriteService
 from scimflow.pipeline.settings import Settings
-from scimflow.pipeline.store.db import make_engine, make_sessions
+from scimflow.pipeline.store import backlog
+from scimflow.pipeline.store.db import make_engine, make_sessions, unit_of_work
 
 
 def tenant_protocols(settings: Settings, sessions: sessionmaker[Session]) -> TenantProtocols:
@@ -112,19 +115,32 @@ def build_app(settings: Settings, dispatcher: Dispatcher,
         protocols=protocols,
         events=events_api(settings, sessions),
         application=application_api(settings, sessions, protocols, dispatcher),
+        traffic=TrafficRecorder(sessions),
     )
-    return create_app(services)
+    return create_app(services, scrape_registry(BacklogCollector(backlog_reader(sessions))))
+
+
+def backlog_reader(sessions: sessionmaker[Session]) -> Callable[[], Mapping[str, TenantBacklog]]:
+    """The backlog per tenant, as /metrics reads it at scrape time (one query)."""
+
+    def read() -> Mapping[str, TenantBacklog]:
+        with unit_of_work(sessions) as session:
+            rows = backlog.pending_by_tenant(session)
+        return {name: TenantBacklog(count, _aware(oldest))
+                for name, (count, oldest) in rows.items()}
+
+    return read
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands timestamps back naive; they were written in UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def configure_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler()
-    handler.addFilter(RequestIdLogFilter())
-    handler.setFormatter(
-        logging.Formatter(
-            "%(asctime)s %(levelname)s %(name)s [request_id=%(request_id)s] %(message)s"
-        )
-    )
-    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
+    """The API process's logging (pipeline/logs.py); `scimflow serve` and the console call it
+    too."""
+    logs.configure_logging(settings)
 
 
 def production_app() -> WsgiApp:

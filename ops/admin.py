@@ -7,42 +7,85 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from scimflow.ops.connection_budget import Budget, server_limits
 from scimflow.ops.documents import UnreadableDocument, read_json
-from scimflow.ops.output import emit
+from scimflow.ops.output import emit, moment, operator_errors
 from scimflow.ops.table import render
-from scimflow.pipeline.ports import utc_now
+from scimflow.pipeline.ports import Dispatcher
 from scimflow.pipeline.scim.registry import default_registry
+from scimflow.pipeline.services.operations import Operations
 from scimflow.pipeline.services.tenancy import Tenancy
 from scimflow.pipeline.services.tenant_protocols import TenantProtocols
 from scimflow.pipeline.settings import Settings
-from scimflow.pipeline.store import dead_letters
 from scimflow.pipeline.store.db import make_engine, make_sessions, unit_of_work
 from scimflow.pipeline.store.tenant_schemas import Declared
 
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
-def dead_letter_list(settings: Settings, args: argparse.Namespace) -> int:
+
+def _operations(settings: Settings, dispatcher: Dispatcher | None = None) -> Operations:
     sessions = make_sessions(make_engine(settings, "tool"))
-    with unit_of_work(sessions) as session:
-        letters = dead_letters.list_dead_letters(session, include_replayed=args.all)
-    table = [(d.id, d.journal_seq, d.tenant_id, d.resource_id, d.reason) for d in letters]
-    text = render(("ID", "SEQ", "TENANT", "RESOURCE", "REASON"), table) if table else ""
+    return Operations(sessions, dispatcher or _NoDoorbell())
+
+
+class _NoDoorbell:
+    """Listing and discarding ring no worker."""
+
+    def ring(self, tenant_id: str, *, urgent: bool = False) -> None:
+        raise AssertionError("only replay rings the workers")
+
+
+@operator_errors
+def dead_letter_list(settings: Settings, args: argparse.Namespace) -> int:
+    letters = _operations(settings).dead_letters(
+        getattr(args, "tenant", None), include_settled=args.all,
+        limit=getattr(args, "limit", 200))
+    table = [(d.id, d.tenant_name, d.resource_type, d.resource_name, d.summary,
+              moment(d.created_at), d.settled or "-", d.reason.splitlines()[0][:80])
+             for d in letters]
+    text = render(("ID", "TENANT", "TYPE", "RESOURCE", "COMMAND", "DEAD SINCE", "SETTLED",
+                   "REASON"), table) if table else ""
     emit([asdict(letter) for letter in letters], args.json, text or "(no dead letters)")
     return 0
 
 
+@operator_errors
 def dead_letter_replay(settings: Settings, args: argparse.Namespace) -> int:
     """Re-append a dead command to the journal, then ring the workers for its tenant."""
     from scimflow.ops.processes import dispatcher_for  # noqa: PLC0415 - only replay needs a broker
 
-    sessions = make_sessions(make_engine(settings, "tool"))
-    with unit_of_work(sessions) as session:
-        tenant_id = dead_letters.replay(session, args.id, now=utc_now())
-    dispatcher_for(settings).ring(tenant_id)
-    print(f"dead letter {args.id} replayed for tenant {tenant_id}")
+    letter = _operations(settings, dispatcher_for(settings)).replay(args.id)
+    print(f"dead letter {args.id} replayed for tenant {letter.tenant_name}")
     return 0
+
+
+@operator_errors
+def dead_letter_discard(settings: Settings, args: argparse.Namespace) -> int:
+    """Settle a dead letter without applying it; it stays listed (`list --all`)."""
+    letter = _operations(settings).discard(args.id)
+    print(f"dead letter {args.id} of tenant {letter.tenant_name} discarded")
+    return 0
+
+
+def add_dead_letter_parsers(commands: Commands) -> None:
+    dead = commands.add_parser("dead-letters", help="inspect, replay and discard dead letters")
+    dead_commands = dead.add_subparsers(title="dead-letter commands", metavar="COMMAND")
+    listing = dead_commands.add_parser("list", help="list dead letters")
+    listing.add_argument("--all", action="store_true",
+                         help="include settled ones (replayed or discarded)")
+    listing.add_argument("--tenant", help="only this tenant (name or id)")
+    listing.add_argument("--limit", type=int, default=200)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=dead_letter_list)
+    replay = dead_commands.add_parser("replay", help="journal a dead command again")
+    replay.add_argument("id", type=int)
+    replay.set_defaults(handler=dead_letter_replay)
+    discard = dead_commands.add_parser(
+        "discard", help="settle a dead letter without applying it (kept for the record)")
+    discard.add_argument("id", type=int)
+    discard.set_defaults(handler=dead_letter_discard)
 
 
 def connections(settings: Settings, args: argparse.Namespace) -> int:

@@ -11,7 +11,20 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from scimflow import __version__
-from scimflow.ops import admin, app_keys, processes, prune, roles, tenants, validate, webhooks
+from scimflow.ops import (
+    admin,
+    app_keys,
+    console,
+    flower,
+    operators,
+    processes,
+    prune,
+    roles,
+    tenants,
+    trace,
+    validate,
+    webhooks,
+)
 from scimflow.ops import status as operator_status
 from scimflow.ops.bench import command as bench
 from scimflow.ops.documents import UnreadableDocument
@@ -79,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_parser(commands)
     prune.add_parser(commands)
     bench.add_parser(commands)
+    trace.add_parser(commands)
+    flower.add_parser(commands)
+    console.add_parser(commands)
     return parser
 
 
@@ -158,15 +174,8 @@ def _add_operations(commands: argparse._SubParsersAction[argparse.ArgumentParser
     )
     budget.add_argument("--json", action="store_true")
     budget.set_defaults(handler=admin.connections, needs_schema=False)
-    dead = commands.add_parser("dead-letters", help="inspect and replay dead letters")
-    dead_commands = dead.add_subparsers(title="dead-letter commands", metavar="COMMAND")
-    listing = dead_commands.add_parser("list", help="list dead letters")
-    listing.add_argument("--all", action="store_true", help="include replayed ones")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(handler=admin.dead_letter_list)
-    replay = dead_commands.add_parser("replay", help="journal a dead command again")
-    replay.add_argument("id", type=int)
-    replay.set_defaults(handler=admin.dead_letter_replay)
+    admin.add_dead_letter_parsers(commands)
+    operators.add_parsers(commands)
 
 
 def _print_password_key(_settings: Settings, _args: argparse.Namespace) -> int:

@@ -1,4 +1,8 @@
 """Production processes: the API (granian, gunicorn or uWSGI), Celery workers and beat.
+
+Each is started with its Prometheus multiprocess directory in `PROMETHEUS_MULTIPROC_DIR`,
+set here before the process is replaced, so that it is there before prometheus-client is
+imported in any server process or pool child (`metrics_environment`).
 See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
 """
 
@@ -7,12 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import scimflow
 from scimflow.pipeline.passwords.setup import require_password_key
 from scimflow.pipeline.ports import Dispatcher
-from scimflow.pipeline.settings import ApiServer, Settings
+from scimflow.pipeline.settings import ApiServer, LogFormat, Settings
 from scimflow.pipeline.store.db import masked_url
 from scimflow.pipeline.store.migrate import require_current, upgrade
 
@@ -55,10 +60,26 @@ def _preflight(settings: Settings, who: str, *, seals_passwords: bool = False) -
     require_current(settings.database_url)
 
 
+def metrics_environment(settings: Settings, role: str) -> dict[str, str]:
+    """`PROMETHEUS_MULTIPROC_DIR` for a role's processes: `<metrics_dir>/<role>`, emptied of a
+    previous run's files (counters would carry over), or a private directory when no
+    `metrics_dir` is configured. One per role: the API and a worker on one host must not
+    clear or sum each other's figures."""
+    if settings.metrics_dir:
+        directory = Path(settings.metrics_dir) / role
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    else:
+        directory = Path(tempfile.mkdtemp(prefix=f"scimflow-metrics-{role}-"))
+    return {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+
+
 def run_api(settings: Settings, args: argparse.Namespace) -> int:
     """Replace this process with the API server (`SCIMFLOW_API_SERVER`)."""
     _preflight(settings, "`scimflow api`", seals_passwords=True)
     argv = api_argv(settings, args.bind, args.workers or settings.api_processes, args.threads)
+    os.environ.update(metrics_environment(settings, "api"))
     os.execv(argv[0], argv)
 
 
@@ -72,13 +93,15 @@ def api_argv(settings: Settings, bind: str, processes: int,
     if settings.api_server is ApiServer.UWSGI:
         return uwsgi_argv("scimflow.api.uwsgi_entry:application", bind, processes,
                           settings.api_worker_connections, access_log=settings.access_log)
-    return gunicorn_argv("scimflow.api.wsgi:app", bind, processes,
-                         threads or settings.api_threads, settings.api_worker_connections,
-                         access_log=settings.access_log)
+    return [*gunicorn_argv("scimflow.api.wsgi:app", bind, processes,
+                           threads or settings.api_threads, settings.api_worker_connections,
+                           access_log=settings.access_log), "--config", GUNICORN_HOOKS]
 
 
 # Named, not imported: ops does not import api (tests/unit/test_layering.py).
 BUFFERING_WORKER = "scimflow.api.buffered_worker.RequestBufferingWorker"
+# The API's gunicorn hooks (a finished process's metrics marked dead).
+GUNICORN_HOOKS = "python:scimflow.api.gunicorn_hooks"
 # How long an idle keep-alive connection is kept, as under uWSGI (`--socket-timeout`). Longer
 # than HTTP clients keep theirs idle (httpx: 5 s), so the client closes first and never sends a
 # request onto a connection the server is closing at that moment (gunicorn's default is 2 s).
@@ -156,6 +179,12 @@ def _host_and_port(bind: str) -> tuple[str, str]:
     return host.strip("[]"), port
 
 
+def _quiet(settings: Settings) -> list[str]:
+    """No start-up banner when every line must be a JSON object (a log shipper parses them):
+    the same figures are in the worker's log lines."""
+    return ["--quiet"] if settings.log_format is LogFormat.JSON else []
+
+
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Replace this process with a Celery worker; the urgent queue is listed first.
 
@@ -164,10 +193,12 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     """
     _preflight(settings, "`scimflow worker`", seals_passwords=True)
     concurrency = str(args.concurrency or settings.worker_concurrency)
-    argv = [sys.executable, "-m", "celery", "-A", "scimflow.workers.main", "worker",
+    argv = [sys.executable, "-m", "celery", *_quiet(settings), "-A", "scimflow.workers.main",
+            "worker",
             "--queues", "scimflow.urgent,scimflow", "--concurrency", concurrency,
             "--prefetch-multiplier", "1", "--task-events", "--without-gossip",
             "--without-mingle", "--loglevel", settings.log_level, "--hostname", args.hostname]
+    os.environ.update(metrics_environment(settings, "worker"))
     os.execv(sys.executable, argv)
 
 
@@ -183,15 +214,18 @@ def run_events_worker(settings: Settings, args: argparse.Namespace) -> int:
     # The worker reads its settings again: its database pool must have a connection per
     # thread, so the flag stands for the setting in that process.
     os.environ["SCIMFLOW_WEBHOOK_WORKERS"] = concurrency
-    argv = [sys.executable, "-m", "celery", "-A", "scimflow.workers.events_main", "worker",
+    argv = [sys.executable, "-m", "celery", *_quiet(settings), "-A",
+            "scimflow.workers.events_main", "worker",
             "--queues", "scimflow.events", "--pool", "threads", "--concurrency", concurrency,
             "--prefetch-multiplier", "1", "--task-events", "--without-gossip",
             "--without-mingle", "--loglevel", settings.log_level, "--hostname", args.hostname]
+    os.environ.update(metrics_environment(settings, "events-worker"))
     os.execv(sys.executable, argv)
 
 
 def run_beat(settings: Settings, args: argparse.Namespace) -> int:
     _preflight(settings, "`scimflow beat`")
-    argv = [sys.executable, "-m", "celery", "-A", "scimflow.workers.main", "beat",
+    argv = [sys.executable, "-m", "celery", *_quiet(settings), "-A", "scimflow.workers.main",
+            "beat",
             "--loglevel", settings.log_level, "--schedule", args.schedule]
     os.execv(sys.executable, argv)

@@ -3,7 +3,8 @@
 The same write path, journal and apply path as production; the doorbell is in-process and the
 database is a SQLite file, so nothing else has to run. This is the embedded process's
 composition root: `embedded_process` wires the API and the worker from the one Settings the
-command line read. See docs/ARCHITECTURE.md ("Layers").
+command line read, and mounts the operator console at /console. See docs/ARCHITECTURE.md
+("Layers").
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from scimflow.api.console.services import CONSOLE_ROOT
+from scimflow.api.console_wsgi import build_console
 from scimflow.api.services import WsgiApp
 from scimflow.api.wsgi import build_app, configure_logging
 from scimflow.ops.output import base_url
@@ -41,13 +44,13 @@ class _QuietHandler(WSGIRequestHandler):
         log.debug(format, *args)
 
 
-def local_server(host: str, port: int, app: WsgiApp) -> WSGIServer:
+def local_server(host: str, port: int, app: WsgiApp | WsgiCallable) -> WSGIServer:
     """The embedded mode's threaded HTTP server (wsgiref) for `app`."""
     return make_server(host, port, without_connection_header(app),
                        server_class=_ThreadingServer, handler_class=_QuietHandler)
 
 
-def without_connection_header(app: WsgiApp) -> WsgiCallable:
+def without_connection_header(app: WsgiApp | WsgiCallable) -> WsgiCallable:
     """wsgiref refuses an application's hop-by-hop `Connection` header (an assertion, which
     would turn an early 401 into a 500); it closes after every answer anyway (HTTP/1.0)."""
 
@@ -59,6 +62,20 @@ def without_connection_header(app: WsgiApp) -> WsgiCallable:
             return start_response(status, kept, *exc_info)
 
         return app(environ, start)
+
+    return application
+
+
+def with_console(api: WsgiApp | WsgiCallable, console: WsgiApp | WsgiCallable,
+                 root: str = CONSOLE_ROOT) -> WsgiCallable:
+    """One server for both: paths under `root` go to the console, the rest to the API."""
+
+    def application(
+        environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        inside = path == root or path.startswith(f"{root}/")
+        return (console if inside else api)(environ, start_response)
 
     return application
 
@@ -124,10 +141,13 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
     configure_logging(settings)
     app, worker = embedded_process(settings)
     worker.start()
-    server = local_server(host, port, app)
+    console = build_console(settings, worker.drain)
+    server = local_server(host, port, with_console(app, console))
     log.info("scimflow serving %s on http://%s:%d", base_url(settings), host, server.server_port)
     print(f"scimflow is serving {base_url(settings)} on the database {database_name(settings)}\n"
           f"create a tenant, from this directory: {invocation()} tenant create NAME\n"
+          f"the operator console: http://{host}:{server.server_port}{CONSOLE_ROOT} "
+          f"(an operator: {invocation()} operator create NAME)\n"
           "Ctrl-C stops it.", flush=True)
     try:
         server.serve_forever()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 from typing import Any
 
 from scimflow.ops.table import render
@@ -19,10 +20,13 @@ COLUMNS = (
     ("TENANT", "tenant"),
     ("BACKLOG", "backlog"),
     ("OLDEST PENDING S", "oldest_pending_seconds"),
+    ("APPLIED/S", "drain_rate"),
     ("RETRYING", "retrying"),
     ("DEAD LETTERS", "dead_letters"),
     ("DEPROVISION P50 S", "deprovision_p50_seconds"),
     ("DEPROVISION P99 S", "deprovision_p99_seconds"),
+    ("IDP", "idp_dialect"),
+    ("429 LAST HOUR", "refused_last_hour"),
 )
 
 
@@ -37,7 +41,8 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     if args.json:
-        print(json.dumps({"pipeline": liveness.as_dict(), "tenants": tenants}, indent=2))
+        print(json.dumps({"pipeline": liveness.as_dict(), "tenants": tenants}, indent=2,
+                         default=_json_value))
     else:
         print("\n".join(pipeline_lines(liveness, settings)))
         print(render([h for h, _ in COLUMNS], _tenant_rows(tenants)) if tenants
@@ -65,3 +70,9 @@ def _ago(seconds: float | None) -> str:
 
 def _tenant_rows(tenants: list[dict[str, Any]]) -> list[list[Any]]:
     return [[row[key] for _, key in COLUMNS] for row in tenants]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)

@@ -15,6 +15,7 @@ from celery import Celery
 from scimflow.pipeline.settings import Settings
 from scimflow.workers.celery_app import EVENTS_QUEUE, make_celery, task_queues
 from scimflow.workers.dispatch import CeleryDispatcher
+from scimflow.workers.observe import watch_process
 from scimflow.workers.runtime import WorkerRuntime
 from scimflow.workers.tasks import register_tasks
 
@@ -26,6 +27,9 @@ def events_worker_app(runtime: WorkerRuntime) -> Celery:
     # which may not have started yet.
     app.conf.task_queues = [q for q in task_queues(runtime.settings) if q.name == EVENTS_QUEUE]
     register_tasks(app, runtime, CeleryDispatcher(app))
+    # The port after the workers': both may run on one host.
+    port = runtime.settings.worker_metrics_port
+    watch_process(app, runtime.settings, metrics_port=port + 1 if port else 0)
     return app
 
 

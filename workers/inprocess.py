@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from scimflow.pipeline.errors import Unavailable
 from scimflow.pipeline.services.drain import Drainer, DrainReport
+from scimflow.workers.metrics import report_batch
 from scimflow.workers.runtime import Pruner
 
 log = logging.getLogger("scimflow.worker")
@@ -64,7 +65,7 @@ class InProcessWorker:
     def _drain_all(self) -> float:
         """Drain everything ready; return how long to sleep before looking again."""
         try:
-            report = self._drainer.drain()
+            report = self._drainer.drain(after_batch=report_batch)
         except Unavailable:
             log.warning("database unavailable; retrying in %.0fs", self._idle_seconds)
             return self._idle_seconds

@@ -15,6 +15,7 @@ from scimflow.pipeline.passwords.setup import require_password_key
 from scimflow.pipeline.settings import ConfigError, Settings
 from scimflow.workers.celery_app import make_celery
 from scimflow.workers.dispatch import CeleryDispatcher
+from scimflow.workers.observe import watch_process
 from scimflow.workers.runtime import WorkerRuntime
 from scimflow.workers.tasks import register_tasks
 
@@ -25,6 +26,7 @@ def worker_app(runtime: WorkerRuntime) -> Celery:
     # coalescing, and `ring_later` needs the Celery dispatcher itself.
     register_tasks(app, runtime, CeleryDispatcher(app))
     _watch_worker_lifecycle(app, runtime)
+    watch_process(app, runtime.settings, metrics_port=runtime.settings.worker_metrics_port)
     return app
 
 

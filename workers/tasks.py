@@ -28,6 +28,7 @@ from scimflow.workers.celery_app import (
     SWEEP_TASK,
 )
 from scimflow.workers.dispatch import CeleryDispatcher
+from scimflow.workers.metrics import record_delivery, report_batch
 from scimflow.workers.runtime import WorkerRuntime
 
 log = logging.getLogger("scimflow.worker")
@@ -97,6 +98,7 @@ def register_tasks(app: Celery, runtime: WorkerRuntime, dispatcher: CeleryDispat
 def drain_for(tenant_id: str, runtime: WorkerRuntime,
               dispatcher: CeleryDispatcher) -> dict[str, int]:
     def deliver_events(batch: DrainReport) -> None:
+        report_batch(batch)
         ring_deliveries(runtime.sessions, batch.event_tenants, dispatcher)
 
     report = short_retry(runtime.drainer.drain)(max_batches=BATCHES_PER_TASK,
@@ -128,6 +130,7 @@ def ring_deliveries(sessions: sessionmaker[Session], tenants: Collection[str],
 def deliver_to(endpoint_id: str, runtime: WorkerRuntime,
                dispatcher: CeleryDispatcher) -> dict[str, int]:
     report = short_retry(runtime.deliverer.deliver)(endpoint_id)
+    record_delivery(report)
     if report.more:
         dispatcher.deliver(endpoint_id)
     if report.disabled:

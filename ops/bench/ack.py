@@ -25,6 +25,9 @@ from scimflow.ops.bench.load import Driver, Tally, run_closed_loop
 from scimflow.ops.bench.plan import SyncPlan
 from scimflow.ops.bench.stack import Processes, api_command, free_port, fresh_database, wait_http
 
+# The tenant the benchmark's IdP provisions.
+BENCH_TENANT = "bench"
+
 
 def connector(port: int, token: str) -> Callable[[], Connection]:
     headers = {"Content-Type": "application/scim+json", "Accept": "application/scim+json"}
@@ -60,7 +63,7 @@ def start_scimflow(processes: Processes, args: argparse.Namespace, *,
     """Migrate, create the bench tenant, start the API (and the workers); (port, tenant)."""
     processes.run(["scimflow", "migrate"])
     created = json.loads(subprocess.run(
-        ["scimflow", "tenant", "create", "bench", "--json"], env=processes.env, check=True,
+        ["scimflow", "tenant", "create", BENCH_TENANT, "--json"], env=processes.env, check=True,
         capture_output=True, text=True).stdout)
     port = free_port()
     processes.spawn("api", api_command(port, args.api_processes, args.api_threads))

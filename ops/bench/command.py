@@ -7,6 +7,7 @@ of the command's registration lets `scimflow` run on the embedded default withou
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from scimflow.pipeline.settings import ApiServer, Settings
 
@@ -50,6 +51,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                        help="server where a scratch database is created for the run")
     bench.add_argument("--broker-url", default="redis://127.0.0.1:6379/7")
+    bench.add_argument("--set", dest="stack_settings", action="append", default=[],
+                       metavar="NAME=VALUE",
+                       help="a setting of the stack's processes (SCIMFLOW_NAME), repeatable; "
+                            "e.g. tenant_in_flight_limit=2 to see admission control at work")
+    bench.add_argument("--console-operators", type=int, default=0,
+                       help="operators reloading the tenant's console page during the sync "
+                            "(starts `scimflow console`; 0: no console)")
+    bench.add_argument("--console-interval", type=float, default=1.0,
+                       help="seconds between one operator's reloads")
+    bench.add_argument("--console-screenshots", type=Path, default=None, metavar="DIR",
+                       help="save the console's tenant and history pages half-way through "
+                            "the users (headless Chromium)")
     bench.add_argument("--json", action="store_true", help="print a JSON summary")
     bench.set_defaults(handler=_run, needs_schema=False)  # it builds its own databases
 

@@ -15,6 +15,10 @@ def report(summary: dict[str, Any], as_json: bool) -> None:
         lines += _ack(summary["ack"])
     if "sync_requests" in summary:
         lines += _sync(summary)
+    if "metrics" in summary:
+        lines += _metrics(summary["metrics"])
+    if "console" in summary:
+        lines += _console(summary["console"])
     if "existence" in summary:
         lines += _existence(summary["existence"])
     if "sessions" in summary:
@@ -55,6 +59,25 @@ def _sync(summary: dict[str, Any]) -> list[str]:
         f"(budget {summary['postgres_connections']['budget']})",
     ]
     return lines + _webhooks(summary.get("webhooks")) + _rss(summary["rss"]) + _cpu(summary["cpu"])
+
+
+def _metrics(metrics: dict[str, Any]) -> list[str]:
+    if "error" in metrics:
+        return [f"/metrics           {metrics['error']}"]
+    api, workers, bench = metrics["api"], metrics["workers"], metrics["bench"]
+    return [
+        f"/metrics           {'agree' if metrics['agrees'] else 'DISAGREE'} with the bench: "
+        f"{api['scim_requests']} requests (bench {bench['scim_requests']}), "
+        f"{api['throttled_429']} 429s (bench {bench['throttled_429']}), "
+        f"{workers['user_creates_applied']} users applied (bench "
+        f"{bench['user_creates_applied']}), {workers['commands_applied']} commands applied, "
+        f"{workers['dead_letters']} dead letters"]
+
+
+def _console(console: dict[str, Any]) -> list[str]:
+    return [f"console page        {console['pages']} loads by {console['operators']} operators "
+            f"during the sync: p50 {console['p50_ms']} ms, p99 {console['p99_ms']} ms, "
+            f"max {console['max_ms']} ms, statuses {console['statuses']}"]
 
 
 def _deprovision_webhook(webhooks: dict[str, Any] | None) -> list[str]:

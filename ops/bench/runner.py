@@ -15,7 +15,8 @@ its throughput against the bare Falcon GET (`ops/bench/sessions.py`); (6) a raw 
 of the same rows. It prints throughput, latency, convergence, apply rate, peak connections,
 memory and CPU, 429/5xx counts, deprovision latency (applied, and delivered
 by webhook), webhook throughput (during the sync, catching up during it, replaying after
-it), and the ratios to the baselines.
+it), and the ratios to the baselines; and the stack's own /metrics, scraped once the sync
+converged, against the benchmark's counts (`ops/bench/scrape.py`).
 See docs/ARCHITECTURE.md ("Operator tooling (`ops/`)").
 """
 
@@ -30,13 +31,15 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scimflow.ops.bench import measure
 from scimflow.ops.bench.ack import (
+    BENCH_TENANT,
     acknowledgement_phase,
     connector,
     post_users,
@@ -44,6 +47,7 @@ from scimflow.ops.bench.ack import (
     start_workers,
 )
 from scimflow.ops.bench.catch_up import CatchUp, SyncActivity
+from scimflow.ops.bench.console import Console, PageLoad, screenshots_when, start_console
 from scimflow.ops.bench.cpu import CpuMeter
 from scimflow.ops.bench.entra import Entra
 from scimflow.ops.bench.existence import (
@@ -59,6 +63,7 @@ from scimflow.ops.bench.plan import SyncPlan
 from scimflow.ops.bench.receiver import CATCH_UP_PATH
 from scimflow.ops.bench.report import report
 from scimflow.ops.bench.rss import RssSampler
+from scimflow.ops.bench.scrape import compare
 from scimflow.ops.bench.sessions import (
     CHECK,
     SERIAL_CHECKS,
@@ -96,6 +101,7 @@ from scimflow.ops.bench.webhooks import (
     webhook_figures,
 )
 from scimflow.ops.connection_budget import Budget
+from scimflow.ops.progress import Countdown, PhaseBars
 from scimflow.pipeline.settings import ApiServer, Settings
 
 PHASES = ("ack", "sync", "existence")
@@ -120,6 +126,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     # A fresh sealing key per run: the API seals each pushed password with it and the workers
     # open it to hash (`pipeline/passwords/crypto.py`).
     args.password_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    # The workers' /metrics (the events worker's is on the next port).
+    args.worker_metrics_port = free_port()
     with tempfile.TemporaryDirectory(prefix="scimflow-bench-") as workdir:
         summary = _run_all(plan, idp, phases, args, Path(workdir))
     report(summary, args.json)
@@ -221,9 +229,22 @@ def _env(database_url: str, args: argparse.Namespace) -> dict[str, str]:
         "SCIMFLOW_PASSWORD_KEY": args.password_key,
         # The webhook receiver is this benchmark's own, on 127.0.0.1.
         "SCIMFLOW_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+        "SCIMFLOW_WORKER_METRICS_PORT": str(args.worker_metrics_port),
         "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
     })
+    env.update(stack_settings(args.stack_settings))
     return env
+
+
+def stack_settings(assignments: list[str]) -> dict[str, str]:
+    """`--set name=value` options as the environment variables the processes read."""
+    out: dict[str, str] = {}
+    for assignment in assignments:
+        name, equals, value = assignment.partition("=")
+        if not equals or not name.strip():
+            raise SystemExit(f"--set takes NAME=VALUE, not {assignment!r}")
+        out[f"SCIMFLOW_{name.strip().upper()}"] = value
+    return out
 
 
 def _bare_falcon_baseline(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...],
@@ -288,13 +309,16 @@ def _sync(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...], args: argpa
 
     catch_up = (CatchUp(processes, hooks, database_url, target.tenant_id, every_role)
                 if hooks else None)
+    console = (start_console(processes)
+               if args.console_operators or args.console_screenshots else None)
     with (RssSampler(roles) as rss, CpuMeter(every_role) as cpu,
           measure.ConnectionPeak(database_url) as peak):
         if catch_up is not None:
             catch_up.watch(plan.users)
-        tally, started, acked, state = asyncio.run(
-            _drive(plan, idp, args, target, lambda: start_workers(processes, args),
-                   watch=watch))
+        with _console_during_sync(console, plan, args) as (pages, state):
+            tally, started, acked = asyncio.run(
+                _drive(plan, idp, args, target, lambda: start_workers(processes, args),
+                       watch=watch, state=state))
         activity = SyncActivity(state.users_acked_at, time.time())
         converged = _wait_converged(database_url, started)
         if hooks is not None and catch_up is not None:
@@ -306,6 +330,9 @@ def _sync(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...], args: argpa
     measured = Measured(tally, acked - started, converged,
                         measure.apply_figures(database_url, target.tenant_id), peak.peak)
     summary = _summary(plan, idp, args, target, measured)
+    summary["metrics"] = _scraped_metrics(args, port, measured)
+    if pages is not None:
+        summary["console"] = pages.figures
     summary["rss"] = rss.summary()
     summary["cpu"] = cpu.summary()
     if hooks is not None and capacity is not None and catch_up is not None:
@@ -330,6 +357,39 @@ def _sync(plan: SyncPlan, idp: IdpRequests, phases: tuple[str, ...], args: argpa
         summary["sessions"] = _sessions(plan, args, watch, state, every_role)
         _check_sessions(summary)
     return summary
+
+
+@contextmanager
+def _console_during_sync(console: Console | None, plan: SyncPlan, args: argparse.Namespace,
+                         ) -> Iterator[tuple[PageLoad | None, SyncState]]:
+    """Operators reloading the bench tenant's console page from the sync's first request to
+    its last user acknowledged (and the screenshots, half-way through the users)."""
+    state = SyncState()
+    if console is None:
+        yield None, state
+        return
+    pages = PageLoad(console, console.tenant_path(BENCH_TENANT), args.console_operators,
+                     args.console_interval)
+    # The first user: applied by half-way, with its deactivation and group changes to come.
+    shots = (screenshots_when(console, BENCH_TENANT, plan.user_name(0), args.console_screenshots,
+                              lambda: len(state.users_acked_at) >= plan.users // 2)
+             if args.console_screenshots is not None else None)
+    pages.start()
+    try:
+        yield pages, state
+    finally:
+        pages.stop()
+        if shots is not None:
+            shots.join(timeout=120)
+
+
+def _scraped_metrics(args: argparse.Namespace, port: int, measured: Measured) -> dict[str, Any]:
+    """The API's and the workers' /metrics against what the sync sent and applied (before the
+    existence phase, whose requests are not the sync's)."""
+    tally = measured.tally
+    return compare(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{args.worker_metrics_port}",
+                   requests=sum(tally.statuses.values()), throttled_429=tally.statuses[429],
+                   users_applied=measured.figures.users_applied)
 
 
 def _sessions(plan: SyncPlan, args: argparse.Namespace, watch: RevocationWatch,
@@ -396,10 +456,21 @@ def _replay_figures(backlog: dict[str, Any], capacity: dict[str, Any],
 
 async def _drive(plan: SyncPlan, idp: IdpRequests, args: argparse.Namespace, target: Target,
                  start_workers: Callable[[], None], *,
-                 watch: RevocationWatch | None) -> tuple[Tally, float, float, SyncState]:
+                 watch: RevocationWatch | None,
+                 state: SyncState) -> tuple[Tally, float, float]:
+    # Bars on a terminal (ops/progress.py); elsewhere a line a second, as before.
+    with PhaseBars(suffix=" acknowledged") as bars:
+        state.progress = bars.show if bars.drawing else _progress_printer()
+        return await _send_sync(plan, idp, args, target, start_workers, watch=watch,
+                                state=state)
+
+
+async def _send_sync(plan: SyncPlan, idp: IdpRequests, args: argparse.Namespace,
+                     target: Target, start_workers: Callable[[], None], *,
+                     watch: RevocationWatch | None, state: SyncState,
+                     ) -> tuple[Tally, float, float]:
     tally = Tally()
     driver, connect = Driver(tally), connector(target.port, target.token)
-    state = SyncState(progress=_progress_printer())
     started = time.perf_counter()
     tally.started = started
 
@@ -423,7 +494,7 @@ async def _drive(plan: SyncPlan, idp: IdpRequests, args: argparse.Namespace, tar
     await deactivations
     if revocations is not None:
         await revocations
-    return tally, started, users_acked, state
+    return tally, started, users_acked
 
 
 def _progress_printer() -> Callable[[str, int, int], None]:
@@ -450,12 +521,15 @@ def _status_printer() -> Callable[[str], None]:
 
 
 def _wait_converged(database_url: str, started: float, timeout: float = 1800) -> float:
-    while time.perf_counter() - started < timeout:
-        pending = measure.backlog(database_url)
-        if pending == 0:
-            return time.perf_counter() - started
-        print(f"  applying: {pending} pending", file=sys.stderr, flush=True)
-        time.sleep(0.5)
+    with Countdown("applying (commands drained)") as drain:
+        while time.perf_counter() - started < timeout:
+            pending = measure.backlog(database_url)
+            drain.remaining(pending)
+            if pending == 0:
+                return time.perf_counter() - started
+            if not drain.drawing:
+                print(f"  applying: {pending} pending", file=sys.stderr, flush=True)
+            time.sleep(0.5)
     raise RuntimeError("the sync did not converge")
 
 

@@ -54,6 +54,30 @@ class RetryPolicy:
         return timedelta(seconds=ceiling * (0.5 + rng() / 2))
 
 
+@dataclass(frozen=True, slots=True)
+class AppliedEntry:
+    """One journal entry a batch applied, for the worker's log line and metrics: from the
+    API request that acknowledged it to its applying, and whether it took access away."""
+
+    seq: int
+    tenant_id: str
+    resource_id: str
+    resource_type: str
+    kind: str
+    request_id: str
+    acknowledged_at: datetime
+    applied_at: datetime
+    deprovisions: bool
+
+    @property
+    def latency_seconds(self) -> float:
+        applied, acknowledged = self.applied_at, self.acknowledged_at
+        if (applied.tzinfo is None) != (acknowledged.tzinfo is None):
+            # SQLite reads timestamps back naive; both are UTC.
+            applied, acknowledged = applied.replace(tzinfo=None), acknowledged.replace(tzinfo=None)
+        return (applied - acknowledged).total_seconds()
+
+
 @dataclass(slots=True)
 class DrainReport:
     resources: int = 0
@@ -67,6 +91,8 @@ class DrainReport:
     event_tenants: set[str] = field(default_factory=set)
     # Seconds until the soonest postponed entry is due again (None: nothing postponed).
     retry_in: float | None = None
+    # What was applied, entry by entry (the adapter logs and counts them).
+    applied_entries: list[AppliedEntry] = field(default_factory=list)
 
 
 class Drainer:
@@ -271,6 +297,7 @@ class Drainer:
                 self._settle_blocked(session, outcome.blocked, now, report)
         self._wake_waiting(session, outcomes, now, report)
         report.applied += len(applied)
+        report.applied_entries.extend(_applied_entries(batch, applied, now))
         report.deprovisioned += sum(o.deprovisioned for o in outcomes.values())
         return report, events
 
@@ -319,6 +346,17 @@ class Batch:
 
 def _seq(entry: Entry) -> int:
     return entry.seq
+
+
+def _applied_entries(batch: Batch, seqs: list[int], now: datetime) -> list[AppliedEntry]:
+    wanted = set(seqs)
+    return [
+        AppliedEntry(seq=e.seq, tenant_id=e.tenant_id, resource_id=e.resource_id,
+                     resource_type=e.command.resource_type, kind=str(e.command.kind),
+                     request_id=e.request_id, acknowledged_at=e.created_at, applied_at=now,
+                     deprovisions=e.command.deprovisions)
+        for entries in batch.entries.values() for e in entries if e.seq in wanted
+    ]
 
 
 def _failure(entry: Entry, error: Exception) -> Blocked:
@@ -429,3 +467,4 @@ def _add(total: DrainReport, report: DrainReport) -> None:
     total.woken_tenants |= report.woken_tenants
     total.event_tenants |= report.event_tenants
     total.retry_in = _soonest(total.retry_in, report.retry_in)
+    total.applied_entries.extend(report.applied_entries)

@@ -45,11 +45,11 @@ from scimflow.pipeline.store.event_tables import (
 from scimflow.pipeline.store.feed_tables import EventFeed, EventFeedAck  # noqa: F401
 
 __all__ = [
-    "AcknowledgedRow", "ApiToken", "AppKey", "Base", "BigId", "DeadLetter", "EventPosition",
-    "EventSigningKey", "Group", "Id", "JournalEntry", "JournalWait", "LoginDecision",
-    "LoginIdentity", "LoginPolicy", "Membership", "OutboxEvent", "PipelineHeartbeat",
-    "RoleMapping", "Tenant", "TenantSchema", "User", "UserRole", "UserSession", "UtcDateTime",
-    "WebhookAttempt", "WebhookEndpoint",
+    "AcknowledgedRow", "ApiToken", "AppKey", "Base", "BigId", "ConsoleSessionRow", "DeadLetter",
+    "EventPosition", "EventSigningKey", "Group", "Id", "JournalEntry", "JournalWait",
+    "LoginDecision", "LoginIdentity", "LoginPolicy", "Membership", "OperatorRow", "OutboxEvent",
+    "PipelineHeartbeat", "RoleMapping", "Tenant", "TenantIdp", "TenantRefusals", "TenantSchema",
+    "User", "UserRole", "UserSession", "UtcDateTime", "WebhookAttempt", "WebhookEndpoint",
 ]
 
 
@@ -160,6 +160,18 @@ class JournalEntry(Base):
         Index("ix_journal_resource", "tenant_id", "resource_id", "seq"),
         # The recent drain rate (admission control's Retry-After) counts by applied_at.
         Index("ix_journal_applied_at", "applied_at"),
+        # The operator view (pipeline/store/overview.py): a tenant's last write received, and
+        # its last applied entry and recent deprovisioning latency per lane, each one probe.
+        Index("ix_journal_tenant_created", "tenant_id", "created_at"),
+        Index("ix_journal_tenant_applied", "tenant_id", "lane", "applied_at"),
+        # The entries that failed at least once and wait to be retried: nearly always none,
+        # so the index is nearly empty and an acknowledgement never writes to it.
+        Index(
+            "ix_journal_retrying",
+            "tenant_id",
+            postgresql_where=text("status = 'pending' AND attempts > 0"),
+            sqlite_where=text("status = 'pending' AND attempts > 0"),
+        ),
         Index(
             "ix_journal_pending",
             "lane",
@@ -307,6 +319,59 @@ class DeadLetter(Base):
     created_at: Mapped[datetime]
     replayed_at: Mapped[datetime | None]
     replay_seq: Mapped[int | None] = mapped_column(BigInteger)
+    # Settled without applying (an operator discarded it); kept for the record.
+    discarded_at: Mapped[datetime | None]
 
     # Retention (store/retention.py) prunes dead letters oldest first.
     __table_args__ = (Index("ix_dead_letters_created_at", "created_at"),)
+
+
+class OperatorRow(Base):
+    """An operator of the console: not a tenant, never valid on /scim/v2."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    username: Mapped[str] = mapped_column(String(200))
+    # `fold_key(username)`: usernames are one account whatever their case.
+    username_key: Mapped[str] = mapped_column(String(200), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class ConsoleSessionRow(Base):
+    """A signed-in console session, stored only as the SHA-256 of its cookie token."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator_id: Mapped[str] = mapped_column(
+        ForeignKey("operators.id", ondelete="CASCADE"), index=True
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class TenantIdp(Base):
+    """The IdP a tenant's SCIM requests last came from (by their User-Agent)."""
+
+    __tablename__ = "tenant_idps"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    dialect: Mapped[str] = mapped_column(String(200))
+    seen_at: Mapped[datetime]
+
+
+class TenantRefusals(Base):
+    """How many requests of a tenant were refused with 429 in one minute."""
+
+    __tablename__ = "tenant_refusals"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    refused: Mapped[int] = mapped_column(Integer)

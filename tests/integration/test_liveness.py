@@ -12,8 +12,8 @@ from sqlalchemy import update
 from scimflow.pipeline.errors import Unavailable
 from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.services.liveness import BEAT_EVERY_SECONDS, Pulse, Readiness, assess
-from scimflow.pipeline.store import heartbeats
 from scimflow.pipeline.settings import Settings
+from scimflow.pipeline.store import heartbeats
 from scimflow.pipeline.store.migrate import alembic_config, head_revision
 from scimflow.pipeline.store.models import JournalEntry
 from scimflow.workers.dispatch import broker_check
@@ -95,7 +95,7 @@ def test_readiness_refuses_with_503_while_stalled(services: Services) -> None:
 def test_readiness_refuses_a_schema_behind_this_version(services: Services) -> None:
     ready = Readiness(services.sessions, stall_seconds=STALL, clock=utc_now)
     stamp(services, "base")
-    with pytest.raises(Unavailable, match="schema is at nothing.*run `scimflow migrate`"):
+    with pytest.raises(Unavailable, match=r"schema is at nothing.*run `scimflow migrate`"):
         ready()
     stamp(services, "0013")
     with pytest.raises(Unavailable, match=f"at 0013, this scimflow needs {head_revision()}"):

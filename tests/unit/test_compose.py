@@ -27,7 +27,8 @@ import jsonschema  # type: ignore[import-untyped, unused-ignore]
 import pytest
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
-from scimflow.ops.cli import _parser
+from scimflow.ops import flower
+from scimflow.ops.cli import _parser, main
 from scimflow.ops.connection_budget import Budget
 from scimflow.ops.processes import gunicorn_argv
 from scimflow.pipeline.settings import Settings
@@ -37,9 +38,9 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 VALIDATE_COMPOSE = ROOT / ".ci" / "validate-compose"
 SYSTEMD = ROOT / "ops" / "systemd"
-SCIMFLOW_SERVICES = ("migrate", "api", "worker", "events", "beat", "flower")
+SCIMFLOW_SERVICES = ("migrate", "api", "worker", "events", "beat", "flower", "console")
 UNITS = ("scimflow-migrate.service", "scimflow-api.service", "scimflow-worker@.service",
-         "scimflow-beat.service", "scimflow-events-worker.service")
+         "scimflow-beat.service", "scimflow-events-worker.service", "scimflow-console.service")
 LONG_RUNNING_UNITS = UNITS[1:]
 VENV_SCIMFLOW = "/opt/scimflow/venv/bin/scimflow"
 # Compose interpolation: `$$` (an escaped dollar), `${NAME...}` or `$NAME`.
@@ -156,6 +157,24 @@ def test_validate_compose_rejects_what_the_specification_does_not_allow(tmp_path
     assert "required variable" in output
 
 
+def test_validate_compose_rejects_a_missing_bind_mounted_file(tmp_path: Path) -> None:
+    compose_file = tmp_path / "docker-compose.yml"
+    compose_file.write_text(
+        "services:\n"
+        "  prometheus:\n"
+        "    image: prom/prometheus:v3.1.0\n"
+        "    volumes:\n"
+        "      - ./ops/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro\n"
+    )
+    result = subprocess.run(
+        [str(VALIDATE_COMPOSE), str(compose_file)], capture_output=True, text=True,
+        timeout=300, check=False,
+        env={**os.environ, "VENV_BIN": str(Path(sys.executable).parent)},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "./ops/prometheus/prometheus.yml does not exist" in result.stderr
+
+
 def test_the_compose_file_matches_the_compose_spec_schema() -> None:
     """The same schema, in process: every error listed with where it is."""
     vendor = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
@@ -215,12 +234,28 @@ def test_beat_is_healthy_while_its_schedule_file_is_fresh(services: dict[str, An
 
 
 def test_flower_is_checked_on_its_own_port(services: dict[str, Any]) -> None:
-    script = services["flower"]["command"][-1]
-    port = re.search(r"--port=(\d+)", script)
-    assert port is not None
-    assert f"http://127.0.0.1:{port.group(1)}/healthcheck" in " ".join(
+    command = services["flower"]["command"]
+    assert command[:2] == ["scimflow", "flower"]
+    port = option(command, "--port")
+    assert f"http://127.0.0.1:{port}/healthcheck" in " ".join(
         services["flower"]["healthcheck"]["test"]
     )
+
+
+def test_the_console_is_checked_on_its_login_page(services: dict[str, Any]) -> None:
+    command = services["console"]["command"]
+    assert command[:2] == ["scimflow", "console"]
+    port = option(command, "--bind").rsplit(":", 1)[1]
+    assert services["console"]["ports"] == [f"127.0.0.1:{port}:{port}"]
+    test = " ".join(services["console"]["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/console/login" in test
+    assert "timeout=" in test
+
+
+def test_the_console_cookie_is_secure_unless_turned_off() -> None:
+    assert settings_of(compose()["services"]["console"]).console_secure_cookie
+    loopback = compose({"SCIMFLOW_CONSOLE_SECURE_COOKIE": "false"})["services"]["console"]
+    assert not settings_of(loopback).console_secure_cookie
 
 
 def test_workers_outlast_the_task_time_limit(services: dict[str, Any]) -> None:
@@ -298,39 +333,58 @@ def test_flower_holds_no_database_secret(services: dict[str, Any]) -> None:
     flower = services["flower"]
     assert flower["secrets"] == ["flower_basic_auth"]
     assert "SCIMFLOW_DATABASE_URL_FILE" not in flower["environment"]
-    assert "--basic-auth" not in flower["command"][-1]  # never on a command line
+    assert not any("basic" in arg for arg in flower["command"])  # never on a command line
+    assert flower["environment"]["SCIMFLOW_FLOWER_BASIC_AUTH_FILE"] == (
+        "/run/secrets/flower_basic_auth")
+
+
+class _Exec(Exception):
+    """Where `scimflow flower` would have replaced itself with Flower."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        super().__init__(argv)
+        self.argv, self.env = argv, env
 
 
 @pytest.mark.parametrize(
     ("credential", "starts"),
     [(None, False), ("", False), ("admin", False), ("admin:", False), (":pw", False),
-     ("admin:pw\n", True), ("a:b,c:d", True)],
+     ("admin:pw\n", True), ("a:b,c:d", True), ("a:s3cr3t,c", False)],
 )
 def test_flower_refuses_to_start_without_its_credential(
-    services: dict[str, Any], tmp_path: Path, credential: str | None, starts: bool
+    services: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], *, credential: str | None, starts: bool
 ) -> None:
-    """The flower service's own command, with a stand-in for celery."""
+    """The flower service's own command and environment, its secret file in tmp_path; the
+    process image it would become is caught at os.execve."""
     secret = tmp_path / "flower_basic_auth"
     if credential is not None:
         secret.write_text(credential)
-    stub = tmp_path / "bin" / "celery"
-    stub.parent.mkdir()
-    stub.write_text('#!/bin/sh\necho "celery $* with $FLOWER_BASIC_AUTH"\n')
-    stub.chmod(0o755)
-    argv = services["flower"]["command"]
-    assert argv[:2] == ["sh", "-c"]
-    script = argv[2].replace("/run/secrets/flower_basic_auth", str(secret))
-    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30,
-                            check=False, env={"PATH": f"{stub.parent}:/usr/bin:/bin"})
+    for name in [n for n in os.environ if n.startswith("SCIMFLOW_")]:
+        monkeypatch.delenv(name)
+    for name, value in services["flower"]["environment"].items():
+        monkeypatch.setenv(name, str(value).replace("/run/secrets/flower_basic_auth", str(secret)))
+
+    def execve(_path: str, argv: list[str], env: dict[str, str]) -> None:
+        raise _Exec(argv, env)
+
+    monkeypatch.setattr(flower.os, "execve", execve)
+    command = services["flower"]["command"]
+    assert command[0] == "scimflow"
     if starts:
-        assert result.returncode == 0, result.stderr
-        assert result.stdout.strip() == (
-            f"celery -A scimflow.workers.main flower --port=5555 with {credential.strip()}"  # type: ignore[union-attr]
-        )
+        with pytest.raises(_Exec) as started:
+            main(command[1:])
+        assert started.value.env["FLOWER_BASIC_AUTH"] == credential.strip()  # type: ignore[union-attr]
+        assert started.value.argv[-4:-1] == [
+            "flower", "--address=0.0.0.0", f"--port={option(command, '--port')}"]
+        assert not any(credential.strip() in arg for arg in started.value.argv)  # type: ignore[union-attr]
     else:
-        assert result.returncode == 1
-        assert "refusing to start without authentication" in result.stderr
-        assert result.stdout == ""
+        code = main(command[1:])
+        err = capsys.readouterr().err
+        assert code == 2
+        # No secret file at all is refused by the settings, before Flower's own check.
+        assert "refuses to start" in err or "cannot be read" in err
+        assert "s3cr3t" not in err  # a malformed credential may still hold a password
 
 
 # --- scaling and the connection budget ---------------------------------------------------------
@@ -361,6 +415,49 @@ def test_workers_can_scale(services: dict[str, Any]) -> None:
     worker = services["worker"]
     assert "container_name" not in worker
     assert "ports" not in worker
+
+
+# --- metrics profile ---------------------------------------------------------------------------
+
+
+def prometheus_targets() -> dict[str, list[str]]:
+    """Job name -> the `host:port` targets of ops/prometheus/prometheus.yml."""
+    config = yaml.safe_load((ROOT / "ops" / "prometheus" / "prometheus.yml").read_text("utf-8"))
+    targets: dict[str, list[str]] = {}
+    for job in config["scrape_configs"]:
+        found = targets.setdefault(job["job_name"], [])
+        for static in job.get("static_configs", []):
+            found += static["targets"]
+        for dns in job.get("dns_sd_configs", []):
+            found += [f"{name}:{dns['port']}" for name in dns["names"]]
+    return targets
+
+
+def test_prometheus_runs_only_under_the_metrics_profile(services: dict[str, Any]) -> None:
+    prometheus = services["prometheus"]
+    assert prometheus["profiles"] == ["metrics"]
+    assert any(volume.startswith("./ops/prometheus/prometheus.yml:")
+               for volume in prometheus["volumes"])
+    # Published on loopback only, like every other port of the file.
+    assert all(port.startswith("127.0.0.1:") for port in prometheus["ports"])
+    # Nothing of scimflow's waits on an optional service.
+    for name in SCIMFLOW_SERVICES:
+        assert "prometheus" not in services[name].get("depends_on", {}), name
+
+
+def test_prometheus_scrapes_the_api_and_every_worker_on_their_ports(
+    services: dict[str, Any],
+) -> None:
+    port = Settings().worker_metrics_port
+    api_bind = option(services["api"]["command"], "--bind")
+    targets = prometheus_targets()
+
+    assert targets["scimflow-api"] == [f"api:{api_bind.rpartition(':')[2]}"]
+    assert targets["scimflow-worker"] == [f"worker:{port}"]
+    assert targets["scimflow-events"] == [f"events:{port + 1}"]
+    # The workers' ports are reachable on the compose network, and published nowhere.
+    assert services["worker"]["expose"] == [str(port)]
+    assert services["events"]["expose"] == [str(port + 1)]
 
 
 # --- systemd units -----------------------------------------------------------------------------

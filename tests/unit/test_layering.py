@@ -18,7 +18,7 @@ FORBIDDEN = {
     "ops": {"falcon", "api"},
 }
 # Composition roots wire adapters together, so they may import across layers.
-COMPOSITION_ROOTS = {"api/wsgi.py", "ops/serve.py"}
+COMPOSITION_ROOTS = {"api/wsgi.py", "api/console_wsgi.py", "ops/serve.py"}
 # The benchmark's baseline is a bare Falcon app by definition; only its own server loads it.
 BENCH_BASELINE = "ops/bench/baseline_app.py"
 # The protocol, the commands, the apply and the event model are pure: standard library and

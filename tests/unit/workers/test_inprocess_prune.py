@@ -13,7 +13,7 @@ from scimflow.workers.inprocess import InProcessWorker
 
 
 class IdleDrainer:
-    def drain(self) -> DrainReport:
+    def drain(self, **_: object) -> DrainReport:
         return DrainReport()
 
 
