@@ -12,6 +12,7 @@ See docs/ARCHITECTURE.md ("The HTTP adapter (`api/`)").
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -36,8 +37,11 @@ from scimflow.api.services import API_PREFIX
 from scimflow.pipeline import logs
 from scimflow.pipeline.ports import Clock, utc_now
 
+log = logging.getLogger("scimflow.api")
+
 METRICS_PATH = "/metrics"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+HTTP_METHODS = WRITE_METHODS | {"GET", "HEAD", "OPTIONS"}
 # Resource types named in labels; any other path is "other" (a label per path would let any
 # client grow the series without bound).
 SCIM_TYPES = frozenset({"Users", "Groups", ".search", "ServiceProviderConfig",
@@ -89,18 +93,40 @@ class MetricsMiddleware:
         started = getattr(req.context, "received", None)
         if started is None:
             return
-        record_request(req.method, req.path, resp.status_code, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        tenant = getattr(req.context, "tenant", None)
+        record_request(req.method, req.path, resp.status_code, seconds,
+                       authenticated=tenant is not None)
+        if (req.method in WRITE_METHODS and resp.status_code < 300
+                and resource_type_of(req.path) in SCIM_TYPES):
+            # The API's half of a write's story; the worker's apply line carries the same
+            # request id (pipeline/logs.py binds it and the tenant).
+            log.info("acknowledged %s %s", req.method, req.path,
+                     extra={"resource_id": _resource_id(req, resp),
+                            "latency_ms": round(seconds * 1000, 1)})
 
 
-def record_request(method: str, path: str, status: int, seconds: float) -> None:
+def record_request(method: str, path: str, status: int, seconds: float, *,
+                   authenticated: bool) -> None:
+    """Count one answered request. Only refusals of a tenant's own requests count as
+    admission refusals (not the throttle's 429s for unknown tokens), and only SCIM and
+    application requests as pool timeouts (not /readyz saying the pipeline is stalled)."""
     resource_type = resource_type_of(path)
-    REQUESTS.labels(method, resource_type, str(status)).inc()
-    if status == 429:
+    # Any other method is one label: a client cannot grow the series by inventing methods.
+    label = method if method in HTTP_METHODS else "other"
+    REQUESTS.labels(label, resource_type, str(status)).inc()
+    if status == 429 and authenticated:
         ADMISSIONS_REFUSED.labels(resource_type).inc()
-    elif status == 503:
+    elif status == 503 and (resource_type in SCIM_TYPES or resource_type == "app"):
         POOL_TIMEOUTS.labels(resource_type).inc()
-    elif method in WRITE_METHODS and status < 300 and resource_type in SCIM_TYPES:
-        ACK_LATENCY.labels(method, resource_type).observe(seconds)
+    elif label in WRITE_METHODS and status < 300 and resource_type in SCIM_TYPES:
+        ACK_LATENCY.labels(label, resource_type).observe(seconds)
+
+
+def _resource_id(req: falcon.Request, resp: falcon.Response) -> str | None:
+    """The written resource's id: the path's last segment, or a create's Location."""
+    location = resp.location if req.method == "POST" else req.path
+    return location.rstrip("/").rsplit("/", 1)[-1] if location else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from typing import Any, TypeAlias
 from scimflow.ops.connection_budget import Budget, server_limits
 from scimflow.ops.documents import UnreadableDocument, read_json
 from scimflow.ops.output import emit, moment, operator_errors
+from scimflow.ops.progress import tracked
 from scimflow.ops.table import render
 from scimflow.pipeline.ports import Dispatcher
 from scimflow.pipeline.scim.registry import default_registry
@@ -56,16 +57,22 @@ def dead_letter_replay(settings: Settings, args: argparse.Namespace) -> int:
     """Re-append a dead command to the journal, then ring the workers for its tenant."""
     from scimflow.ops.processes import dispatcher_for  # noqa: PLC0415 - only replay needs a broker
 
-    letter = _operations(settings, dispatcher_for(settings)).replay(args.id)
-    print(f"dead letter {args.id} replayed for tenant {letter.tenant_name}")
+    operations = _operations(settings, dispatcher_for(settings))
+    with tracked(args.ids, description="replaying dead letters") as ids:
+        for dead_letter_id in ids:
+            letter = operations.replay(dead_letter_id)
+            print(f"dead letter {dead_letter_id} replayed for tenant {letter.tenant_name}")
     return 0
 
 
 @operator_errors
 def dead_letter_discard(settings: Settings, args: argparse.Namespace) -> int:
     """Settle a dead letter without applying it; it stays listed (`list --all`)."""
-    letter = _operations(settings).discard(args.id)
-    print(f"dead letter {args.id} of tenant {letter.tenant_name} discarded")
+    operations = _operations(settings)
+    with tracked(args.ids, description="discarding dead letters") as ids:
+        for dead_letter_id in ids:
+            letter = operations.discard(dead_letter_id)
+            print(f"dead letter {dead_letter_id} of tenant {letter.tenant_name} discarded")
     return 0
 
 
@@ -79,12 +86,13 @@ def add_dead_letter_parsers(commands: Commands) -> None:
     listing.add_argument("--limit", type=int, default=200)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=dead_letter_list)
-    replay = dead_commands.add_parser("replay", help="journal a dead command again")
-    replay.add_argument("id", type=int)
+    replay = dead_commands.add_parser("replay", help="journal dead commands again")
+    # Each in its own transaction, in the order given: one that fails stops the rest.
+    replay.add_argument("ids", type=int, nargs="+", metavar="ID")
     replay.set_defaults(handler=dead_letter_replay)
     discard = dead_commands.add_parser(
         "discard", help="settle a dead letter without applying it (kept for the record)")
-    discard.add_argument("id", type=int)
+    discard.add_argument("ids", type=int, nargs="+", metavar="ID")
     discard.set_defaults(handler=dead_letter_discard)
 
 

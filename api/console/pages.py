@@ -63,11 +63,20 @@ class LoginPage(ConsolePage):
                 title="Forbidden", description="The form's CSRF token is missing or wrong."
             )
         username, password = form.get("username", "").strip(), form.get("password", "")
+        throttle, source = self._services.login_throttle, req.remote_addr or "-"
+        # "" is no token: a refused address is refused whichever username it tries.
+        wait = throttle.refusal(source, "")
+        if wait is not None:
+            resp.set_header("Retry-After", str(wait))
+            self._show(req, resp, status=429, username=username,
+                       error="Too many wrong passwords from this address: try again later.")
+            return
         operator = (
             self._services.accounts.authenticate(username, password)
             if _plausible(username, password) else None
         )
         if operator is None:
+            throttle.failed(source)
             self._show(req, resp, status=401, username=username,
                        error="Wrong username or password.")
             return

@@ -6,11 +6,12 @@ See docs/ARCHITECTURE.md ("The operator console").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
 from scimflow.pipeline.ports import Clock, utc_now
+from scimflow.pipeline.services.auth_throttle import AuthFailureThrottle
 from scimflow.pipeline.services.operations import (
     DeadLetterLine,
     DeliveryLine,
@@ -25,6 +26,9 @@ from scimflow.pipeline.services.operators import (
 )
 
 CONSOLE_ROOT = "/console"
+
+LOGIN_FAILURES = 10
+LOGIN_WINDOW_SECONDS = 300.0
 
 
 class ReadModel(Protocol):
@@ -73,6 +77,10 @@ class ConsoleServices:
     secure_cookie: bool = True
     root: str = CONSOLE_ROOT
     clock: Clock = utc_now
+    # Wrong passwords per client address: past LOGIN_FAILURES in LOGIN_WINDOW_SECONDS, its
+    # logins are refused (429) for as long, before any password is hashed.
+    login_throttle: AuthFailureThrottle = field(
+        default_factory=lambda: AuthFailureThrottle(LOGIN_FAILURES, LOGIN_WINDOW_SECONDS))
 
     def now(self) -> datetime:
         return self.clock()

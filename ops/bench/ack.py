@@ -29,10 +29,12 @@ from scimflow.ops.bench.stack import Processes, api_command, free_port, fresh_da
 BENCH_TENANT = "bench"
 
 
-def connector(port: int, token: str) -> Callable[[], Connection]:
+def connector(port: int, token: str, user_agent: str = "") -> Callable[[], Connection]:
     headers = {"Content-Type": "application/scim+json", "Accept": "application/scim+json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    if user_agent:
+        headers["User-Agent"] = user_agent
     return lambda: Connection("127.0.0.1", port, headers)
 
 

@@ -35,6 +35,8 @@ class Entra:
     member_batch: int = 10
     sends_manager: bool = True
     passwords: bool = False  # Entra provisions no passwords
+    # Its provisioning service's User-Agent is not in the notes: none is sent.
+    user_agent: str = ""
 
     def user_body(self, plan: SyncPlan, index: int, manager_id: str | None) -> dict[str, Any]:
         user_name = plan.user_name(index)

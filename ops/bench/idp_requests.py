@@ -30,6 +30,11 @@ class IdpRequests(Protocol):
         ...
 
     @property
+    def user_agent(self) -> str:
+        """The User-Agent its requests carry (empty: none documented, none sent)."""
+        ...
+
+    @property
     def passwords(self) -> bool:
         """Whether a create carries a `password` (Okta's "Sync password")."""
         ...

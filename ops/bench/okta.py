@@ -23,6 +23,8 @@ from scimflow.ops.bench.plan import SyncPlan
 class Okta:
     passwords: bool = True
     name: str = "okta"
+    # O5's wire headers; the console shows the tenant's IdP from it.
+    user_agent: str = "Okta SCIM Client 1.0.0"
     member_batch: int = 100
     sends_manager: bool = False
 

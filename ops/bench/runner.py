@@ -470,7 +470,7 @@ async def _send_sync(plan: SyncPlan, idp: IdpRequests, args: argparse.Namespace,
                      watch: RevocationWatch | None, state: SyncState,
                      ) -> tuple[Tally, float, float]:
     tally = Tally()
-    driver, connect = Driver(tally), connector(target.port, target.token)
+    driver, connect = Driver(tally), connector(target.port, target.token, idp.user_agent)
     started = time.perf_counter()
     tally.started = started
 

@@ -16,7 +16,13 @@ from scimflow.pipeline.errors import InvalidValue, NotFound
 from scimflow.pipeline.ports import Clock, Dispatcher, utc_now
 from scimflow.pipeline.services.history_words import summarise
 from scimflow.pipeline.services.traffic import minute_of
-from scimflow.pipeline.store import dead_letters, overview, traffic
+from scimflow.pipeline.store import (
+    dead_letters,
+    directory_view,
+    history_view,
+    overview,
+    traffic,
+)
 from scimflow.pipeline.store.db import unit_of_work
 from scimflow.pipeline.store.tenants import find_tenant
 
@@ -186,7 +192,7 @@ class Operations:
         query = _checked_text(query)
         with unit_of_work(self._sessions) as session:
             overview_ = self._tenant(session, tenant)
-            found, truncated = overview.search_resources(
+            found, truncated = directory_view.search_resources(
                 session, overview_.tenant_id, query.strip(), resource_type, limit=limit)
             rows = _directory_rows(session, overview_.tenant_id, found)
         return DirectoryPage(overview_, query, resource_type, tuple(rows), truncated)
@@ -196,9 +202,11 @@ class Operations:
         with unit_of_work(self._sessions) as session:
             overview_ = self._tenant(session, tenant)
             tenant_id = overview_.tenant_id
-            found = overview.find_resource(session, tenant_id, reference) if reference else None
-            journal = overview.journal_of(session, tenant_id, found.id if found else reference,
-                                          limit=HISTORY_LIMIT)
+            found = (directory_view.find_resource(session, tenant_id, reference)
+                     if reference else None)
+            journal = history_view.journal_of(session, tenant_id,
+                                              found.id if found else reference,
+                                              limit=HISTORY_LIMIT)
             if found is not None:
                 row = _directory_rows(session, tenant_id, [found])[0]
             elif journal:
@@ -214,8 +222,8 @@ class Operations:
                      limit: int = 200) -> list[DeadLetterLine]:
         _check_limit(limit, MAX_LIST_LIMIT)
         with unit_of_work(self._sessions) as session:
-            tenant_id = None if tenant is None else find_tenant(session, tenant).id
-            records = overview.dead_letter_records(
+            tenant_id = None if tenant is None else find_tenant(session, _checked_text(tenant)).id
+            records = history_view.dead_letter_records(
                 session, tenant_id=tenant_id, include_settled=include_settled, limit=limit)
             return _dead_letter_lines(session, records)
 
@@ -235,8 +243,8 @@ class Operations:
     def deliveries(self, tenant: str | None = None, *, limit: int = 200) -> list[DeliveryLine]:
         _check_limit(limit, MAX_LIST_LIMIT)
         with unit_of_work(self._sessions) as session:
-            tenant_id = None if tenant is None else find_tenant(session, tenant).id
-            attempts = overview.delivery_attempts(session, tenant_id=tenant_id, limit=limit)
+            tenant_id = None if tenant is None else find_tenant(session, _checked_text(tenant)).id
+            attempts = history_view.delivery_attempts(session, tenant_id=tenant_id, limit=limit)
         return [
             DeliveryLine(a.endpoint_id, a.endpoint_url, a.tenant_name, a.event_id,
                          a.attempted_at, a.status_code, _outcome(a.status_code, a.error),
@@ -252,7 +260,7 @@ class Operations:
 
     def _dead_letter(self, dead_letter_id: int) -> DeadLetterLine:
         with unit_of_work(self._sessions) as session:
-            records = overview.dead_letter_records(session, ids=[dead_letter_id], limit=1)
+            records = history_view.dead_letter_records(session, ids=[dead_letter_id], limit=1)
             return _dead_letter_lines(session, records)[0]
 
 
@@ -304,17 +312,17 @@ def percentile(sorted_values: tuple[float, ...], fraction: float) -> float | Non
 
 
 def _directory_rows(session: Session, tenant_id: str,
-                    found: list[overview.ResourceRow]) -> list[DirectoryRow]:
+                    found: list[directory_view.ResourceRow]) -> list[DirectoryRow]:
     ids = [row.id for row in found]
-    states = overview.journal_states(session, tenant_id, ids)
-    groups = overview.groups_of(session, tenant_id,
+    states = directory_view.journal_states(session, tenant_id, ids)
+    groups = directory_view.groups_of(session, tenant_id,
                                 [r.id for r in found if r.resource_type == "User"])
-    counts = overview.member_counts(session, tenant_id,
+    counts = directory_view.member_counts(session, tenant_id,
                                     [r.id for r in found if r.resource_type == "Group"])
     return [_directory_row(row, states[row.id], groups, counts) for row in found]
 
 
-def _directory_row(row: overview.ResourceRow, state: overview.JournalState,
+def _directory_row(row: directory_view.ResourceRow, state: directory_view.JournalState,
                    groups: dict[str, list[str]], counts: dict[str, int]) -> DirectoryRow:
     is_user = row.resource_type == "User"
     memberships = (tuple(groups.get(row.id, ())) if is_user
@@ -330,7 +338,8 @@ def _directory_row(row: overview.ResourceRow, state: overview.JournalState,
     )
 
 
-def _status(state: overview.JournalState, data: dict[str, Any], is_user: bool) -> ResourceStatus:
+def _status(state: directory_view.JournalState, data: dict[str, Any],
+            is_user: bool) -> ResourceStatus:
     if state.dead_lettered:
         return "dead-lettered"
     if state.waiting:
@@ -348,13 +357,13 @@ def _emails(data: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _deleted_row(session: Session, tenant_id: str, resource_id: str,
-                 journal: list[overview.JournalLine]) -> DirectoryRow:
+                 journal: list[history_view.JournalLine]) -> DirectoryRow:
     """A resource no longer acknowledged: named from the last full body it was sent."""
     data: dict[str, Any] = next(
         (line.command["resource"] for line in reversed(journal)
          if isinstance(line.command.get("resource"), dict)), {})
     is_user = journal[-1].resource_type == "User"
-    states = overview.journal_states(session, tenant_id, [resource_id])[resource_id]
+    states = directory_view.journal_states(session, tenant_id, [resource_id])[resource_id]
     applied = [line.applied_at for line in journal if line.applied_at is not None]
     return DirectoryRow(
         resource_id=resource_id, resource_type="User" if is_user else "Group",
@@ -366,17 +375,17 @@ def _deleted_row(session: Session, tenant_id: str, resource_id: str,
     )
 
 
-def _history(session: Session, journal: list[overview.JournalLine]) -> tuple[HistoryLine, ...]:
+def _history(session: Session, journal: list[history_view.JournalLine]) -> tuple[HistoryLine, ...]:
     seqs = [line.seq for line in journal]
-    waits = overview.waits_of(session, seqs)
-    letters = {r.journal_seq: r for r in overview.dead_letter_records(
+    waits = history_view.waits_of(session, seqs)
+    letters = {r.journal_seq: r for r in history_view.dead_letter_records(
         session, seqs=seqs, limit=len(seqs) or 1)}
     return tuple(_history_line(line, waits.get(line.seq), letters.get(line.seq))
                  for line in journal)
 
 
-def _history_line(line: overview.JournalLine, waits: list[str] | None,
-                  letter: overview.DeadLetterRecord | None) -> HistoryLine:
+def _history_line(line: history_view.JournalLine, waits: list[str] | None,
+                  letter: history_view.DeadLetterRecord | None) -> HistoryLine:
     return HistoryLine(
         seq=line.seq, request_id=line.request_id, summary=_summary(line.command),
         status=line.status, acknowledged_at=line.acknowledged_at, applied_at=line.applied_at,
@@ -404,8 +413,8 @@ def _summary(command: dict[str, Any] | None) -> str:
 
 
 def _events(session: Session, tenant_id: str, resource_id: str) -> tuple[EventLine, ...]:
-    events = overview.events_of(session, tenant_id, resource_id, limit=EVENTS_LIMIT)
-    cursors = overview.endpoint_cursors(session, tenant_id) if events else []
+    events = history_view.events_of(session, tenant_id, resource_id, limit=EVENTS_LIMIT)
+    cursors = history_view.endpoint_cursors(session, tenant_id) if events else []
     return tuple(EventLine(e.event_id, e.event_type, e.created_at,
                            _delivery(e.position, cursors)) for e in events)
 
@@ -423,19 +432,19 @@ def _logins(session: Session, tenant_id: str, row: DirectoryRow) -> tuple[LoginL
     if row.resource_type != "User":
         return ()
     return tuple(LoginLine(r.decided_at, r.issuer, r.subject, r.decision, r.reason, r.action)
-                 for r in overview.logins_of(session, tenant_id, row.resource_id,
+                 for r in history_view.logins_of(session, tenant_id, row.resource_id,
                                              limit=LOGINS_LIMIT))
 
 
-def _settled(record: overview.DeadLetterRecord) -> str | None:
+def _settled(record: history_view.DeadLetterRecord) -> str | None:
     if record.replayed_at is not None:
         return "replayed"
     return "discarded" if record.discarded_at is not None else None
 
 
 def _dead_letter_lines(session: Session,
-                       records: list[overview.DeadLetterRecord]) -> list[DeadLetterLine]:
-    names = overview.resource_names(session, {(r.tenant_id, r.resource_id) for r in records})
+                       records: list[history_view.DeadLetterRecord]) -> list[DeadLetterLine]:
+    names = history_view.resource_names(session, {(r.tenant_id, r.resource_id) for r in records})
     return [
         DeadLetterLine(
             id=r.id, tenant_id=r.tenant_id, tenant_name=r.tenant_name,

@@ -6,8 +6,9 @@ each operator watching adds the same queries again. The tenants list and each te
 unsearched directory are instead computed at most once per `max_age` seconds per console
 process, however many operators watch them, and off the request: a request is answered from
 the last figures and, when they are older than `max_age`, sets off their refresh in the
-background (stale-while-revalidate). Figures older than `stale_limit` (nobody watched for a
-while, or refreshing fails) are computed in the request again, so a failure reaches the page.
+background (stale-while-revalidate), so a page watched every few seconds shows figures about
+`max_age` plus one refresh old. Figures older than `stale_limit` (nobody watched for a while,
+or refreshing keeps failing) are computed in the request again, so a failure reaches the page.
 Searches, histories, lists and actions always read afresh; an action forgets every page.
 See docs/ARCHITECTURE.md ("The operator console").
 """
@@ -62,6 +63,8 @@ class RecentPages:
         self._start = start
         self._lock = threading.Lock()
         self._pages: dict[PageKey, _Page] = {}
+        # Bumped by every action: a refresh begun before it must not bring back what it read.
+        self._generation = 0
 
     def tenants(self) -> list[TenantOverview]:
         return self._recent(("tenants",), self._operations.tenants)
@@ -104,15 +107,17 @@ class RecentPages:
             if page is not None and now - page.computed_at <= self._stale_limit:
                 if now - page.computed_at > self._max_age and not page.refreshing:
                     page.refreshing = True
-                    self._start(lambda: self._refresh(key, read))
+                    generation = self._generation
+                    self._start(lambda: self._refresh(key, read, generation))
                 value: T = page.value
                 return value
+            generation = self._generation
         # Never read, or too stale to show: the request waits, and sees any failure.
         fresh = read()
-        self._store(key, fresh)
+        self._store(key, fresh, generation)
         return fresh
 
-    def _refresh(self, key: PageKey, read: Callable[[], Any]) -> None:
+    def _refresh(self, key: PageKey, read: Callable[[], Any], generation: int) -> None:
         try:
             fresh = read()
         except Exception:  # the page keeps its last figures; a later request tries again
@@ -122,11 +127,13 @@ class RecentPages:
                 if page is not None:
                     page.refreshing = False
             return
-        self._store(key, fresh)
+        self._store(key, fresh, generation)
 
-    def _store(self, key: PageKey, value: Any) -> None:
+    def _store(self, key: PageKey, value: Any, generation: int) -> None:
         now = self._monotonic()
         with self._lock:
+            if generation != self._generation:
+                return
             # Pages nobody asked for within the stale limit go (a tenant deleted, a filter
             # tried once), so the cache holds what is being watched and no more.
             self._pages = {k: p for k, p in self._pages.items()
@@ -136,3 +143,4 @@ class RecentPages:
     def _forget(self) -> None:
         with self._lock:
             self._pages.clear()
+            self._generation += 1

@@ -7,16 +7,24 @@ tests), so each test compares the figures before and after its own requests.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from falcon import testing
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session, sessionmaker
 
 from scimflow.api.app import create_app
-from scimflow.api.metrics import BacklogCollector, TenantBacklog, resource_type_of, scrape_registry
+from scimflow.api.metrics import (
+    BacklogCollector,
+    TenantBacklog,
+    record_request,
+    resource_type_of,
+    scrape_registry,
+)
 from scimflow.api.services import ApiServices
 from scimflow.api.wsgi import backlog_reader
 from scimflow.pipeline.scim.protocol import ScimProtocol
@@ -155,3 +163,32 @@ def test_a_failed_backlog_read_leaves_the_scrape_answering() -> None:
 
     registry = scrape_registry(BacklogCollector(read))
     assert registry.get_sample_value("scimflow_backlog", {"tenant": "acme"}) is None
+
+
+def test_invented_methods_share_one_label_and_probe_503s_are_no_pool_timeouts() -> None:
+    other = ("scimflow_http_requests_total",
+             {"method": "other", "resource_type": "Users", "status": "405"})
+    timeouts = ("scimflow_pool_timeouts_total", {"resource_type": "readyz"})
+    refused = ("scimflow_admissions_refused_total", {"resource_type": "Users"})
+    before = [value(name, **labels) for name, labels in (other, timeouts, refused)]
+    for invented in ("FOO1", "FOO2"):
+        record_request(invented, f"{BASE}/Users", 405, 0.001, authenticated=False)
+    record_request("GET", "/readyz", 503, 0.001, authenticated=False)
+    # The throttle's 429 for an unknown token is no admission refusal.
+    record_request("POST", f"{BASE}/Users", 429, 0.001, authenticated=False)
+    after = [value(name, **labels) for name, labels in (other, timeouts, refused)]
+    assert after == [before[0] + 2, before[1], before[2]]
+    assert value("scimflow_http_requests_total", method="FOO1", resource_type="Users",
+                 status="405") == 0
+
+
+def test_each_acknowledged_write_is_one_log_line_naming_its_resource(
+    client: testing.TestClient, caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="scimflow.api"):
+        created = create_user(client)
+        assert client.simulate_get(f"{BASE}/Users/{created['id']}").status_code == 200
+    lines = [r for r in caplog.records if r.name == "scimflow.api"]
+    assert [r.getMessage() for r in lines] == ["acknowledged POST /scim/v2/Users"]
+    assert lines[0].resource_id == created["id"]  # type: ignore[attr-defined]
+    assert lines[0].latency_ms >= 0  # type: ignore[attr-defined]

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,8 +36,10 @@ from scimflow.pipeline.services.writes import WriteService
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store import tenants
 from scimflow.pipeline.store.db import make_engine, make_sessions
+from scimflow.pipeline.store.migrate import alembic_config
 from scimflow.pipeline.store.models import Base
 from scimflow.pipeline.store.tenants import TenantRef
+from tests.support.cli import Cli, cli_in
 from tests.support.services import POSTGRES_URL, require_postgres
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -187,3 +191,25 @@ def services(db_engine: Engine) -> Services:
         drainer=Drainer(sessions, default_protocol()),
         dispatcher=dispatcher,
     )
+
+
+def stamp_schema(database_url: str, revision: str = "head") -> None:
+    """The test schema comes from the models (which equal the migrations' head, as
+    test_migrations checks) with no record of its revision; what refuses a schema it cannot tell
+    is current (the CLI, readiness) needs it recorded, as `scimflow migrate` would have."""
+    scripts = ScriptDirectory.from_config(alembic_config(database_url))
+    engine = create_engine(database_url, poolclass=NullPool)
+    with engine.begin() as connection:
+        MigrationContext.configure(connection).stamp(scripts, revision)
+    engine.dispose()
+
+
+@pytest.fixture
+def cli(services: Services, database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> Cli:
+    """The CLI in-process over the test database (emptied by `services`); modules that run it
+    without the database define their own."""
+    stamp_schema(database_url)
+    run = cli_in(tmp_path, monkeypatch, capsys)
+    monkeypatch.setenv("SCIMFLOW_DATABASE_URL", database_url)
+    return run

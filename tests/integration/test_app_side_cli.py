@@ -8,46 +8,22 @@ Each command runs in-process through `scimflow.ops.cli.main`, exactly as the con
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, select
-from sqlalchemy.pool import NullPool
+from sqlalchemy import select
 
 from scimflow.pipeline.store.db import unit_of_work
 from scimflow.pipeline.store.event_tables import OutboxEvent
-from scimflow.pipeline.store.migrate import alembic_config
 from scimflow.pipeline.store.roles import roles_of
 from scimflow.pipeline.store.tenants import TenantRef
 from tests.integration.conftest import Services
-from tests.support.cli import Cli, cli_in
+from tests.support.cli import Cli
 
 ISSUER = "https://acme.okta.example"
 OTHER_ISSUER = "https://login.acme.example"
 
 
-def _mark_schema_current(database_url: str) -> None:
-    """The test schema comes from the models (which equal the migrations' head, as
-    test_migrations checks) with no record of its revision; the CLI refuses a schema it cannot
-    tell is current, so record it, as `scimflow migrate` would have."""
-    scripts = ScriptDirectory.from_config(alembic_config(database_url))
-    engine = create_engine(database_url, poolclass=NullPool)
-    with engine.begin() as connection:
-        MigrationContext.configure(connection).stamp(scripts, "head")
-    engine.dispose()
-
-
-@pytest.fixture
-def cli(services: Services, database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> Cli:
-    """The CLI over the test database (emptied by `services`)."""
-    _mark_schema_current(database_url)
-    run = cli_in(tmp_path, monkeypatch, capsys)
-    monkeypatch.setenv("SCIMFLOW_DATABASE_URL", database_url)
-    return run
 
 
 @pytest.fixture

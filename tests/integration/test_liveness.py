@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import update
 
 from scimflow.pipeline.errors import Unavailable
@@ -14,10 +12,10 @@ from scimflow.pipeline.ports import utc_now
 from scimflow.pipeline.services.liveness import BEAT_EVERY_SECONDS, Pulse, Readiness, assess
 from scimflow.pipeline.settings import Settings
 from scimflow.pipeline.store import heartbeats
-from scimflow.pipeline.store.migrate import alembic_config, head_revision
+from scimflow.pipeline.store.migrate import head_revision
 from scimflow.pipeline.store.models import JournalEntry
 from scimflow.workers.dispatch import broker_check
-from tests.integration.conftest import Services
+from tests.integration.conftest import Services, stamp_schema
 
 STALL = 120.0
 
@@ -70,16 +68,10 @@ def test_an_empty_pipeline_is_not_stalled(services: Services) -> None:
     assert liveness_at(services, utc_now() + timedelta(days=1)) == (False, None)
 
 
-def stamp(services: Services, revision: str) -> None:
-    """Record `revision` as the schema's, as `scimflow migrate` would have (the fixtures build
-    the schema from the models)."""
-    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    with services.sessions.begin() as session:
-        MigrationContext.configure(session.connection()).stamp(scripts, revision)
 
-
-def test_readiness_refuses_with_503_while_stalled(services: Services) -> None:
-    stamp(services, "head")
+def test_readiness_refuses_with_503_while_stalled(services: Services,
+                                                  database_url: str) -> None:
+    stamp_schema(database_url, "head")
     services.user(services.tenant("acme"), "ann")
     ready = Readiness(services.sessions, stall_seconds=STALL, clock=utc_now)
     age_journal(services, 0)
@@ -92,20 +84,22 @@ def test_readiness_refuses_with_503_while_stalled(services: Services) -> None:
     ready()
 
 
-def test_readiness_refuses_a_schema_behind_this_version(services: Services) -> None:
+def test_readiness_refuses_a_schema_behind_this_version(services: Services,
+                                                        database_url: str) -> None:
     ready = Readiness(services.sessions, stall_seconds=STALL, clock=utc_now)
-    stamp(services, "base")
+    stamp_schema(database_url, "base")
     with pytest.raises(Unavailable, match=r"schema is at nothing.*run `scimflow migrate`"):
         ready()
-    stamp(services, "0013")
+    stamp_schema(database_url, "0013")
     with pytest.raises(Unavailable, match=f"at 0013, this scimflow needs {head_revision()}"):
         ready()
-    stamp(services, "head")
+    stamp_schema(database_url, "head")
     ready()
 
 
-def test_readiness_refuses_while_the_broker_does_not_answer(services: Services) -> None:
-    stamp(services, "head")
+def test_readiness_refuses_while_the_broker_does_not_answer(services: Services,
+                                                            database_url: str) -> None:
+    stamp_schema(database_url, "head")
     # Nothing listens on port 1 of loopback: the connection is refused at once.
     unreachable = broker_check(Settings(broker_url="redis://127.0.0.1:1/0"))
     ready = Readiness(services.sessions, stall_seconds=STALL, clock=utc_now,

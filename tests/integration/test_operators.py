@@ -8,7 +8,6 @@ import io
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -17,9 +16,8 @@ from scimflow.pipeline.errors import InvalidValue, NotFound, Uniqueness
 from scimflow.pipeline.services.operators import ConsoleSessions, OperatorAccounts, token_digest
 from scimflow.pipeline.store.models import ConsoleSessionRow, OperatorRow
 from tests.integration.conftest import Services
-from tests.integration.test_app_side_cli import _mark_schema_current
 from tests.integration.test_operations import World, dead_letter_of_a_missing_member
-from tests.support.cli import Cli, cli_in
+from tests.support.cli import Cli
 
 PASSWORD = "correct horse battery"
 
@@ -111,14 +109,6 @@ def test_a_removed_operator_or_a_new_password_ends_the_sessions(
     with services.sessions() as session:
         assert session.scalar(select(func.count()).select_from(ConsoleSessionRow)) == 1
 
-
-@pytest.fixture
-def cli(services: Services, database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> Cli:
-    _mark_schema_current(database_url)
-    run = cli_in(tmp_path, monkeypatch, capsys)
-    monkeypatch.setenv("SCIMFLOW_DATABASE_URL", database_url)
-    return run
 
 
 def test_operator_commands(cli: Cli, accounts: OperatorAccounts,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,21 +18,11 @@ from scimflow.pipeline.services.drain import Drainer, RetryPolicy
 from scimflow.pipeline.store.tenants import TenantRef
 from tests.conftest import patch_body
 from tests.integration.conftest import Services
-from tests.integration.test_app_side_cli import _mark_schema_current
 from tests.integration.test_drain import FAR_FUTURE, ManualClock, add_members, make_not_due
-from tests.support.cli import Cli, cli_in
+from tests.support.cli import Cli
 
 RETRY = RetryPolicy(base_seconds=1, max_seconds=4, limit=2)
 
-
-@pytest.fixture
-def cli(services: Services, database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> Cli:
-    """The CLI over the test database (emptied by `services`)."""
-    _mark_schema_current(database_url)
-    run = cli_in(tmp_path, monkeypatch, capsys)
-    monkeypatch.setenv("SCIMFLOW_DATABASE_URL", database_url)
-    return run
 
 
 @pytest.fixture

@@ -47,11 +47,12 @@ def test_scraped_metrics_agree_with_the_benchmarks_own_counts() -> None:
     # Forced refusals happened, and nothing failed: the comparison is about something.
     assert metrics["bench"]["throttled_429"] > 0
     assert summary["correctness"]["ok"] is True
-    assert metrics["bench"]["scim_requests"] == sync["requests"]
+    # The API's own count against what the load generator tallied it received answers to.
     assert metrics["api"]["scim_requests"] == sync["requests"]
     assert metrics["api"]["throttled_429"] == metrics["bench"]["throttled_429"]
     assert metrics["workers"]["user_creates_applied"] == summary["apply"]["users"] == USERS
     assert metrics["workers"]["dead_letters"] == 0
-    # Every deactivation sent was observed by the deprovision latency histogram.
-    assert metrics["workers"]["deprovisions_observed"] >= 10
+    # Each deactivation sent was observed once by the deprovision latency histogram (a 429'd
+    # one was never journaled; its retry is the one entry).
+    assert metrics["workers"]["deprovisions_observed"] == 10
     assert metrics["agrees"] is True

@@ -11,7 +11,7 @@ import pytest
 from falcon import testing
 
 from scimflow.api.console.app import create_console
-from scimflow.api.console.services import ConsoleServices
+from scimflow.api.console.services import LOGIN_FAILURES, ConsoleServices
 from tests.unit.console.fakes import (
     NOW,
     PASSWORD,
@@ -108,6 +108,24 @@ def test_a_wrong_password_is_the_login_page_with_an_error_and_401(console: Conso
     assert "Wrong username or password." in answer.text
     assert 'value="ops"' in answer.text
     assert "scimflow_console" not in answer.cookies
+    assert console.sessions.live == {}
+
+
+def test_an_address_that_keeps_guessing_is_refused_before_any_password_is_checked(
+        console: Console) -> None:
+    field, cookie = console.login_form()
+
+    def attempt(password: str) -> testing.Result:
+        return console.client.simulate_post(
+            "/console/login", headers=FORM, cookies={"scimflow_console_login": cookie},
+            body=f"csrf_token={field}&username=ops&password={password}")
+
+    assert [attempt("wrong").status_code for _ in range(LOGIN_FAILURES)] == [401] * 10
+    asked = len(console.accounts.asked)
+    refused = attempt(PASSWORD)  # even the right password, from this address, for now
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert "Too many wrong passwords" in refused.text
+    assert len(console.accounts.asked) == asked
     assert console.sessions.live == {}
 
 

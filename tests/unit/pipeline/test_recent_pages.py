@@ -122,3 +122,14 @@ def test_an_action_forgets_every_page(pages: RecentPages, reads: CountingReads) 
     pages.tenants()
     assert pages.replay(7) == "replayed 7"
     assert pages.tenants() == 2
+
+
+def test_a_refresh_begun_before_an_action_does_not_bring_back_what_it_read(
+        pages: RecentPages, reads: CountingReads, clock: Clock,
+        started: list[Callable[[], None]]) -> None:
+    pages.tenants()
+    clock.now += 3
+    pages.tenants()  # sets off a refresh
+    pages.replay(7)
+    started.pop()()  # it read before the replay had its effect (call 2): dropped
+    assert pages.tenants() == 3
