@@ -61,11 +61,13 @@ def test_published_ports_are_loopback_only(services: dict[str, Any]) -> None:
 
 
 def test_flower_never_runs_without_authentication(services: dict[str, Any]) -> None:
-    """Its credential is a secret file only Flower reads (tests/unit/test_compose.py runs it)."""
-    command = " ".join(service_command("flower"))
-    assert "flower_basic_auth" in services["flower"]["secrets"]
-    assert "/run/secrets/flower_basic_auth" in command
-    assert "refusing to start without authentication" in command
+    """Its credential is a secret file only Flower's service reads; `scimflow flower` refuses
+    to start without it (tests/unit/test_compose.py runs the command without one)."""
+    flower = services["flower"]
+    assert "flower_basic_auth" in flower["secrets"]
+    assert flower["environment"]["SCIMFLOW_FLOWER_BASIC_AUTH_FILE"] == (
+        "/run/secrets/flower_basic_auth")
+    assert service_command("flower")[:2] == ["scimflow", "flower"]
 
 
 def test_healthchecks_gate_the_dependencies(services: dict[str, Any]) -> None:
