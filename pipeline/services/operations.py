@@ -134,6 +134,8 @@ class ResourceTrace:
 @dataclass(frozen=True, slots=True)
 class DeadLetterLine:
     id: int
+    # The journal entry it was (what `scimflow trace` lists as seq).
+    journal_seq: int
     tenant_id: str
     tenant_name: str
     resource_id: str
@@ -447,7 +449,7 @@ def _dead_letter_lines(session: Session,
     names = history_view.resource_names(session, {(r.tenant_id, r.resource_id) for r in records})
     return [
         DeadLetterLine(
-            id=r.id, tenant_id=r.tenant_id, tenant_name=r.tenant_name,
+            id=r.id, journal_seq=r.journal_seq, tenant_id=r.tenant_id, tenant_name=r.tenant_name,
             resource_id=r.resource_id, resource_type=r.resource_type,
             resource_name=names.get((r.tenant_id, r.resource_id), r.resource_id),
             summary=_summary(r.command), reason=r.reason, created_at=r.created_at,

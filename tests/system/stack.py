@@ -68,6 +68,9 @@ class Stack:
             # back-off after failed authentications (tested on its own in tests/api and
             # tests/unit) would answer their later requests with 429.
             "SCIMFLOW_AUTH_FAILURE_LIMIT": "0",
+            # No /metrics server per worker (tests that scrape one pick a free port): stacks of
+            # consecutive tests would meet on the default port.
+            "SCIMFLOW_WORKER_METRICS_PORT": "0",
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         })
         env.update(self.extra_env)

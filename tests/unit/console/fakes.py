@@ -43,7 +43,8 @@ ALICE = DirectoryRow(
     memberships=("staff",),
 )
 DEAD_LETTER = DeadLetterLine(
-    id=7, tenant_id="id-acme", tenant_name="acme", resource_id="g-1", resource_type="Group",
+    id=7, journal_seq=41, tenant_id="id-acme", tenant_name="acme", resource_id="g-1",
+    resource_type="Group",
     resource_name="staff", summary="added 1 member", reason="KeyError: 'value'",
     created_at=NOW - timedelta(minutes=10), settled=None, settled_at=None,
 )
